@@ -1,0 +1,67 @@
+/**
+ * The table of om's commands: names, link names and one-line summaries, with a loader for each.
+ * main.ts reads only this file and loads the one command that runs, so start-up stays small.
+ * Each command's declaration takes its name, links and summary from here (one source).
+ */
+import type { CommandSpec, Parsed } from "../lib/cli.ts";
+import type { Context } from "../lib/context.ts";
+
+/** What a command file exports. */
+export interface CommandModule {
+  readonly spec: CommandSpec;
+  run(parsed: Parsed, ctx: Context): Promise<number>;
+}
+
+/** Name, links and summary of one command. */
+export interface CommandMeta {
+  readonly name: string;
+  readonly links: readonly string[];
+  readonly summary: string;
+  readonly load: () => Promise<CommandModule>;
+}
+
+/** Every command, in the order `om --help` lists them. */
+export const COMMANDS: readonly CommandMeta[] = [
+  {
+    name: "discover",
+    links: ["omdiscd"],
+    summary: "the auto-discovery daemon: find the other nodes and keep the cluster map",
+    load: () => import("./discover.ts"),
+  },
+  {
+    name: "showmap",
+    links: ["showmap"],
+    summary: "print the cluster map in force",
+    load: () => import("./showmap.ts"),
+  },
+  {
+    name: "setpe",
+    links: ["setpe"],
+    summary: "install, check, print or clear a cluster map from a map file",
+    load: () => import("./setpe.ts"),
+  },
+  {
+    name: "lab",
+    links: [],
+    summary: "a local virtual cluster: N nodes in network namespaces on one machine",
+    load: () => import("./lab.ts"),
+  },
+  {
+    name: "completions",
+    links: [],
+    summary: "print or check the bash, zsh and fish completion scripts",
+    load: () => import("./completions.ts"),
+  },
+];
+
+/** Finds a command by its name or a link name. */
+export function findCommand(name: string): CommandMeta | undefined {
+  return COMMANDS.find((c) => c.name === name || c.links.includes(name));
+}
+
+/** The declaration fields that come from this table. */
+export function meta(name: string): Pick<CommandSpec, "name" | "links" | "summary"> {
+  const found = COMMANDS.find((c) => c.name === name);
+  if (!found) throw new TypeError(`Cannot find command "${name}" in commands/index.ts`);
+  return { name: found.name, links: found.links, summary: found.summary };
+}

@@ -1,0 +1,53 @@
+/**
+ * Time as lib/ sees it: handed in, never read directly, so tests can drive it (std FakeTime).
+ */
+
+/** A clock with repeating timers. */
+export interface Clock {
+  now(): number;
+  /** Calls `fn` every `ms` milliseconds until the returned function is called. */
+  every(ms: number, fn: () => void): () => void;
+}
+
+/** The real clock. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  every: (ms, fn) => {
+    const handle = setInterval(fn, ms);
+    return () => clearInterval(handle);
+  },
+};
+
+/** A clock that moves only when told to; timers fire as `advance` passes their times. */
+export class FakeClock implements Clock {
+  #now: number;
+  #timers = new Set<{ next: number; ms: number; fn: () => void }>();
+
+  constructor(start = 1_000_000) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  every(ms: number, fn: () => void): () => void {
+    const timer = { next: this.#now + ms, ms, fn };
+    this.#timers.add(timer);
+    return () => this.#timers.delete(timer);
+  }
+
+  /** Moves time forward, firing due timers in time order. */
+  advance(ms: number): void {
+    const end = this.#now + ms;
+    for (;;) {
+      let due: { next: number; ms: number; fn: () => void } | undefined;
+      for (const t of this.#timers) if (t.next <= end && (!due || t.next < due.next)) due = t;
+      if (!due) break;
+      this.#now = due.next;
+      due.next += due.ms;
+      due.fn();
+    }
+    this.#now = end;
+  }
+}

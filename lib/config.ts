@@ -1,0 +1,185 @@
+/**
+ * om's one configuration type and its one merge: flags over `OM_*` environment over the
+ * configuration file over the defaults. PROTOCOL.md §4 documents the file's syntax.
+ */
+
+/** Every setting, with its resolved value. Durations are milliseconds. */
+export interface Settings {
+  /** om's state tree. */
+  root: string;
+  /** Where /proc is (tests point it at a fake tree). */
+  proc: string;
+  /** Write the seed's ALPHA files /tmp/om_config and /tmp/om_mospe instead. */
+  alpha: boolean;
+  /** Interfaces to use; empty = the interface of the default route. */
+  interfaces: string[];
+  /** Multicast TTL; set = routed multicast, only the first interface talks. */
+  multicastTtl: number | undefined;
+  group: string;
+  port: number;
+  /** How often a node re-announces itself. */
+  announceInterval: number;
+  /** A node not heard from for this long is removed from the map. */
+  expireAfter: number;
+  /** Full debug output from the start. */
+  debug: boolean;
+  /** The configuration file that was read (or would have been). */
+  configFile: string;
+}
+
+/** The defaults; PROTOCOL.md and README list the same values. */
+export const DEFAULTS: Readonly<Settings> = {
+  root: "/run/om",
+  proc: "/proc",
+  alpha: false,
+  interfaces: [],
+  multicastTtl: undefined,
+  group: "239.192.79.77",
+  port: 20301,
+  announceInterval: 5000,
+  expireAfter: 15000,
+  debug: false,
+  configFile: "/etc/om/om.conf",
+};
+
+/** One setting's spellings: key in the file, environment variable, and how to read the value. */
+interface Key {
+  readonly setting: keyof Settings;
+  readonly file: string;
+  readonly env: string;
+  readonly kind: "string" | "path" | "boolean" | "list" | "integer" | "seconds";
+  readonly range?: readonly [number, number];
+}
+
+const KEYS: readonly Key[] = [
+  { setting: "root", file: "root", env: "OM_ROOT", kind: "path" },
+  { setting: "proc", file: "proc", env: "OM_PROC", kind: "path" },
+  { setting: "alpha", file: "alpha", env: "OM_ALPHA", kind: "boolean" },
+  { setting: "interfaces", file: "interface", env: "OM_INTERFACE", kind: "list" },
+  {
+    setting: "multicastTtl",
+    file: "multicast_ttl",
+    env: "OM_MULTICAST_TTL",
+    kind: "integer",
+    range: [1, 255],
+  },
+  { setting: "group", file: "group", env: "OM_GROUP", kind: "string" },
+  { setting: "port", file: "port", env: "OM_PORT", kind: "integer", range: [1, 65535] },
+  {
+    setting: "announceInterval",
+    file: "announce_interval",
+    env: "OM_ANNOUNCE_INTERVAL",
+    kind: "seconds",
+  },
+  { setting: "expireAfter", file: "expire_after", env: "OM_EXPIRE_AFTER", kind: "seconds" },
+  { setting: "debug", file: "debug", env: "OM_DEBUG", kind: "boolean" },
+];
+
+/** The file keys, for the documentation and the sample file. */
+export const FILE_KEYS: readonly string[] = KEYS.map((k) => k.file);
+
+function convert(key: Key, raw: string, where: string): Settings[keyof Settings] {
+  const value = raw.trim();
+  switch (key.kind) {
+    case "string":
+    case "path":
+      if (value === "") throw new SyntaxError(`${where}: ${key.file} is empty`);
+      return value;
+    case "boolean":
+      if (/^(1|yes|true|on)$/i.test(value)) return true;
+      if (/^(0|no|false|off|)$/i.test(value)) return false;
+      throw new SyntaxError(`${where}: ${key.file} "${value}" is not yes or no`);
+    case "list": {
+      const list = value.split(",").map((s) => s.trim()).filter(Boolean);
+      return list;
+    }
+    case "integer": {
+      const [min, max] = key.range ?? [0, Number.MAX_SAFE_INTEGER];
+      if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+        throw new SyntaxError(
+          `${where}: ${key.file} "${value}" is not a number from ${min} to ${max}`,
+        );
+      }
+      return Number(value);
+    }
+    case "seconds": {
+      if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0) {
+        throw new SyntaxError(
+          `${where}: ${key.file} "${value}" is not a positive number of seconds`,
+        );
+      }
+      return Math.round(Number(value) * 1000);
+    }
+  }
+}
+
+/**
+ * Parses the configuration file: `key = value` lines, `#` comments, blank lines. An unknown key
+ * or a bad value is a SyntaxError naming FILE:LINE.
+ */
+export function parseConfigFile(text: string, path: string): Partial<Settings> {
+  const result: Partial<Settings> = {};
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].replace(/#.*/, "").trim();
+    if (line === "") continue;
+    const where = `${path}:${i + 1}`;
+    const eq = line.indexOf("=");
+    if (eq < 0) throw new SyntaxError(`${where}: expected "key = value"`);
+    const name = line.slice(0, eq).trim();
+    const key = KEYS.find((k) => k.file === name);
+    if (!key) throw new SyntaxError(`${where}: unknown key "${name}"`);
+    (result as Record<string, unknown>)[key.setting] = convert(key, line.slice(eq + 1), where);
+  }
+  return result;
+}
+
+/** Settings given on the command line (undefined = not given). */
+export type FlagSettings = Partial<Settings>;
+
+/**
+ * The one merge: flags over environment over file over defaults. The file is
+ * `flags.configFile ?? $OM_CONFIG ?? /etc/om/om.conf`; a missing default file is fine, a missing
+ * named one is an error.
+ */
+export async function loadSettings(
+  flags: FlagSettings,
+  env: (name: string) => string | undefined,
+): Promise<Settings> {
+  const named = flags.configFile ?? env("OM_CONFIG");
+  const configFile = named ?? DEFAULTS.configFile;
+  let fromFile: Partial<Settings> = {};
+  try {
+    fromFile = parseConfigFile(await Deno.readTextFile(configFile), configFile);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound) || named !== undefined) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new Error(`Cannot read configuration "${configFile}": no such file`);
+      }
+      throw error;
+    }
+  }
+  const fromEnv: Partial<Settings> = {};
+  for (const key of KEYS) {
+    const raw = env(key.env);
+    if (raw !== undefined && raw !== "") {
+      (fromEnv as Record<string, unknown>)[key.setting] = convert(key, raw, key.env);
+    }
+  }
+  const defined = (part: Partial<Settings>) =>
+    Object.fromEntries(Object.entries(part).filter(([, v]) => v !== undefined));
+  const settings: Settings = {
+    ...DEFAULTS,
+    ...defined(fromFile),
+    ...defined(fromEnv),
+    ...defined(flags),
+    configFile,
+  };
+  if (settings.expireAfter <= settings.announceInterval) {
+    throw new RangeError(
+      `Cannot use expire_after ${settings.expireAfter / 1000} s: it must be longer than ` +
+        `announce_interval ${settings.announceInterval / 1000} s`,
+    );
+  }
+  return settings;
+}

@@ -1,0 +1,28 @@
+/**
+ * Loop prevention for relaying discovery datagrams between networks (the original had none).
+ * Two rules: never send a datagram onto the network its source node lives on (split horizon),
+ * and never relay the same bytes twice within a short window (a second relay between the same
+ * networks sends them back). The window is shorter than the re-announce interval, so periodic
+ * announcements, which repeat the same bytes, still pass each time.
+ */
+
+/** Remembers the datagrams relayed recently. */
+export class RelayFilter {
+  readonly #seen = new Map<string, number>();
+
+  constructor(readonly windowMs: number) {}
+
+  /** True when these bytes were not relayed within the window; records them. */
+  admit(bytes: Uint8Array, now: number): boolean {
+    if (this.#seen.size > 4096) this.#prune(now);
+    const key = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    const last = this.#seen.get(key);
+    if (last !== undefined && now - last < this.windowMs) return false;
+    this.#seen.set(key, now);
+    return true;
+  }
+
+  #prune(now: number): void {
+    for (const [key, at] of this.#seen) if (now - at >= this.windowMs) this.#seen.delete(key);
+  }
+}

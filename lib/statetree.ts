@@ -1,0 +1,86 @@
+/**
+ * Where the map lives: om's own state tree (`$OM_ROOT`, laid out like /proc/hpc), the kernel's
+ * /proc/hpc when the node runs openMosix, or the seed's ALPHA files in /tmp.
+ */
+import { type ClusterMap, decodeConfig, decodeMospe, encodeConfig, encodeMospe } from "./hpcmap.ts";
+
+/** Which backend holds the map. */
+export type Backend = "userland" | "kernel" | "alpha";
+
+/** The resolved paths of one node's state. */
+export interface StatePaths {
+  readonly backend: Backend;
+  /** om's own state tree (pid file, statistics), whatever the backend. */
+  readonly root: string;
+  /** The directory of the admin files (flags later). */
+  readonly admin: string;
+  readonly config: string;
+  readonly mospe: string;
+}
+
+/** Chooses the backend: ALPHA when asked, kernel when `<proc>/hpc` exists, else userland. */
+export function resolveStatePaths(
+  settings: { root: string; proc: string; alpha: boolean },
+): StatePaths {
+  if (settings.alpha) {
+    return {
+      backend: "alpha",
+      root: settings.root,
+      admin: `${settings.root}/admin`,
+      config: "/tmp/om_config",
+      mospe: "/tmp/om_mospe",
+    };
+  }
+  let kernel = false;
+  try {
+    kernel = Deno.statSync(`${settings.proc}/hpc`).isDirectory;
+  } catch {
+    kernel = false;
+  }
+  const admin = kernel ? `${settings.proc}/hpc/admin` : `${settings.root}/admin`;
+  return {
+    backend: kernel ? "kernel" : "userland",
+    root: settings.root,
+    admin,
+    config: `${admin}/config`,
+    mospe: `${admin}/mospe`,
+  };
+}
+
+/** Writes a file so that readers see the old or the new content, never a part. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  await Deno.mkdir(dir, { recursive: true });
+  const temporary = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeFile(temporary, bytes);
+  await Deno.rename(temporary, path);
+}
+
+/** The node id and map in force, or undefined when none was written yet. */
+export async function readMap(
+  paths: StatePaths,
+): Promise<{ self: number; map: ClusterMap } | undefined> {
+  let config: Uint8Array;
+  let mospe: Uint8Array;
+  try {
+    [config, mospe] = await Promise.all([Deno.readFile(paths.config), Deno.readFile(paths.mospe)]);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  return { self: decodeMospe(mospe), map: decodeConfig(config) };
+}
+
+/**
+ * Writes the node id and the map. In the state tree and the ALPHA files each file is replaced
+ * atomically; /proc/hpc files are written in place, as the kernel expects.
+ */
+export async function writeMap(paths: StatePaths, self: number, map: ClusterMap): Promise<void> {
+  if (paths.backend === "kernel") {
+    await Deno.writeFile(paths.mospe, encodeMospe(self));
+    await Deno.writeFile(paths.config, encodeConfig(map));
+    return;
+  }
+  await writeFileAtomic(paths.mospe, encodeMospe(self));
+  await writeFileAtomic(paths.config, encodeConfig(map));
+}
