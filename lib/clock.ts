@@ -7,6 +7,8 @@ export interface Clock {
   now(): number;
   /** Calls `fn` every `ms` milliseconds until the returned function is called. */
   every(ms: number, fn: () => void): () => void;
+  /** Calls `fn` once after `ms` milliseconds unless the returned function is called first. */
+  after(ms: number, fn: () => void): () => void;
 }
 
 /** The real clock. */
@@ -16,12 +18,16 @@ export const systemClock: Clock = {
     const handle = setInterval(fn, ms);
     return () => clearInterval(handle);
   },
+  after: (ms, fn) => {
+    const handle = setTimeout(fn, ms);
+    return () => clearTimeout(handle);
+  },
 };
 
 /** A clock that moves only when told to; timers fire as `advance` passes their times. */
 export class FakeClock implements Clock {
   #now: number;
-  #timers = new Set<{ next: number; ms: number; fn: () => void }>();
+  #timers = new Set<{ next: number; ms: number; fn: () => void; once?: boolean }>();
 
   constructor(start = 1_000_000) {
     this.#now = start;
@@ -37,15 +43,22 @@ export class FakeClock implements Clock {
     return () => this.#timers.delete(timer);
   }
 
+  after(ms: number, fn: () => void): () => void {
+    const timer = { next: this.#now + ms, ms, fn, once: true };
+    this.#timers.add(timer);
+    return () => this.#timers.delete(timer);
+  }
+
   /** Moves time forward, firing due timers in time order. */
   advance(ms: number): void {
     const end = this.#now + ms;
     for (;;) {
-      let due: { next: number; ms: number; fn: () => void } | undefined;
+      let due: { next: number; ms: number; fn: () => void; once?: boolean } | undefined;
       for (const t of this.#timers) if (t.next <= end && (!due || t.next < due.next)) due = t;
       if (!due) break;
       this.#now = due.next;
       due.next += due.ms;
+      if (due.once) this.#timers.delete(due);
       due.fn();
     }
     this.#now = end;

@@ -13,6 +13,7 @@ import type { NetInterface } from "./netif.ts";
 import { RelayFilter } from "./relay.ts";
 import type { DatagramHandler, Peer, Transport } from "./transport.ts";
 import {
+  type Announcement,
   decodeAnnouncement,
   type DropReason,
   encodeAnnouncement,
@@ -38,6 +39,8 @@ export interface DaemonDeps {
   writeStats(stats: DaemonStats): Promise<void>;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** Random numbers in [0, 1) for the acknowledgement jitter (Math.random by default). */
+  readonly random?: () => number;
 }
 
 /** Counters, written to `$OM_ROOT/omdiscd.stats` (PROTOCOL.md §3). */
@@ -75,6 +78,9 @@ function newStats(): DaemonStats {
   };
 }
 
+/** The longest an acknowledgement waits (see #scheduleAck). */
+export const ACK_JITTER_MS = 50;
+
 /** The window in which identical bytes are relayed only once (see lib/relay.ts). */
 function relayWindow(announceInterval: number): number {
   return Math.min(1000, Math.floor(announceInterval / 2));
@@ -110,6 +116,7 @@ export class DiscoveryDaemon {
     );
     this.#startTimers();
     await this.#announce("join");
+    this.#flushStats();
   }
 
   /** Applies new intervals (SIGHUP). */
@@ -219,7 +226,7 @@ export class DiscoveryDaemon {
       });
       this.#apply(outcome.events);
       if (outcome.acknowledge) this.#scheduleAck();
-      if (this.#config.relay) this.#relay(bytes, message.source.address, via, now);
+      if (this.#config.relay) this.#relay(bytes, message, from.address, via, now);
     } catch (error) {
       logger.error("Unexpected error on datagram from {from}: {error}", {
         from: from.address,
@@ -228,18 +235,28 @@ export class DiscoveryDaemon {
     }
   }
 
-  /** Answers joins with one acknowledgement per turn of the event loop, however many arrived. */
+  /**
+   * Answers after a random delay of up to ACK_JITTER_MS (capped at a tenth of the announce
+   * interval), with one acknowledgement for all the joins heard meanwhile: when many nodes start
+   * at once, N joins cost each node one or a few acknowledgements instead of N, and the answers
+   * do not all arrive in the same instant.
+   */
   #scheduleAck(): void {
     if (this.#ackPending) return;
     this.#ackPending = true;
-    queueMicrotask(() => {
+    const jitter = Math.min(ACK_JITTER_MS, this.#config.announceInterval / 10);
+    this.#deps.clock.after(Math.floor((this.#deps.random ?? Math.random)() * jitter), () => {
       this.#ackPending = false;
-      void this.#announce("ack");
+      if (!this.#stopped) void this.#announce("ack");
     });
   }
 
-  #relay(bytes: Uint8Array, source: string, via: string, now: number): void {
-    if (!this.#relayFilter.admit(bytes, now)) {
+  #relay(bytes: Uint8Array, message: Announcement, sender: string, via: string, now: number): void {
+    const source = message.source.address;
+    // Heard from the node itself (not through another relay): it cannot be a looping copy, and a
+    // node's repeated acknowledgements are byte-identical, so it is always relayed.
+    const direct = sender === source || message.aliases.some((a) => a.address === sender);
+    if (!this.#relayFilter.admit(bytes, now) && !direct) {
       this.stats.relaySuppressed++;
       return;
     }

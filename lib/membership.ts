@@ -33,7 +33,10 @@ export type MembershipEvent =
 /** The result of feeding one announcement. */
 export interface Outcome {
   readonly events: readonly MembershipEvent[];
-  /** Answer with an acknowledgement to the whole group (a join from another node). */
+  /**
+   * Answer with an acknowledgement to the whole group: for a join, and for the first announcement
+   * heard from a node (it may have missed our acknowledgement, e.g. when both started at once).
+   */
   readonly acknowledge: boolean;
   /** The announcement came from this node itself (a loop or an echo). */
   readonly own: boolean;
@@ -142,7 +145,7 @@ export class Membership {
       lastHeard: now,
     };
     this.#members.set(id, member);
-    if (!known) return { events: [{ type: "joined", member }], acknowledge, own: false };
+    if (!known) return { events: [{ type: "joined", member }], acknowledge: true, own: false };
     const changed = known.netmask !== netmask || !sameAliases(known.aliases, message.aliases);
     return { events: changed ? [{ type: "updated", member }] : [], acknowledge, own: false };
   }

@@ -1,9 +1,10 @@
 /**
  * Loop prevention for relaying discovery datagrams between networks (the original had none).
- * Two rules: never send a datagram onto the network its source node lives on (split horizon),
- * and never relay the same bytes twice within a short window (a second relay between the same
- * networks sends them back). The window is shorter than the re-announce interval, so periodic
- * announcements, which repeat the same bytes, still pass each time.
+ * Three rules (lib/daemon.ts applies them): never send a datagram onto the network its source
+ * node lives on (split horizon); always relay a datagram heard directly from its source node (it
+ * cannot be a looping copy); relay a copy that came through another relay only if the same bytes
+ * were not relayed within a short window (relays in a ring of networks would pass it round for
+ * ever). The window is shorter than the re-announce interval.
  */
 
 /** Remembers the datagrams relayed recently. */

@@ -40,6 +40,8 @@ export async function openMulticast(
   handler: DatagramHandler,
 ): Promise<Transport> {
   const { group, port, interfaces } = options;
+  // No recvBufferSize: in Deno 2.9.6 that option cuts node:dgram's receive rate to a third
+  // (measured: 4372 of 12000 datagrams with it, all 12000 without).
   const receiver = dgram.createSocket({ type: "udp4", reuseAddr: true });
   const senders = new Map<string, dgram.Socket>();
   const closeAll = () => {

@@ -1,0 +1,119 @@
+/**
+ * Shared by the integration tests: a fresh lab per test with a unique name, always removed
+ * afterwards, with a sweep of anything left carrying its name.
+ */
+import assert from "node:assert/strict";
+import {
+  CGROUP_CONTROLLERS,
+  cgroupParent,
+  createLab,
+  destroyLab,
+  execInNode,
+  type Lab,
+  type NodeSpec,
+} from "../../lib/lab.ts";
+
+/** Integration tests need root (namespaces, cgroups). */
+export const ROOT = Deno.uid() === 0;
+const decoder = new TextDecoder();
+
+let serial = 0;
+/** A lab name no other test (or run) uses. */
+export function uniqueName(tag: string): string {
+  return `t${tag}${Deno.pid}x${serial++}`;
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function sh(command: string): Promise<{ code: number; out: string }> {
+  const output = await new Deno.Command("sh", { args: ["-c", command], stderr: "inherit" })
+    .output();
+  return { code: output.code, out: decoder.decode(output.stdout) };
+}
+
+/** The namespaces with this lab's names. */
+export async function namespacesOf(name: string): Promise<string[]> {
+  const found: string[] = [];
+  try {
+    for await (const entry of Deno.readDir("/run/netns")) {
+      if (new RegExp(`^${name}-(sw|\\d+)$`).test(entry.name)) found.push(entry.name);
+    }
+  } catch { /* no /run/netns */ }
+  return found.sort();
+}
+
+/** The lab's cgroup directories that exist. */
+export async function cgroupsOf(name: string): Promise<string[]> {
+  const [mountinfo, self] = await Promise.all([
+    Deno.readTextFile("/proc/self/mountinfo"),
+    Deno.readTextFile("/proc/self/cgroup"),
+  ]);
+  const found: string[] = [];
+  for (const controller of CGROUP_CONTROLLERS) {
+    const parent = cgroupParent(controller, mountinfo, self);
+    if (parent && await exists(`${parent}/${name}`)) found.push(`${parent}/${name}`);
+  }
+  return found;
+}
+
+/** The backstop: removes whatever carries this lab's name, whatever destroyLab did. */
+export async function sweep(name: string): Promise<void> {
+  for (const group of await cgroupsOf(name)) {
+    for await (const entry of Deno.readDir(group)) {
+      if (!entry.isDirectory) continue;
+      const procs = await Deno.readTextFile(`${group}/${entry.name}/cgroup.procs`);
+      for (const pid of procs.split("\n").filter(Boolean)) {
+        try {
+          Deno.kill(Number(pid), "SIGKILL");
+        } catch { /* gone */ }
+      }
+      for (let i = 0; i < 50; i++) {
+        try {
+          await Deno.remove(`${group}/${entry.name}`);
+          break;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+    }
+    await Deno.remove(group).catch(() => {});
+  }
+  for (const namespace of await namespacesOf(name)) await sh(`ip netns delete ${namespace}`);
+}
+
+/** Runs `fn` with a fresh lab; always removes it (and sweeps) afterwards. */
+export async function withLab(
+  tag: string,
+  nodes: NodeSpec[],
+  fn: (lab: Lab) => Promise<void>,
+  options: { cpus?: number; memory?: number } = {},
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "om-lab-test-" });
+  const name = uniqueName(tag);
+  let lab: Lab | undefined;
+  try {
+    lab = await createLab({ name, dir, nodes, ...options });
+    await fn(lab);
+  } finally {
+    try {
+      if (lab) await destroyLab(lab, { graceMs: 1000 });
+    } finally {
+      await sweep(name);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/** Runs a command in a node and returns its standard output (asserting success). */
+export async function inNode(lab: Lab, index: number, argv: string[]): Promise<string> {
+  const output = await execInNode(lab, index, argv, { stdout: "piped", stderr: "piped" }).output();
+  assert.equal(output.code, 0, `${argv.join(" ")}: ${decoder.decode(output.stderr)}`);
+  return decoder.decode(output.stdout);
+}
