@@ -34,9 +34,9 @@ when stopped, and drops nodes not heard from for the expiry period. The map goes
 $OM_ROOT/admin/config and admin/mospe (default /run/om), to /proc/hpc/admin on an openMosix
 kernel, or to /tmp/om_config and /tmp/om_mospe with --alpha. Datagrams are defined in PROTOCOL.md.
 
-Several -i without -m: every interface sends and receives, and messages are relayed between the
-interfaces' networks (with loop prevention). With -m only the first interface talks; the others
-are announced as aliases.
+The node's id and address come from the first interface; the others are announced as its
+aliases. Several -i without -m: every interface sends and receives, and messages are relayed
+between the interfaces' networks (with loop prevention). With -m only the first interface talks.
 
 Signals: SIGUSR1 or SIGUSR2 toggle full debug output (under 'deno run', SIGUSR1 also starts
 Deno's inspector on 127.0.0.1:9229; the compiled om has no such hook, so prefer SIGUSR2 there);
@@ -123,8 +123,8 @@ debug (OM_DEBUG).`,
 function seconds(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const text = String(value);
-  if (!/^\d+(\.\d+)?$/.test(text) || Number(text) <= 0) {
-    throw new UsageError(`Cannot use "${text}" for ${flag}: not a positive number of seconds`);
+  if (!/^\d+(\.\d+)?$/.test(text) || Number(text) < 0.01) {
+    throw new UsageError(`Cannot use "${text}" for ${flag}: not a number of seconds >= 0.01`);
   }
   return Math.round(Number(text) * 1000);
 }

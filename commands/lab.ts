@@ -44,7 +44,7 @@ export const spec: CommandSpec = {
   description: `Each node I is a network namespace NAME-I with eth0 = 10.77.0.I/24, a default route
 on eth0 and lo up. The nodes of network K hang on bridge brK (multicast snooping off) in the
 namespace NAME-sw: the host's own namespace gets no interface, address or route. With --nets K
-the nodes go round-robin over K networks (node I on 10.77.K.I) and node 1 is the gateway: it
+the nodes go round-robin over K networks (node I on network (I-1) mod K) and node 1 is the gateway: it
 has ethK on every network and its daemon runs with -i eth0,eth1,... to relay.
 
 Every node has its own state tree <lab dir>/NAME/nodeI/root, configuration file

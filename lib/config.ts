@@ -3,6 +3,8 @@
  * configuration file over the defaults. PROTOCOL.md §4 documents the file's syntax.
  */
 
+import { isIPv4, parseIPv4 } from "./ipv4.ts";
+
 /** Every setting, with its resolved value. Durations are milliseconds. */
 export interface Settings {
   /** om's state tree. */
@@ -47,7 +49,7 @@ interface Key {
   readonly setting: keyof Settings;
   readonly file: string;
   readonly env: string;
-  readonly kind: "string" | "path" | "boolean" | "list" | "integer" | "seconds";
+  readonly kind: "string" | "path" | "boolean" | "list" | "integer" | "seconds" | "multicast";
   readonly range?: readonly [number, number];
 }
 
@@ -63,7 +65,7 @@ const KEYS: readonly Key[] = [
     kind: "integer",
     range: [1, 255],
   },
-  { setting: "group", file: "group", env: "OM_GROUP", kind: "string" },
+  { setting: "group", file: "group", env: "OM_GROUP", kind: "multicast" },
   { setting: "port", file: "port", env: "OM_PORT", kind: "integer", range: [1, 65535] },
   {
     setting: "announceInterval",
@@ -85,6 +87,11 @@ function convert(key: Key, raw: string, where: string): Settings[keyof Settings]
     case "path":
       if (value === "") throw new SyntaxError(`${where}: ${key.file} is empty`);
       return value;
+    case "multicast":
+      if (!isIPv4(value) || parseIPv4(value) >>> 28 !== 0xe) {
+        throw new SyntaxError(`${where}: ${key.file} "${value}" is not an IPv4 multicast address`);
+      }
+      return value;
     case "boolean":
       if (/^(1|yes|true|on)$/i.test(value)) return true;
       if (/^(0|no|false|off|)$/i.test(value)) return false;
@@ -103,9 +110,9 @@ function convert(key: Key, raw: string, where: string): Settings[keyof Settings]
       return Number(value);
     }
     case "seconds": {
-      if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0) {
+      if (!/^\d+(\.\d+)?$/.test(value) || Number(value) < 0.01) {
         throw new SyntaxError(
-          `${where}: ${key.file} "${value}" is not a positive number of seconds`,
+          `${where}: ${key.file} "${value}" is not a number of seconds >= 0.01`,
         );
       }
       return Math.round(Number(value) * 1000);
@@ -175,6 +182,8 @@ export async function loadSettings(
     ...defined(flags),
     configFile,
   };
+  // Flags are typed by the command line; the group still needs the multicast check.
+  convert(KEYS.find((k) => k.setting === "group")!, settings.group, "--group");
   if (settings.expireAfter <= settings.announceInterval) {
     throw new RangeError(
       `Cannot use expire_after ${settings.expireAfter / 1000} s: it must be longer than ` +

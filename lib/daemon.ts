@@ -43,7 +43,7 @@ export interface DaemonDeps {
   readonly random?: () => number;
 }
 
-/** Counters, written to `$OM_ROOT/omdiscd.stats` (PROTOCOL.md §3). */
+/** Counters, written to `$OM_ROOT/omdiscd.stats` (PROTOCOL.md §3.5). */
 export interface DaemonStats {
   received: number;
   accepted: number;

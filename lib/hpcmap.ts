@@ -1,7 +1,7 @@
 /**
  * The binary cluster map, `admin/config`, and the node-id file, `admin/mospe`, as om writes them
  * in its state tree, in /proc/hpc on an openMosix kernel and in the ALPHA files. The originals'
- * layout is lost, so these are om's own; PROTOCOL.md §2 is the reference.
+ * layout is lost, so these are om's own; PROTOCOL.md §3.2-3.3 is the reference.
  *
  * admin/config:
  * | offset | size | field                                            |

@@ -140,7 +140,7 @@ export function labAddress(net: number, index: number): string {
 
 /**
  * The standard topology of `om lab up N --nets K`: node I on network (I-1) mod K with address
- * 10.77.K.I, except node 1, the gateway, which has one interface per network (ethK on net K)
+ * 10.77.((I-1) mod K).I, except node 1, the gateway, which has one interface per network (ethK on net K)
  * and is told to use them all (`-i eth0,eth1,...`) so it relays between them.
  */
 export function planLab(nodes: number, options: { nets?: number } = {}): NodeSpec[] {

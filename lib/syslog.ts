@@ -57,7 +57,9 @@ export function openSyslog(
     const file = Deno.openSync(fallbackFile, { append: true, create: true });
     return {
       write: (level, message) => {
-        const line = formatSyslog(level, message, tag, Deno.pid, new Date()).replace(/^<\d+>/, "");
+        // The file has no priority field: the level goes before the message instead.
+        const line = formatSyslog(level, `${level}: ${message}`, tag, Deno.pid, new Date())
+          .replace(/^<\d+>/, "");
         file.writeSync(encoder.encode(line + "\n"));
       },
       close: () => file.close(),
