@@ -326,12 +326,18 @@ export class DiscoveryDaemon {
   }
 
   #scheduleWrite(): void {
-    if (this.#writing) {
-      this.#dirty = true;
-      return;
-    }
-    this.#writing = (async () => {
-      do {
+    this.#dirty = true;
+    if (!this.#writing) this.#writing = this.#writeLoop();
+  }
+
+  /**
+   * Writes until nothing changed during the last write. The last look at #dirty and the reset
+   * of #writing happen in one synchronous step (the finally of this async function), so a change
+   * that lands in a microtask after the write is never left unwritten.
+   */
+  async #writeLoop(): Promise<void> {
+    try {
+      while (this.#dirty) {
         this.#dirty = false;
         // Let the other datagrams of this turn land first: one write for a burst of joins.
         await Promise.resolve();
@@ -340,9 +346,9 @@ export class DiscoveryDaemon {
         } catch (error) {
           this.#deps.logger.error("Cannot write the map: {error}", { error: String(error) });
         }
-      } while (this.#dirty);
-    })().finally(() => {
+      }
+    } finally {
       this.#writing = undefined;
-    });
+    }
   }
 }

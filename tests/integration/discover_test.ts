@@ -364,3 +364,55 @@ Deno.test({
       });
     }),
 });
+
+Deno.test({
+  name: "discover: on an openMosix kernel (a fake /proc/hpc) the map goes to /proc/hpc/admin",
+  ignore,
+  fn: () =>
+    withLab("kernel", planLab(2), async (lab) => {
+      const proc = await Deno.makeTempDir({ prefix: "om-fake-proc-" });
+      try {
+        await Deno.mkdir(`${proc}/hpc/admin`, { recursive: true });
+        await startDaemon(lab, 1, { env: { OM_PROC: proc } });
+        await startDaemon(lab, 2);
+        await retryUntil(
+          async () => {
+            const config = await Deno.readFile(`${proc}/hpc/admin/config`).catch(() => undefined);
+            return config?.length === 8 + 2 * 8;
+          },
+          10_000,
+          { what: "the kernel's config to hold two nodes" },
+        );
+        assert.deepEqual(
+          await Deno.readFile(`${proc}/hpc/admin/mospe`),
+          new Uint8Array([0, 0, 0, 1]),
+        );
+        // Nothing in the userland state tree's admin files: the kernel holds the map.
+        await assert.rejects(Deno.stat(`${nodeRoot(lab, 1)}/admin/config`), Deno.errors.NotFound);
+        const shown = await runIn(lab, 1, omCommand(["showmap"]), { OM_PROC: proc });
+        assert.match(shown.out, /^My Node-Id: 0x0001\n/);
+        assert.match(await log(lab, 1), /Notified kernel to activate openMosix/);
+      } finally {
+        await Deno.remove(proc, { recursive: true });
+      }
+    }),
+});
+
+Deno.test({
+  name: "discover: --alpha writes the seed's /tmp/om_config and /tmp/om_mospe (private /tmp)",
+  ignore,
+  fn: () =>
+    withLab("alpha", planLab(2), async (lab) => {
+      await startDaemon(lab, 2);
+      // A mount namespace with its own /tmp, so the host's /tmp/om_* are never touched.
+      const script = `mount -t tmpfs none /tmp || exit 1; "$@" & daemon=$!; sleep 1.5; ` +
+        `od -An -tx1 /tmp/om_mospe; kill $daemon; wait $daemon`;
+      const [deno, ...rest] = omCommand(["discover", "-n", "--alpha"]);
+      // The node's state tree and config live under the test's /tmp too: use private ones.
+      const argv = ["unshare", "--mount", "sh", "-c", script, "sh", deno, ...rest];
+      const result = await runIn(lab, 1, argv, { OM_CONFIG: "/dev/null", OM_ROOT: "/tmp/om-root" });
+      assert.match(result.out, /^\s*00 00 00 01\s*$/);
+      assert.match(result.err, /Simulated notification to activate openMosix/);
+      await assert.rejects(Deno.stat(`${nodeRoot(lab, 1)}/admin/config`), Deno.errors.NotFound);
+    }),
+});

@@ -1,0 +1,68 @@
+/**
+ * `deno task bench`: the start-up benchmark, then the discovery benchmark (root only), each
+ * printing its table and goal lines and writing its JSON to bench/results/.
+ *
+ *   deno task bench [startup|discover] [N...] [--runs R] [--warmups W] [--rounds K]
+ *                   [--lab-dir DIR]
+ *
+ * A name runs only that benchmark; numbers are discover's cluster sizes; --runs and --warmups
+ * go to startup, --rounds and --lab-dir to discover.
+ */
+import { parseArgs } from "node:util";
+import { parseDiscoverArgs, runDiscover } from "./discover.ts";
+import { benchMain } from "./report.ts";
+import { parseStartupArgs, runStartup } from "./startup.ts";
+
+const NAMES = ["startup", "discover"] as const;
+
+/** Splits the task's arguments between the two benchmarks and says which to run. */
+export function splitArgs(
+  args: readonly string[],
+): { run: Set<string>; startup: string[]; discover: string[] } {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    options: {
+      runs: { type: "string" },
+      warmups: { type: "string" },
+      rounds: { type: "string" },
+      "lab-dir": { type: "string" },
+    },
+    allowPositionals: true,
+  });
+  const run = new Set<string>();
+  const sizes: string[] = [];
+  for (const word of positionals) {
+    if ((NAMES as readonly string[]).includes(word)) run.add(word);
+    else if (/^\d+$/.test(word)) sizes.push(word);
+    else {
+      throw new TypeError(
+        `Cannot run benchmark "${word}": expected ${NAMES.join(" or ")}, or a cluster size`,
+      );
+    }
+  }
+  if (run.size === 0) {
+    run.add("startup");
+    run.add("discover");
+  }
+  const flag = (name: keyof typeof values) =>
+    values[name] === undefined ? [] : [`--${name}`, values[name]!];
+  return {
+    run,
+    startup: [...flag("runs"), ...flag("warmups")],
+    discover: [...sizes, ...flag("rounds"), ...flag("lab-dir")],
+  };
+}
+
+if (import.meta.main) {
+  await benchMain("deno task bench", () => {
+    const { run, startup, discover } = splitArgs(Deno.args);
+    return { run, startup: parseStartupArgs(startup), discover: parseDiscoverArgs(discover) };
+  }, async ({ run, startup, discover }) => {
+    if (run.has("startup")) await runStartup(startup);
+    if (run.has("startup") && run.has("discover")) console.log("\n");
+    if (run.has("discover")) {
+      if (Deno.uid() === 0) await runDiscover(discover);
+      else console.log("discovery benchmark skipped: it needs root (namespaces, cgroups)");
+    }
+  });
+}
