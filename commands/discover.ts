@@ -17,7 +17,7 @@ import {
 } from "../lib/netif.ts";
 import { acquirePidFile, AlreadyRunningError } from "../lib/pidfile.ts";
 import { omCommand } from "../lib/selfexec.ts";
-import { resolveStatePaths, writeFileAtomic, writeMap } from "../lib/statetree.ts";
+import { mapWriter, resolveStatePaths, writeFileAtomic } from "../lib/statetree.ts";
 import { openSyslog } from "../lib/syslog.ts";
 import { openMulticast } from "../lib/udp.ts";
 import { meta } from "./index.ts";
@@ -284,7 +284,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
         loopback: ctx.env("OM_MULTICAST_LOOPBACK") === "1",
         onError: (error) => logger.warn("Socket error: {error}", { error: String(error) }),
       }, handler),
-    writeMap: (id, map) => writeMap(paths, id, map),
+    writeMap: mapWriter(paths),
     writeStats: (stats) =>
       writeFileAtomic(
         `${settings.root}/omdiscd.stats`,

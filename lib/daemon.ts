@@ -78,6 +78,9 @@ function newStats(): DaemonStats {
   };
 }
 
+/** How long map changes are gathered before the map is written (see #writeLoop). */
+export const WRITE_DELAY_MS = 10;
+
 /** The longest an acknowledgement waits (see #scheduleAck). */
 export const ACK_JITTER_MS = 50;
 
@@ -339,8 +342,10 @@ export class DiscoveryDaemon {
     try {
       while (this.#dirty) {
         this.#dirty = false;
-        // Let the other datagrams of this turn land first: one write for a burst of joins.
-        await Promise.resolve();
+        // Let the other datagrams of a burst land first: one write for many joins. A stopping
+        // daemon writes at once.
+        if (this.#stopped) await Promise.resolve();
+        else await new Promise<void>((resolve) => this.#deps.clock.after(WRITE_DELAY_MS, resolve));
         try {
           await this.#deps.writeMap(this.membership.selfId, this.membership.toMap());
         } catch (error) {

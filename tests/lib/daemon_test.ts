@@ -220,7 +220,6 @@ Deno.test("daemon: a join handled just as a map write ends is written too", asyn
     let chain = Promise.resolve();
     for (let d = 0; d < depth; d++) chain = chain.then(() => {});
     await chain.then(() => network.inject("a", "10.77.0.3", join(3)));
-    await a.daemon.idle();
     await settle(clock);
     await a.daemon.idle();
     assert.deepEqual(ids(a), [1, 2, 3], `join at microtask depth ${depth}`);
