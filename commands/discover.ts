@@ -20,6 +20,7 @@ import { omCommand } from "../lib/selfexec.ts";
 import { mapWriter, resolveStatePaths, writeFileAtomic } from "../lib/statetree.ts";
 import { openSyslog } from "../lib/syslog.ts";
 import { openMulticast } from "../lib/udp.ts";
+import { ALPHA_OPTION, ROOT_OPTION } from "../lib/stateflags.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {
@@ -48,6 +49,7 @@ Settings (flags over environment over ${"$"}OM_CONFIG or /etc/om/om.conf over de
 interface (OM_INTERFACE), multicast_ttl (OM_MULTICAST_TTL), group (OM_GROUP, 239.192.79.77),
 port (OM_PORT, 20301), announce_interval (OM_ANNOUNCE_INTERVAL, 5 s), expire_after
 (OM_EXPIRE_AFTER, 15 s), root (OM_ROOT, /run/om), proc (OM_PROC, /proc), alpha (OM_ALPHA),
+alpha_dir (OM_ALPHA_DIR, /tmp),
 debug (OM_DEBUG).`,
   options: [
     {
@@ -89,13 +91,7 @@ debug (OM_DEBUG).`,
       value: "SECONDS",
       help: "drop nodes not heard from for this long (15)",
     },
-    {
-      name: "root",
-      flags: ["--root"],
-      value: "DIR",
-      help: "state tree (/run/om)",
-      complete: "file",
-    },
+    ROOT_OPTION,
     {
       name: "config",
       flags: ["--config"],
@@ -103,7 +99,7 @@ debug (OM_DEBUG).`,
       help: "configuration file (/etc/om/om.conf)",
       complete: "file",
     },
-    { name: "alpha", flags: ["--alpha"], help: "write /tmp/om_config and /tmp/om_mospe instead" },
+    ALPHA_OPTION,
     { name: "debug", flags: ["--debug"], help: "full debug output from the start" },
   ],
   examples: [
@@ -302,7 +298,17 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
         expireAfter: next.expireAfter,
       });
       if (next.debug !== settings.debug) await logging.setDebug(next.debug);
-      for (const key of ["interfaces", "group", "port", "multicastTtl", "root", "alpha"] as const) {
+      for (
+        const key of [
+          "interfaces",
+          "group",
+          "port",
+          "multicastTtl",
+          "root",
+          "alpha",
+          "alphaDir",
+        ] as const
+      ) {
         if (JSON.stringify(next[key]) !== JSON.stringify(settings[key])) {
           logger.warn("SIGHUP: {key} changed; it takes effect when om discover is restarted", {
             key,

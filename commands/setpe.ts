@@ -9,6 +9,7 @@ import type { ClusterMap } from "../lib/hpcmap.ts";
 import { isIPv4 } from "../lib/ipv4.ts";
 import { findNode, formatMap, listNodes, parseMapFile } from "../lib/mapfile.ts";
 import { readMap, resolveStatePaths, type StatePaths, writeMap } from "../lib/statetree.ts";
+import { ALPHA_OPTION, ROOT_OPTION } from "../lib/stateflags.ts";
 import { meta } from "./index.ts";
 
 /** The map files tried without -f, in the order of the original init scripts. */
@@ -86,18 +87,8 @@ exits 1 and leaves the map in force as it was.`,
       help: "address family; only inet exists (accepted for old scripts)",
       complete: ["inet"],
     },
-    {
-      name: "root",
-      flags: ["--root"],
-      value: "DIR",
-      help: "om's state tree (default /run/om, or OM_ROOT)",
-      complete: "file",
-    },
-    {
-      name: "alpha",
-      flags: ["--alpha"],
-      help: "use the ALPHA files /tmp/om_config and /tmp/om_mospe",
-    },
+    ROOT_OPTION,
+    ALPHA_OPTION,
   ],
   examples: [
     {

@@ -6,6 +6,7 @@ import { loadSettings } from "../lib/config.ts";
 import type { Context } from "../lib/context.ts";
 import { renderShowmap, showmapJson, showmapView } from "../lib/mapview.ts";
 import { readMap, resolveStatePaths } from "../lib/statetree.ts";
+import { ALPHA_OPTION, ROOT_OPTION } from "../lib/stateflags.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {
@@ -19,18 +20,8 @@ in /proc/hpc on an openMosix kernel, or in /tmp/om_config and /tmp/om_mospe with
 Exits 1 when no map is in force.`,
   options: [
     { name: "json", flags: ["--json"], help: "print the same rows as JSON" },
-    {
-      name: "root",
-      flags: ["--root"],
-      value: "DIR",
-      help: "om's state tree (default /run/om, or OM_ROOT)",
-      complete: "file",
-    },
-    {
-      name: "alpha",
-      flags: ["--alpha"],
-      help: "read the ALPHA files /tmp/om_config and /tmp/om_mospe",
-    },
+    ROOT_OPTION,
+    ALPHA_OPTION,
   ],
   examples: [
     { command: "om showmap", says: "My Node-Id: 0x0adc, then one row per map entry" },

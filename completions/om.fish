@@ -62,9 +62,9 @@ complete -c om -n '__om_using discover omdiscd' -l group -x -d 'multicast group 
 complete -c om -n '__om_using discover omdiscd' -l port -x -d 'UDP port (20301)'
 complete -c om -n '__om_using discover omdiscd' -l announce-interval -x -d 're-announce this often (5)'
 complete -c om -n '__om_using discover omdiscd' -l expire-after -x -d 'drop nodes not heard from for this long (15)'
-complete -c om -n '__om_using discover omdiscd' -l root -r -F -d 'state tree (/run/om)'
+complete -c om -n '__om_using discover omdiscd' -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
 complete -c om -n '__om_using discover omdiscd' -l config -r -F -d 'configuration file (/etc/om/om.conf)'
-complete -c om -n '__om_using discover omdiscd' -l alpha -d 'write /tmp/om_config and /tmp/om_mospe instead'
+complete -c om -n '__om_using discover omdiscd' -l alpha -d 'use the ALPHA files /tmp/om_config and /tmp/om_mospe instead'
 complete -c om -n '__om_using discover omdiscd' -l debug -d 'full debug output from the start'
 complete -c om -n '__om_using discover omdiscd' -s h -l help -d 'show this help'
 
@@ -77,23 +77,23 @@ complete -c omdiscd -l group -x -d 'multicast group (239.192.79.77)'
 complete -c omdiscd -l port -x -d 'UDP port (20301)'
 complete -c omdiscd -l announce-interval -x -d 're-announce this often (5)'
 complete -c omdiscd -l expire-after -x -d 'drop nodes not heard from for this long (15)'
-complete -c omdiscd -l root -r -F -d 'state tree (/run/om)'
+complete -c omdiscd -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
 complete -c omdiscd -l config -r -F -d 'configuration file (/etc/om/om.conf)'
-complete -c omdiscd -l alpha -d 'write /tmp/om_config and /tmp/om_mospe instead'
+complete -c omdiscd -l alpha -d 'use the ALPHA files /tmp/om_config and /tmp/om_mospe instead'
 complete -c omdiscd -l debug -d 'full debug output from the start'
 complete -c omdiscd -s h -l help -d 'show this help'
 
 # om showmap
 complete -c om -n '__om_using showmap' -l json -d 'print the same rows as JSON'
 complete -c om -n '__om_using showmap' -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
-complete -c om -n '__om_using showmap' -l alpha -d 'read the ALPHA files /tmp/om_config and /tmp/om_mospe'
+complete -c om -n '__om_using showmap' -l alpha -d 'use the ALPHA files /tmp/om_config and /tmp/om_mospe instead'
 complete -c om -n '__om_using showmap' -s h -l help -d 'show this help'
 
 # showmap (om showmap)
 complete -c showmap -f
 complete -c showmap -l json -d 'print the same rows as JSON'
 complete -c showmap -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
-complete -c showmap -l alpha -d 'read the ALPHA files /tmp/om_config and /tmp/om_mospe'
+complete -c showmap -l alpha -d 'use the ALPHA files /tmp/om_config and /tmp/om_mospe instead'
 complete -c showmap -s h -l help -d 'show this help'
 
 # om setpe
@@ -107,7 +107,7 @@ complete -c om -n '__om_using setpe' -s p -l id -x -d 'this node\'s id (must be 
 complete -c om -n '__om_using setpe' -s g -l gateways -x -a '0 1 2' -d 'maximum number of gateways, 0 to 2 (default 0)'
 complete -c om -n '__om_using setpe' -s n -x -a 'inet' -d 'address family; only inet exists (accepted for old scripts)'
 complete -c om -n '__om_using setpe' -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
-complete -c om -n '__om_using setpe' -l alpha -d 'use the ALPHA files /tmp/om_config and /tmp/om_mospe'
+complete -c om -n '__om_using setpe' -l alpha -d 'use the ALPHA files /tmp/om_config and /tmp/om_mospe instead'
 complete -c om -n '__om_using setpe' -s h -l help -d 'show this help'
 
 # setpe (om setpe)
@@ -122,7 +122,7 @@ complete -c setpe -s p -l id -x -d 'this node\'s id (must be in the table)'
 complete -c setpe -s g -l gateways -x -a '0 1 2' -d 'maximum number of gateways, 0 to 2 (default 0)'
 complete -c setpe -s n -x -a 'inet' -d 'address family; only inet exists (accepted for old scripts)'
 complete -c setpe -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
-complete -c setpe -l alpha -d 'use the ALPHA files /tmp/om_config and /tmp/om_mospe'
+complete -c setpe -l alpha -d 'use the ALPHA files /tmp/om_config and /tmp/om_mospe instead'
 complete -c setpe -s h -l help -d 'show this help'
 
 # om lab

@@ -13,6 +13,8 @@ export interface Settings {
   proc: string;
   /** Write the seed's ALPHA files /tmp/om_config and /tmp/om_mospe instead. */
   alpha: boolean;
+  /** The directory of the ALPHA files (the seed's /tmp). */
+  alphaDir: string;
   /** Interfaces to use; empty = the interface of the default route. */
   interfaces: string[];
   /** Multicast TTL; set = routed multicast, only the first interface talks. */
@@ -34,6 +36,7 @@ export const DEFAULTS: Readonly<Settings> = {
   root: "/run/om",
   proc: "/proc",
   alpha: false,
+  alphaDir: "/tmp",
   interfaces: [],
   multicastTtl: undefined,
   group: "239.192.79.77",
@@ -57,6 +60,7 @@ const KEYS: readonly Key[] = [
   { setting: "root", file: "root", env: "OM_ROOT", kind: "path" },
   { setting: "proc", file: "proc", env: "OM_PROC", kind: "path" },
   { setting: "alpha", file: "alpha", env: "OM_ALPHA", kind: "boolean" },
+  { setting: "alphaDir", file: "alpha_dir", env: "OM_ALPHA_DIR", kind: "path" },
   { setting: "interfaces", file: "interface", env: "OM_INTERFACE", kind: "list" },
   {
     setting: "multicastTtl",

@@ -23,9 +23,14 @@ export interface Context {
 
 const encoder = new TextEncoder();
 
+/** Writes everything; a reader that went away (`om lab up | head -1`) ends the output quietly. */
 function writeAll(fd: { writeSync(p: Uint8Array): number }, text: string): void {
   let bytes = encoder.encode(text);
-  while (bytes.length > 0) bytes = bytes.subarray(fd.writeSync(bytes));
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(fd.writeSync(bytes));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
 }
 
 /** The real context of a process. */

@@ -20,15 +20,15 @@ export interface StatePaths {
 
 /** Chooses the backend: ALPHA when asked, kernel when `<proc>/hpc` exists, else userland. */
 export function resolveStatePaths(
-  settings: { root: string; proc: string; alpha: boolean },
+  settings: { root: string; proc: string; alpha: boolean; alphaDir?: string },
 ): StatePaths {
   if (settings.alpha) {
     return {
       backend: "alpha",
       root: settings.root,
       admin: `${settings.root}/admin`,
-      config: "/tmp/om_config",
-      mospe: "/tmp/om_mospe",
+      config: `${settings.alphaDir ?? "/tmp"}/om_config`,
+      mospe: `${settings.alphaDir ?? "/tmp"}/om_mospe`,
     };
   }
   let kernel = false;

@@ -399,20 +399,33 @@ Deno.test({
 });
 
 Deno.test({
-  name: "discover: --alpha writes the seed's /tmp/om_config and /tmp/om_mospe (private /tmp)",
+  name: "discover: --alpha writes the seed's om_config and om_mospe files",
   ignore,
   fn: () =>
     withLab("alpha", planLab(2), async (lab) => {
-      await startDaemon(lab, 2);
-      // A mount namespace with its own /tmp, so the host's /tmp/om_* are never touched.
-      const script = `mount -t tmpfs none /tmp || exit 1; "$@" & daemon=$!; sleep 1.5; ` +
-        `od -An -tx1 /tmp/om_mospe; kill $daemon; wait $daemon`;
-      const [deno, ...rest] = omCommand(["discover", "-n", "--alpha"]);
-      // The node's state tree and config live under the test's /tmp too: use private ones.
-      const argv = ["unshare", "--mount", "sh", "-c", script, "sh", deno, ...rest];
-      const result = await runIn(lab, 1, argv, { OM_CONFIG: "/dev/null", OM_ROOT: "/tmp/om-root" });
-      assert.match(result.out, /^\s*00 00 00 01\s*$/);
-      assert.match(result.err, /Simulated notification to activate openMosix/);
-      await assert.rejects(Deno.stat(`${nodeRoot(lab, 1)}/admin/config`), Deno.errors.NotFound);
+      // The seed's files are /tmp/om_config and /tmp/om_mospe; OM_ALPHA_DIR moves them here so
+      // that the host's /tmp is not touched (resolveStatePaths' default is tested in unit tests).
+      const alphaDir = await Deno.makeTempDir({ prefix: "om-alpha-" });
+      try {
+        await startDaemon(lab, 1, { args: ["--alpha"], env: { OM_ALPHA_DIR: alphaDir } });
+        await startDaemon(lab, 2);
+        await retryUntil(
+          async () => {
+            const config = await Deno.readFile(`${alphaDir}/om_config`).catch(() => undefined);
+            return config?.length === 8 + 2 * 8;
+          },
+          10_000,
+          { what: "the ALPHA map to hold two nodes" },
+        );
+        assert.deepEqual(await Deno.readFile(`${alphaDir}/om_mospe`), new Uint8Array([0, 0, 0, 1]));
+        await assert.rejects(Deno.stat(`${nodeRoot(lab, 1)}/admin/config`), Deno.errors.NotFound);
+        const shown = await runIn(lab, 1, omCommand(["showmap", "--alpha"]), {
+          OM_ALPHA_DIR: alphaDir,
+        });
+        assert.match(shown.out, /^My Node-Id: 0x0001\n/);
+        assert.match(await log(lab, 1), /Simulated notification to activate openMosix/);
+      } finally {
+        await Deno.remove(alphaDir, { recursive: true });
+      }
     }),
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEFAULTS, loadSettings, parseConfigFile } from "../../lib/config.ts";
+import { DEFAULTS, FILE_KEYS, loadSettings, parseConfigFile } from "../../lib/config.ts";
 
 Deno.test("config: the file's keys, comments and blank lines", () => {
   const parsed = parseConfigFile(
@@ -64,4 +64,16 @@ Deno.test("config: a missing default file is fine, a missing named one is an err
     /expire_after 5 s: it must be longer than announce_interval 5 s/,
   );
   await assert.rejects(loadSettings({ group: "10.1.2.3" }, () => undefined), /multicast/);
+});
+
+Deno.test("config: dist/om.conf.sample names every key with its default", async () => {
+  const text = await Deno.readTextFile(new URL("../../dist/om.conf.sample", import.meta.url));
+  const keyLines = text.split("\n").filter((l) => /^# [a-z_]+ =( |$)/.test(l));
+  const uncommented = keyLines.map((l) => l.slice(2)).filter((l) => !l.startsWith("multicast_ttl"));
+  const parsed = parseConfigFile(uncommented.join("\n"), "om.conf.sample");
+  const named = keyLines.map((l) => l.slice(2).split(" =")[0]).sort();
+  assert.deepEqual(named, [...FILE_KEYS].sort(), "every key is in the sample");
+  for (const [setting, value] of Object.entries(parsed)) {
+    assert.deepEqual(value, DEFAULTS[setting as keyof typeof DEFAULTS], `default of ${setting}`);
+  }
 });

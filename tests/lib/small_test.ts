@@ -10,7 +10,7 @@ import {
   parseIPv4,
   sameNetwork,
 } from "../../lib/ipv4.ts";
-import { acquirePidFile, AlreadyRunningError } from "../../lib/pidfile.ts";
+import { acquirePidFile, type AlreadyRunningError } from "../../lib/pidfile.ts";
 import { RelayFilter } from "../../lib/relay.ts";
 import { formatSyslog, openSyslog } from "../../lib/syslog.ts";
 
@@ -97,4 +97,29 @@ Deno.test("clock: the fake clock fires repeating and one-shot timers in order", 
   clock.advance(300);
   assert.deepEqual(fired, ["every@100", "every@200", "late@250", "every@300"]);
   assert.equal(clock.now(), 300);
+});
+
+Deno.test("statetree: userland, kernel and ALPHA locations", async () => {
+  const { resolveStatePaths } = await import("../../lib/statetree.ts");
+  const userland = resolveStatePaths({ root: "/run/om", proc: "/nonexistent", alpha: false });
+  assert.deepEqual(userland, {
+    backend: "userland",
+    root: "/run/om",
+    admin: "/run/om/admin",
+    config: "/run/om/admin/config",
+    mospe: "/run/om/admin/mospe",
+  });
+  const alpha = resolveStatePaths({ root: "/run/om", proc: "/proc", alpha: true });
+  assert.equal(alpha.config, "/tmp/om_config");
+  assert.equal(alpha.mospe, "/tmp/om_mospe");
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/hpc/admin`, { recursive: true });
+    const kernel = resolveStatePaths({ root: "/run/om", proc: dir, alpha: false });
+    assert.equal(kernel.backend, "kernel");
+    assert.equal(kernel.config, `${dir}/hpc/admin/config`);
+    assert.equal(kernel.mospe, `${dir}/hpc/admin/mospe`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
