@@ -12,8 +12,10 @@ export interface StatePaths {
   readonly backend: Backend;
   /** om's own state tree (pid file, statistics), whatever the backend. */
   readonly root: string;
-  /** The directory of the admin files (flags later). */
+  /** The directory of the admin files (flags: block, quiet, speed, ...). */
   readonly admin: string;
+  /** The directory of the per-node information, `nodes/<id>/...`. */
+  readonly nodes: string;
   readonly config: string;
   readonly mospe: string;
 }
@@ -27,6 +29,7 @@ export function resolveStatePaths(
       backend: "alpha",
       root: settings.root,
       admin: `${settings.root}/admin`,
+      nodes: `${settings.root}/nodes`,
       config: `${settings.alphaDir ?? "/tmp"}/om_config`,
       mospe: `${settings.alphaDir ?? "/tmp"}/om_mospe`,
     };
@@ -42,6 +45,7 @@ export function resolveStatePaths(
     backend: kernel ? "kernel" : "userland",
     root: settings.root,
     admin,
+    nodes: kernel ? `${settings.proc}/hpc/nodes` : `${settings.root}/nodes`,
     config: `${admin}/config`,
     mospe: `${admin}/mospe`,
   };

@@ -106,6 +106,7 @@ Deno.test("statetree: userland, kernel and ALPHA locations", async () => {
     backend: "userland",
     root: "/run/om",
     admin: "/run/om/admin",
+    nodes: "/run/om/nodes",
     config: "/run/om/admin/config",
     mospe: "/run/om/admin/mospe",
   });
