@@ -17,7 +17,19 @@ import {
 } from "../lib/netif.ts";
 import { acquirePidFile, AlreadyRunningError } from "../lib/pidfile.ts";
 import { omCommand } from "../lib/selfexec.ts";
-import { mapWriter, resolveStatePaths, writeFileAtomic } from "../lib/statetree.ts";
+import {
+  mapWriter,
+  resolveStatePaths,
+  type StatePaths,
+  writeFileAtomic,
+} from "../lib/statetree.ts";
+import { readFlag, readNumber } from "../lib/admin.ts";
+import { InfoExchange } from "../lib/infoexchange.ts";
+import { makeAcl } from "../lib/acl.ts";
+import { type ChannelServer, serveChannel } from "../lib/channel.ts";
+import { type ClusterKey, loadKey } from "../lib/key.ts";
+import { Meter, REFERENCE_SPEED, speedOfCpuinfo } from "../lib/measure.ts";
+import { nodeInfoWriter } from "../lib/nodestate.ts";
 import { openSyslog } from "../lib/syslog.ts";
 import { openMulticast } from "../lib/udp.ts";
 import { ALPHA_OPTION, ROOT_OPTION } from "../lib/stateflags.ts";
@@ -101,6 +113,32 @@ debug (OM_DEBUG).`,
     },
     ALPHA_OPTION,
     { name: "debug", flags: ["--debug"], help: "full debug output from the start" },
+    {
+      name: "key",
+      flags: ["--key"],
+      value: "FILE",
+      help: "cluster key (om keygen): authenticate every datagram and connection",
+      complete: "file",
+    },
+    {
+      name: "info",
+      flags: ["--info-interval"],
+      value: "SECONDS",
+      help: "measure and publish this node's load this often (1)",
+    },
+    {
+      name: "channelPort",
+      flags: ["--channel-port"],
+      value: "N",
+      integer: [1, 65535],
+      help: "TCP port of the node-to-node channel (20302)",
+    },
+    {
+      name: "allow",
+      flags: ["--allow"],
+      value: "CIDR[,CIDR...]",
+      help: "without a key: networks that may use the channel (default: the cluster's own)",
+    },
   ],
   examples: [
     { command: "om discover", says: "start the daemon on the default route's interface" },
@@ -113,6 +151,10 @@ debug (OM_DEBUG).`,
       says: "talk on eth0 only, TTL 4; eth1 is an alias",
     },
     { command: "kill -USR2 $(cat /run/om/omdiscd.pid)", says: "toggle full debug output" },
+    {
+      command: "om keygen /etc/om/cluster.key && om discover --key /etc/om/cluster.key",
+      says: "an authenticated cluster (copy the key to every node)",
+    },
   ],
 };
 
@@ -145,10 +187,89 @@ function flagSettings(parsed: Parsed): FlagSettings {
     configFile: o.config as string | undefined,
     alpha: o.alpha ? true : undefined,
     debug: o.debug ? true : undefined,
+    key: o.key as string | undefined,
+    infoInterval: seconds(o.info, "--info-interval"),
+    channelPort: o.channelPort as number | undefined,
+    allow: o.allow === undefined
+      ? undefined
+      : String(o.allow).split(",").map((s) => s.trim()).filter(Boolean),
   };
 }
 
 const READY = "\u0000om-discover-ready\n";
+
+/**
+ * The node-to-node channel: ping, version and this node's figures; with a key every connection
+ * proves it, without one only the map's members and the allowed networks get in.
+ */
+function openChannel(
+  settings: Settings,
+  node: {
+    key?: ClusterKey;
+    id: number;
+    talk: readonly NetInterface[];
+    daemon: DiscoveryDaemon;
+    info?: InfoExchange;
+    logger: Logging["logger"];
+  },
+): ChannelServer {
+  const encoder = new TextEncoder();
+  const members = () =>
+    new Set(
+      node.daemon.membership.members().flatMap((m) => [
+        m.address,
+        ...m.aliases.map((a) => a.address),
+      ]),
+    );
+  return serveChannel({
+    port: settings.channelPort,
+    key: node.key,
+    nodeId: node.id,
+    logger: node.logger,
+    handlers: new Map([
+      [
+        "info",
+        () => Promise.resolve(encoder.encode(JSON.stringify(node.info?.own ?? { id: node.id }))),
+      ],
+    ]),
+    acl: node.key ? undefined : makeAcl({
+      members,
+      allowed: settings.allow.length ? settings.allow : undefined,
+      interfaces: node.talk,
+    }),
+  });
+}
+
+/** The node-information exchange: measures the machine, or the node's cgroup in a lab. */
+function infoExchange(
+  settings: Settings,
+  paths: StatePaths,
+  ctx: Context,
+  address: string,
+): InfoExchange {
+  const meter = new Meter({
+    cgroup: {
+      cpu: ctx.env("OM_CGROUP_CPU"),
+      cpuacct: ctx.env("OM_CGROUP_CPUACCT"),
+      memory: ctx.env("OM_CGROUP_MEMORY"),
+    },
+    now: () => Date.now(),
+  });
+  let defaultSpeed = REFERENCE_SPEED;
+  try {
+    defaultSpeed = speedOfCpuinfo(Deno.readTextFileSync("/proc/cpuinfo"));
+  } catch { /* no /proc/cpuinfo: the reference speed */ }
+  return new InfoExchange({
+    sample: () => meter.sample(),
+    admin: async () => ({
+      quiet: await readFlag(paths, "quiet"),
+      block: await readFlag(paths, "block"),
+      speed: await readNumber(paths, "speed"),
+    }),
+    write: nodeInfoWriter(paths.nodes),
+    defaultSpeed,
+  }, { id: nodeIdOf(address), address, interval: settings.infoInterval });
+}
 
 /** Starts the daemon again, detached in its own session, and reports whether it came up. */
 async function detach(parsed: Parsed, ctx: Context): Promise<number> {
@@ -254,6 +375,17 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
     aliases: nics.slice(1).map((n) => ({ address: n.address, netmask: n.netmask })),
   };
   const paths = resolveStatePaths(settings);
+  let key: ClusterKey | undefined;
+  if (settings.key) {
+    try {
+      key = await loadKey(settings.key);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      logger.error(message);
+      if (detached) ctx.err(`om discover: ${message}\n`);
+      return await finish(1);
+    }
+  }
   let pidFile;
   try {
     pidFile = acquirePidFile(`${settings.root}/omdiscd.pid`, Deno.pid);
@@ -264,12 +396,18 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
     return await finish(1);
   }
 
+  // On an openMosix kernel the kernel exchanges load itself.
+  const info = paths.backend === "kernel"
+    ? undefined
+    : infoExchange(settings, paths, ctx, self.address);
+  let channel: ChannelServer | undefined;
   const daemon = new DiscoveryDaemon({
     self,
     talk,
     relay: talk.length > 1,
     announceInterval: settings.announceInterval,
     expireAfter: settings.expireAfter,
+    key,
   }, {
     openTransport: (handler) =>
       openMulticast({
@@ -284,10 +422,13 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
     writeStats: (stats) =>
       writeFileAtomic(
         `${settings.root}/omdiscd.stats`,
-        new TextEncoder().encode(JSON.stringify({ pid: Deno.pid, ...stats }) + "\n"),
+        new TextEncoder().encode(
+          JSON.stringify({ pid: Deno.pid, ...stats, channel: channel?.stats }) + "\n",
+        ),
       ),
     logger,
     clock: systemClock,
+    info,
   });
 
   const reload = async () => {
@@ -296,6 +437,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
       daemon.reconfigure({
         announceInterval: next.announceInterval,
         expireAfter: next.expireAfter,
+        infoInterval: next.infoInterval,
       });
       if (next.debug !== settings.debug) await logging.setDebug(next.debug);
       for (
@@ -319,6 +461,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
         ...settings,
         announceInterval: next.announceInterval,
         expireAfter: next.expireAfter,
+        infoInterval: next.infoInterval,
         debug: next.debug,
       };
       logger.info("SIGHUP: configuration re-read from {file}", { file: settings.configFile });
@@ -338,6 +481,19 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
     return await finish(1);
   }
   const id = nodeIdOf(self.address);
+  try {
+    channel = openChannel(settings, { key, id, talk, daemon, info, logger });
+  } catch (error) {
+    await daemon.stop();
+    signals.remove();
+    pidFile.release();
+    const message = `Cannot open the node-to-node channel on TCP port ${settings.channelPort}: ${
+      error instanceof Error ? error.message : error
+    }`;
+    logger.error(message);
+    if (detached) ctx.err(`om discover: ${message}\n`);
+    return await finish(1);
+  }
   logger.info(
     "This is node {hex} ({id}) at {address}; talking on {nics} to {group}:{port}{mode}",
     {
@@ -356,6 +512,15 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   );
   if (paths.backend === "kernel") logger.info("Notified kernel to activate openMosix");
   if (paths.backend === "alpha") logger.info("Simulated notification to activate openMosix");
+  if (key) {
+    logger.info("Cluster key {fingerprint}: every datagram is authenticated", {
+      fingerprint: key.fingerprint,
+    });
+  } else {
+    logger.warn(
+      "This cluster is unauthenticated: any host on the network can join it (om keygen, --key)",
+    );
+  }
   if (detached) {
     // The parent stops reading here; nothing is written to stderr after this.
     ctx.err(READY);
@@ -363,6 +528,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
 
   const signal = await signals.stopped;
   logger.info("{signal}: leaving the cluster", { signal });
+  await channel.close();
   await daemon.stop();
   signals.remove();
   pidFile.release();

@@ -41,6 +41,30 @@ export const COMMANDS: readonly CommandMeta[] = [
     load: () => import("./setpe.ts"),
   },
   {
+    name: "mosctl",
+    links: ["mosctl"],
+    summary: "administer this node and read the cluster's: flags, speed, load, memory, whois",
+    load: () => import("./mosctl.ts"),
+  },
+  {
+    name: "ps",
+    links: ["mps"],
+    summary: "processes with the node they run on",
+    load: () => import("./ps.ts"),
+  },
+  {
+    name: "mon",
+    links: ["mosmon"],
+    summary: "a live terminal view of every node's load, speed and memory",
+    load: () => import("./mon.ts"),
+  },
+  {
+    name: "keygen",
+    links: [],
+    summary: "write a new cluster key file",
+    load: () => import("./keygen.ts"),
+  },
+  {
     name: "lab",
     links: [],
     summary: "a local virtual cluster: N nodes in network namespaces on one machine",

@@ -81,8 +81,8 @@ _om_complete() {
 # om discover, omdiscd
 _om_spec_discover() {
   case $1 in
-    flags) REPLY='-i --interface -n --nodaemon -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --alpha --debug -h --help' ;;
-    valued) REPLY='-i --interface -m --multicast-ttl --group --port --announce-interval --expire-after --root --config' ;;
+    flags) REPLY='-i --interface -n --nodaemon -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --alpha --debug --key --info-interval --channel-port --allow -h --help' ;;
+    valued) REPLY='-i --interface -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --key --info-interval --channel-port --allow' ;;
     value)
       case $2 in
         -i | --interface) REPLY=interface ;;
@@ -93,6 +93,10 @@ _om_spec_discover() {
         --expire-after) REPLY=none ;;
         --root) REPLY=file ;;
         --config) REPLY=file ;;
+        --key) REPLY=file ;;
+        --info-interval) REPLY=none ;;
+        --channel-port) REPLY=none ;;
+        --allow) REPLY=none ;;
         *) REPLY=none ;;
       esac ;;
     arg)
@@ -135,6 +139,77 @@ _om_spec_setpe() {
       esac ;;
     arg)
       case $2 in
+        *) REPLY=none ;;
+      esac ;;
+  esac
+}
+
+# om mosctl
+_om_spec_mosctl() {
+  case $1 in
+    flags) REPLY='--json -stay -lstay -block -quiet --root --alpha -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY='words:stay nostay lstay nolstay block noblock quiet noquiet nomfs mfs expel bring gettune getyard setyard getdecay setdecay setspeed getspeed getload getmem getfree getutil isup whois status' ;;
+        1) REPLY=host ;;
+        2) REPLY=none ;;
+        *) REPLY=none ;;
+      esac ;;
+  esac
+}
+
+# om ps, mps
+_om_spec_ps() {
+  case $1 in
+    flags) REPLY='--json -a --all -h --help' ;;
+    valued) REPLY='' ;;
+    value)
+      case $2 in
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        *) REPLY=none ;;
+      esac ;;
+  esac
+}
+
+# om mon, mosmon
+_om_spec_mon() {
+  case $1 in
+    flags) REPLY='--once --interval --root -h --help' ;;
+    valued) REPLY='--interval --root' ;;
+    value)
+      case $2 in
+        --interval) REPLY=none ;;
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        *) REPLY=none ;;
+      esac ;;
+  esac
+}
+
+# om keygen
+_om_spec_keygen() {
+  case $1 in
+    flags) REPLY='-f --force -h --help' ;;
+    valued) REPLY='' ;;
+    value)
+      case $2 in
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=file ;;
         *) REPLY=none ;;
       esac ;;
   esac
@@ -188,18 +263,25 @@ _om() {
     omdiscd) _om_complete _om_spec_discover 1; return ;;
     showmap) _om_complete _om_spec_showmap 1; return ;;
     setpe) _om_complete _om_spec_setpe 1; return ;;
+    mosctl) _om_complete _om_spec_mosctl 1; return ;;
+    mps) _om_complete _om_spec_ps 1; return ;;
+    mosmon) _om_complete _om_spec_mon 1; return ;;
   esac
   if (( COMP_CWORD == 1 )); then
-    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe lab completions --help --version' -- "${COMP_WORDS[1]}")
+    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl ps mon keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
     return
   fi
   case ${COMP_WORDS[1]} in
     discover | omdiscd) _om_complete _om_spec_discover 2 ;;
     showmap) _om_complete _om_spec_showmap 2 ;;
     setpe) _om_complete _om_spec_setpe 2 ;;
+    mosctl) _om_complete _om_spec_mosctl 2 ;;
+    ps | mps) _om_complete _om_spec_ps 2 ;;
+    mon | mosmon) _om_complete _om_spec_mon 2 ;;
+    keygen) _om_complete _om_spec_keygen 2 ;;
     lab) _om_complete _om_spec_lab 2 ;;
     completions) _om_complete _om_spec_completions 2 ;;
   esac
 }
 
-complete -F _om om omdiscd showmap setpe
+complete -F _om om omdiscd showmap setpe mosctl mps mosmon

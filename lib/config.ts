@@ -27,6 +27,14 @@ export interface Settings {
   expireAfter: number;
   /** Full debug output from the start. */
   debug: boolean;
+  /** How often this node's load and memory are measured and published. */
+  infoInterval: number;
+  /** The cluster key file; unset = an unauthenticated cluster. */
+  key: string | undefined;
+  /** TCP port of the node-to-node channel. */
+  channelPort: number;
+  /** Without a key: networks (CIDR) whose nodes may use the channel besides the map's members. */
+  allow: string[];
   /** The configuration file that was read (or would have been). */
   configFile: string;
 }
@@ -44,6 +52,10 @@ export const DEFAULTS: Readonly<Settings> = {
   announceInterval: 5000,
   expireAfter: 15000,
   debug: false,
+  infoInterval: 1000,
+  key: undefined,
+  channelPort: 20302,
+  allow: [],
   configFile: "/etc/om/om.conf",
 };
 
@@ -79,6 +91,16 @@ const KEYS: readonly Key[] = [
   },
   { setting: "expireAfter", file: "expire_after", env: "OM_EXPIRE_AFTER", kind: "seconds" },
   { setting: "debug", file: "debug", env: "OM_DEBUG", kind: "boolean" },
+  { setting: "infoInterval", file: "info_interval", env: "OM_INFO_INTERVAL", kind: "seconds" },
+  { setting: "key", file: "key", env: "OM_KEY", kind: "path" },
+  {
+    setting: "channelPort",
+    file: "channel_port",
+    env: "OM_CHANNEL_PORT",
+    kind: "integer",
+    range: [1, 65535],
+  },
+  { setting: "allow", file: "allow", env: "OM_ALLOW", kind: "list" },
 ];
 
 /** The file keys, for the documentation and the sample file. */

@@ -1,12 +1,18 @@
 /**
  * The discovery daemon's loop: a thin shell around the membership state machine. It feeds the
  * table every datagram, turns events into map writes and log lines, answers joins with an
- * acknowledgement to the whole group, re-announces, expires, and relays between networks.
+ * acknowledgement to the whole group, re-announces, expires, and relays between networks; it
+ * runs the node-information exchange (lib/infoexchange.ts) over the same group, and with a
+ * cluster key it seals every datagram it sends and refuses every one it cannot authenticate.
  * Nothing a datagram contains can throw out of the receive path.
  */
+import { ReplayGuard, seal, Sequencer, unseal } from "./auth.ts";
 import type { Clock } from "./clock.ts";
+import type { InfoExchange } from "./infoexchange.ts";
+import { decodeInfo, INFO_MAGIC, type InfoMessage } from "./infowire.ts";
+import type { ClusterKey } from "./key.ts";
 import type { ClusterMap } from "./hpcmap.ts";
-import { formatNodeId, sameNetwork } from "./ipv4.ts";
+import { formatNodeId, nodeIdOf, sameNetwork } from "./ipv4.ts";
 import type { Logger } from "./log.ts";
 import { Membership, type MembershipEvent, type SelfIdentity } from "./membership.ts";
 import type { NetInterface } from "./netif.ts";
@@ -15,6 +21,7 @@ import type { DatagramHandler, Peer, Transport } from "./transport.ts";
 import {
   type Announcement,
   decodeAnnouncement,
+  DROP_REASONS,
   type DropReason,
   encodeAnnouncement,
   type MessageKind,
@@ -30,6 +37,8 @@ export interface DaemonConfig {
   readonly relay: boolean;
   readonly announceInterval: number;
   readonly expireAfter: number;
+  /** The cluster key: seal every datagram, refuse every one that is not sealed with it. */
+  readonly key?: ClusterKey;
 }
 
 /** The daemon's outside world, injected. */
@@ -41,6 +50,8 @@ export interface DaemonDeps {
   readonly clock: Clock;
   /** Random numbers in [0, 1) for the acknowledgement jitter (Math.random by default). */
   readonly random?: () => number;
+  /** The node-information exchange; absent on an openMosix kernel (the kernel does it). */
+  readonly info?: InfoExchange;
 }
 
 /** Counters, written to `$OM_ROOT/omdiscd.stats` (PROTOCOL.md §3.5). */
@@ -58,6 +69,8 @@ export interface DaemonStats {
   expired: number;
   conflicts: number;
   nodes: number;
+  /** Node-information messages taken from members. */
+  infos: number;
 }
 
 function newStats(): DaemonStats {
@@ -65,7 +78,7 @@ function newStats(): DaemonStats {
     received: 0,
     accepted: 0,
     own: 0,
-    dropped: { length: 0, magic: 0, type: 0, source: 0, netmask: 0, alias: 0 },
+    dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
     sent: 0,
     sendErrors: 0,
     relayed: 0,
@@ -75,6 +88,7 @@ function newStats(): DaemonStats {
     expired: 0,
     conflicts: 0,
     nodes: 0,
+    infos: 0,
   };
 }
 
@@ -103,12 +117,15 @@ export class DiscoveryDaemon {
   #statsDirty = true;
   #ackPending = false;
   #stopped = false;
+  readonly #sequencer: Sequencer;
+  readonly #guard = new ReplayGuard();
 
   constructor(config: DaemonConfig, deps: DaemonDeps) {
     this.#config = config;
     this.#deps = deps;
     this.membership = new Membership(config.self, { expireAfter: config.expireAfter });
     this.#relayFilter = new RelayFilter(relayWindow(config.announceInterval));
+    this.#sequencer = new Sequencer(() => deps.clock.now());
   }
 
   /** Writes this node's own map, opens the transport, joins, and starts the timers. */
@@ -123,8 +140,11 @@ export class DiscoveryDaemon {
   }
 
   /** Applies new intervals (SIGHUP). */
-  reconfigure(change: { announceInterval: number; expireAfter: number }): void {
+  reconfigure(
+    change: { announceInterval: number; expireAfter: number; infoInterval?: number },
+  ): void {
     this.#config = { ...this.#config, ...change };
+    if (this.#deps.info && change.infoInterval) this.#deps.info.interval = change.infoInterval;
     this.membership.expireAfter = change.expireAfter;
     this.#relayFilter = new RelayFilter(relayWindow(change.announceInterval));
     for (const cancel of this.#timers) cancel();
@@ -139,6 +159,9 @@ export class DiscoveryDaemon {
     this.#timers = [];
     await this.#announce("leave");
     await this.#transport?.close();
+    await this.#deps.info?.stop().catch((error) =>
+      this.#deps.logger.warn("Cannot mark the nodes down: {error}", { error: String(error) })
+    );
     this.membership.clear();
     this.#scheduleWrite();
     await this.idle();
@@ -159,6 +182,8 @@ export class DiscoveryDaemon {
       clock.every(Math.max(50, Math.min(1000, Math.floor(expireAfter / 5))), () => this.#expire()),
       clock.every(250, () => this.#flushStats()),
     ];
+    const info = this.#deps.info;
+    if (info) this.#timers.push(clock.every(info.tickMs, () => void this.#infoTick(info)));
   }
 
   #flushStats(): void {
@@ -171,22 +196,31 @@ export class DiscoveryDaemon {
   }
 
   async #announce(kind: MessageKind): Promise<void> {
+    const { self } = this.membership;
+    await this.#sendAll(
+      encodeAnnouncement({
+        kind,
+        source: { address: self.address, netmask: self.netmask },
+        aliases: self.aliases,
+      }),
+      kind,
+    );
+  }
+
+  /** Sends a message out of every talking interface, sealed when the cluster has a key. */
+  async #sendAll(body: Uint8Array, what: string): Promise<void> {
     const transport = this.#transport;
     if (!transport) return;
-    const { self } = this.membership;
-    const bytes = encodeAnnouncement({
-      kind,
-      source: { address: self.address, netmask: self.netmask },
-      aliases: self.aliases,
-    });
+    const key = this.#config.key;
+    const bytes = key ? await seal(key, body, this.#sequencer.next()) : body;
     await Promise.all(this.#config.talk.map(async (nic) => {
       try {
         await transport.send(bytes, nic.name);
         this.stats.sent++;
       } catch (error) {
         this.stats.sendErrors++;
-        this.#deps.logger.warn("Cannot send {kind} on {nic}: {error}", {
-          kind,
+        this.#deps.logger.warn("Cannot send {what} on {nic}: {error}", {
+          what,
           nic: nic.name,
           error: String(error),
         });
@@ -195,47 +229,120 @@ export class DiscoveryDaemon {
     this.#statsDirty = true;
   }
 
+  async #infoTick(info: InfoExchange): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      const bytes = await info.tick();
+      if (bytes && !this.#stopped) await this.#sendAll(bytes, "node information");
+    } catch (error) {
+      this.#deps.logger.warn("Cannot measure this node: {error}", { error: String(error) });
+    }
+  }
+
   #onDatagram(bytes: Uint8Array, from: Peer, via: string): void {
-    const { logger, clock } = this.#deps;
     this.stats.received++;
     this.#statsDirty = true;
+    const key = this.#config.key;
+    if (!key) {
+      this.#dispatch(bytes, bytes, from, via, undefined);
+      return;
+    }
+    unseal(key, bytes).then(
+      (opened) => this.#dispatch(opened.body, bytes, from, via, opened.seq),
+      (error) => this.#drop(error, from, via),
+    );
+  }
+
+  /** Counts and logs (at debug) a datagram that is refused; anything else is a bug, logged. */
+  #drop(error: unknown, from: Peer, via: string): void {
+    if (!(error instanceof WireError)) {
+      this.#deps.logger.error("Unexpected error on datagram from {from}: {error}", {
+        from: from.address,
+        error: error instanceof Error ? error.stack ?? error.message : String(error),
+      });
+      return;
+    }
+    this.stats.dropped[error.reason]++;
+    this.#deps.logger.debug("Dropped datagram from {from} on {via}: {reason}", {
+      from: `${from.address}:${from.port}`,
+      via,
+      reason: error.message,
+    });
+  }
+
+  /**
+   * Decodes a datagram's body by its magic number and hands it on. `raw` is what arrived (the
+   * sealed bytes, relayed unchanged); `seq` is set when the datagram was authenticated.
+   */
+  #dispatch(body: Uint8Array, raw: Uint8Array, from: Peer, via: string, seq?: number): void {
+    const { logger, clock } = this.#deps;
     try {
-      let message;
-      try {
-        message = decodeAnnouncement(bytes);
-      } catch (error) {
-        if (!(error instanceof WireError)) throw error;
-        this.stats.dropped[error.reason]++;
-        logger.debug("Dropped datagram from {from} on {via}: {reason}", {
-          from: `${from.address}:${from.port}`,
-          via,
-          reason: error.message,
-        });
-        return;
-      }
       if (this.#stopped) return;
       const now = clock.now();
-      const outcome = this.membership.receive(message, now);
-      if (outcome.own) {
-        this.stats.own++;
-        return;
+      const magic = body.length >= 4
+        ? ((body[0] << 24) | (body[1] << 16) | (body[2] << 8) | body[3]) >>> 0
+        : 0;
+      const message = magic === INFO_MAGIC ? decodeInfo(body) : decodeAnnouncement(body);
+      const source = "kind" in message ? message.source.address : message.source;
+      if (seq !== undefined && !this.#guard.admit(source, seq, now)) {
+        throw new WireError("replay", `Cannot accept datagram from ${source}: replayed or stale`);
       }
-      this.stats.accepted++;
-      logger.debug("Heard {kind} from {source} via {from} on {via}", {
-        kind: message.kind,
-        source: message.source.address,
-        from: from.address,
-        via,
-      });
-      this.#apply(outcome.events);
-      if (outcome.acknowledge) this.#scheduleAck();
-      if (this.#config.relay) this.#relay(bytes, message, from.address, via, now);
+      if ("kind" in message) this.#onAnnouncement(message, from, via, now);
+      else this.#onInfo(message, from, via);
+      if (this.#config.relay && source !== this.membership.self.address) {
+        const aliases = "kind" in message ? message.aliases : [];
+        this.#relay(raw, source, aliases, from.address, via, now);
+      }
     } catch (error) {
+      if (error instanceof WireError) return this.#drop(error, from, via);
       logger.error("Unexpected error on datagram from {from}: {error}", {
         from: from.address,
         error: error instanceof Error ? error.stack ?? error.message : String(error),
       });
     }
+  }
+
+  #onAnnouncement(message: Announcement, from: Peer, via: string, now: number): void {
+    const outcome = this.membership.receive(message, now);
+    if (outcome.own) {
+      this.stats.own++;
+      return;
+    }
+    this.stats.accepted++;
+    this.#deps.logger.debug("Heard {kind} from {source} via {from} on {via}", {
+      kind: message.kind,
+      source: message.source.address,
+      from: from.address,
+      via,
+    });
+    this.#apply(outcome.events);
+    if (outcome.acknowledge) this.#scheduleAck();
+  }
+
+  /** Node information is taken only from members of the map (a stranger's is dropped). */
+  #onInfo(message: InfoMessage, from: Peer, via: string): void {
+    if (message.source === this.membership.self.address) {
+      this.stats.own++;
+      return;
+    }
+    const id = nodeIdOf(message.source);
+    const member = this.membership.members().find((m) => m.id === id);
+    if (!member || member.address !== message.source) {
+      throw new WireError(
+        "stranger",
+        `Cannot take node information from ${message.source}: not in the map`,
+      );
+    }
+    this.stats.accepted++;
+    this.stats.infos++;
+    this.#deps.logger.debug("Node information from {source} via {from} on {via}", {
+      source: message.source,
+      from: from.address,
+      via,
+    });
+    this.#deps.info?.receive(id, message, this.#deps.clock.now()).catch((error) =>
+      this.#deps.logger.warn("Cannot write node {id}: {error}", { id, error: String(error) })
+    );
   }
 
   /**
@@ -254,11 +361,17 @@ export class DiscoveryDaemon {
     });
   }
 
-  #relay(bytes: Uint8Array, message: Announcement, sender: string, via: string, now: number): void {
-    const source = message.source.address;
+  #relay(
+    bytes: Uint8Array,
+    source: string,
+    aliases: readonly { address: string }[],
+    sender: string,
+    via: string,
+    now: number,
+  ): void {
     // Heard from the node itself (not through another relay): it cannot be a looping copy, and a
     // node's repeated acknowledgements are byte-identical, so it is always relayed.
-    const direct = sender === source || message.aliases.some((a) => a.address === sender);
+    const direct = sender === source || aliases.some((a) => a.address === sender);
     if (!this.#relayFilter.admit(bytes, now) && !direct) {
       this.stats.relaySuppressed++;
       return;
@@ -277,8 +390,20 @@ export class DiscoveryDaemon {
   }
 
   #expire(): void {
-    const events = this.membership.expire(this.#deps.clock.now());
+    const now = this.#deps.clock.now();
+    const events = this.membership.expire(now);
     if (events.length) this.#apply(events);
+    this.#deps.info?.expire(now).then(
+      (stale) => {
+        for (const id of stale) {
+          this.#deps.logger.info("Node {id} stopped sending its information: shown as down", {
+            id: formatNodeId(id),
+          });
+        }
+      },
+      (error) =>
+        this.#deps.logger.warn("Cannot mark nodes down: {error}", { error: String(error) }),
+    );
   }
 
   #apply(events: readonly MembershipEvent[]): void {
@@ -307,6 +432,9 @@ export class DiscoveryDaemon {
           break;
         case "left":
           changed = true;
+          this.#deps.info?.forget(event.member.id).catch((error) =>
+            this.#deps.logger.warn("Cannot mark node down: {error}", { error: String(error) })
+          );
           if (event.reason === "leave") this.stats.left++;
           else this.stats.expired++;
           logger.info("Node {id} at {address} {how}", {

@@ -1,6 +1,6 @@
 /**
  * The cluster key: 32 random bytes that every node of an authenticated cluster shares. The file
- * is one line, `om-cluster-key-v1 <64 hex digits>`, mode 0600 (PROTOCOL.md §6). HMAC-SHA-256
+ * is one line, `om-cluster-key-v1 <64 hex digits>`, mode 0600 (PROTOCOL.md §9). HMAC-SHA-256
  * with it authenticates datagrams (lib/auth.ts) and channel connections (lib/channel.ts).
  */
 

@@ -98,3 +98,26 @@ export async function listNodeInfo(nodesDir: string): Promise<NodeInfo[]> {
   const infos = await Promise.all(ids.map((id) => readNodeInfo(nodesDir, id)));
   return infos.filter((i): i is NodeInfo => i !== undefined);
 }
+
+/**
+ * A writer for the daemon, which rewrites every node's files at every interval: it replaces only
+ * the files whose value changed (cpus, speed and tmem rarely do), and makes each directory once.
+ */
+export function nodeInfoWriter(nodesDir: string): (info: NodeInfo) => Promise<void> {
+  const written = new Map<number, Map<string, string>>();
+  return async (info) => {
+    let files = written.get(info.id);
+    if (!files) {
+      await Deno.mkdir(`${nodesDir}/${info.id}`, { recursive: true });
+      files = new Map();
+      written.set(info.id, files);
+    }
+    const known = files;
+    await Promise.all(NODE_FILES.map(async (name) => {
+      const value = name === "status" ? info.status : String(Math.round(info[name]));
+      if (known.get(name) === value) return;
+      await writeFileAtomic(`${nodesDir}/${info.id}/${name}`, encoder.encode(`${value}\n`));
+      known.set(name, value);
+    }));
+  };
+}

@@ -42,7 +42,31 @@ export interface Announcement {
 }
 
 /** Why a datagram was refused; the daemon counts drops by this reason. */
-export type DropReason = "length" | "magic" | "type" | "source" | "netmask" | "alias";
+export type DropReason =
+  | "length"
+  | "magic"
+  | "type"
+  | "source"
+  | "netmask"
+  | "alias"
+  | "range"
+  | "auth"
+  | "replay"
+  | "stranger";
+
+/** Every drop reason, for counters (PROTOCOL.md §1.3). */
+export const DROP_REASONS: readonly DropReason[] = [
+  "length",
+  "magic",
+  "type",
+  "source",
+  "netmask",
+  "alias",
+  "range",
+  "auth",
+  "replay",
+  "stranger",
+];
 
 /** A datagram that does not parse. */
 export class WireError extends SyntaxError {
@@ -64,7 +88,7 @@ function validMask(mask: number): boolean {
 }
 
 /** True for an address a node can have: not 0.0.0.0, not multicast/reserved, node id not 0. */
-function validHost(address: number): boolean {
+export function validHost(address: number): boolean {
   const first = address >>> 24;
   return address !== 0 && first !== 0 && first < 224 && (address & 0xffff) !== 0;
 }

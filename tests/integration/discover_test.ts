@@ -21,6 +21,8 @@ import { omCommand } from "../../lib/selfexec.ts";
 import { ROOT, withLab } from "../tools/labkit.ts";
 
 const ignore = !ROOT;
+/** Long intervals: no re-announcement and no node information during a test's checks. */
+const QUIET = ["--announce-interval", "30", "--expire-after", "90", "--info-interval", "30"];
 const INJECT = new URL("../tools/inject.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
@@ -99,7 +101,7 @@ Deno.test({
   fn: () =>
     withLab("leave", planLab(4), async (lab) => {
       // Long intervals: only the leave message can remove it within the wait below.
-      await startAll(lab, ["--announce-interval", "30", "--expire-after", "90"]);
+      await startAll(lab, QUIET);
       const result = await stopDaemon(lab, 3);
       assert.equal(result?.graceful, true);
       assert.equal(result?.status?.code, 0);
@@ -138,7 +140,7 @@ Deno.test({
   fn: () =>
     withLab("relay", planLab(5, { nets: 2 }), async (lab) => {
       // Node 1 is on both networks (10.77.0.1 and 10.77.1.1) and relays; 2,4 on net 1; 3,5 on 0.
-      await startAll(lab, ["--announce-interval", "30", "--expire-after", "90"]);
+      await startAll(lab, QUIET);
       const all = [1, 0x0102, 3, 0x0104, 5].sort((a, b) => a - b);
       assert.deepEqual(await idsOf(lab, 3), all);
       assert.deepEqual(await idsOf(lab, 2), all);
@@ -193,7 +195,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("flood", planLab(3), async (lab) => {
-      await startAll(lab, ["--announce-interval", "30", "--expire-after", "90"]);
+      await startAll(lab, QUIET);
       const mapBefore = await Deno.readFile(`${nodeRoot(lab, 1)}/admin/config`);
       await new Promise((resolve) => setTimeout(resolve, 400)); // statistics settle (250 ms)
       const before = await stats(lab, 1);

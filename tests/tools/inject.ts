@@ -2,10 +2,14 @@
  * Test tool: sends discovery datagrams (good or malformed) to the group from inside a lab node.
  *   deno run -A inject.ts KIND COUNT [SRC]
  * KIND: join | ack | leave (a valid datagram claiming SRC), or garbage (a mix of every kind of
- * malformed datagram). Prints the number of datagrams sent.
+ * malformed datagram). Prints the number of datagrams sent. With OM_INJECT_KEY=FILE the datagrams
+ * are sealed with that cluster key; with OM_INJECT_REPLAY=1 the same sealed bytes are sent every
+ * time (a replay).
  */
 import dgram from "node:dgram";
 import { DEFAULTS } from "../../lib/config.ts";
+import { seal, Sequencer } from "../../lib/auth.ts";
+import { importKey, parseKeyText } from "../../lib/key.ts";
 import { encodeAnnouncement } from "../../lib/wire.ts";
 
 const [kind, countText, src = "10.77.0.99"] = Deno.args;
@@ -47,9 +51,20 @@ function garbage(i: number): Uint8Array {
   }
 }
 
+const keyFile = Deno.env.get("OM_INJECT_KEY");
+const key = keyFile
+  ? await importKey(parseKeyText(await Deno.readTextFile(keyFile), keyFile))
+  : undefined;
+const sequencer = new Sequencer(() => Date.now());
+let replayed: Uint8Array | undefined;
+
 let sent = 0;
 for (let i = 0; i < count; i++) {
-  const bytes = kind === "garbage" ? garbage(i) : good(kind as "join" | "ack" | "leave");
+  let bytes = kind === "garbage" ? garbage(i) : good(kind as "join" | "ack" | "leave");
+  if (key) {
+    bytes = replayed ?? await seal(key, bytes, sequencer.next());
+    if (Deno.env.get("OM_INJECT_REPLAY") === "1") replayed = bytes;
+  }
   await new Promise<void>((resolve, reject) =>
     socket.send(bytes, DEFAULTS.port, DEFAULTS.group, (e) => (e ? reject(e) : resolve()))
   );

@@ -1,0 +1,211 @@
+import assert from "node:assert/strict";
+import { parse, UsageError } from "../../lib/cli.ts";
+import { captureContext } from "../../lib/context.ts";
+import { formatCpuTime, type Placement, psRows, renderPs, run, spec } from "../../commands/ps.ts";
+import { readProcesses } from "../../lib/procs.ts";
+
+const HEADER = "  PID TTY NODE STAT TIME COMMAND\n";
+const ME = Deno.uid() ?? 0;
+const SOMEONE = ME + 1;
+
+/** stat lines: init (no terminal), a login shell on tty1, a job of another user, a kernel thread. */
+const PROCESSES = [
+  {
+    stat: "1 (systemd) S 0 1 1 0 -1 4194560 0 0 0 0 51200 100 0 0 20 0 1 0 3",
+    uid: 0,
+    cmdline: "/sbin/init\0splash\0",
+  },
+  {
+    stat: "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 3 0 0 20 0 1 0 3",
+    uid: 0,
+    cmdline: "",
+  },
+  {
+    stat: "731 (bash) S 1 731 731 1025 802 4194560 0 0 0 0 9 3 0 0 20 0 1 0 9",
+    uid: ME,
+    cmdline: "-bash\0",
+  },
+  {
+    stat: "802 (my (odd) job) R 731 802 731 1025 802 4194560 0 0 0 0 360000 2 0 0 30 10 1 0 9",
+    uid: ME,
+    cmdline: "./job\0--name\0two\nlines\0",
+  },
+  {
+    stat: "900 (sleep) S 1 900 900 34816 900 4194560 0 0 0 0 0 0 0 0 20 0 1 0 9",
+    uid: SOMEONE,
+    cmdline: "sleep\x00600\x00",
+  },
+];
+
+/** A fake /proc and an empty configuration file, removed by `cleanup`. */
+async function sandbox() {
+  const dir = await Deno.makeTempDir({ prefix: "om-ps-" });
+  await Deno.writeTextFile(`${dir}/om.conf`, "");
+  for (const p of PROCESSES) {
+    const pid = p.stat.slice(0, p.stat.indexOf(" "));
+    await Deno.mkdir(`${dir}/proc/${pid}`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/proc/${pid}/stat`, p.stat + "\n");
+    await Deno.writeTextFile(`${dir}/proc/${pid}/status`, `Uid:\t${p.uid}\t${p.uid}\t0\t0\n`);
+    await Deno.writeTextFile(`${dir}/proc/${pid}/cmdline`, p.cmdline);
+  }
+  const env = { OM_PROC: `${dir}/proc`, OM_CONFIG: `${dir}/om.conf`, OM_ROOT: `${dir}/root` };
+  return { dir, env, cleanup: () => Deno.remove(dir, { recursive: true }) };
+}
+
+/** Runs ps in-process the way main.ts does: usage errors exit 2, other errors 1. */
+async function ps(argv: string[], env: Record<string, string>) {
+  const ctx = captureContext(env);
+  let code: number;
+  try {
+    code = await run(parse(spec, argv), ctx);
+  } catch (error) {
+    code = error instanceof UsageError ? 2 : 1;
+    ctx.err(`om ps: ${(error as Error).message}\n`);
+  }
+  return { code, out: ctx.stdout(), err: ctx.stderr() };
+}
+
+Deno.test("ps lists the user's processes that have a terminal, under mps's header exactly", async () => {
+  const box = await sandbox();
+  try {
+    assert.deepEqual(await ps([], box.env), {
+      code: 0,
+      out: "  PID TTY NODE STAT TIME COMMAND\n" +
+        "  731 tty1    0 Ss   0:00 -bash\n" +
+        "  802 tty1    0 RN+  1:00:00 ./job --name two?lines\n",
+      err: "",
+    });
+  } finally {
+    await box.cleanup();
+  }
+});
+
+Deno.test("ps -a lists every process; a wider TTY pushes its row along, the header stays", async () => {
+  const box = await sandbox();
+  try {
+    const { code, out } = await ps(["-a"], box.env);
+    assert.equal(code, 0);
+    assert.equal(
+      out,
+      "  PID TTY NODE STAT TIME COMMAND\n" +
+        "    1 ?      0 Ss   8:33 /sbin/init splash\n" +
+        "    2 ?      0 S    0:00 [kthreadd]\n" +
+        "  731 tty1    0 Ss   0:00 -bash\n" +
+        "  802 tty1    0 RN+  1:00:00 ./job --name two?lines\n" +
+        "  900 pts/0    0 Ss+  0:00 sleep 600\n",
+    );
+    assert.deepEqual(await ps(["--all"], box.env), { code, out, err: "" });
+  } finally {
+    await box.cleanup();
+  }
+});
+
+Deno.test("ps PID... lists just those, whoever owns them, and exits 1 when none exists", async () => {
+  const box = await sandbox();
+  try {
+    assert.deepEqual(await ps(["2", "1"], box.env), {
+      code: 0,
+      out: HEADER + "    1 ?      0 Ss   8:33 /sbin/init splash\n" +
+        "    2 ?      0 S    0:00 [kthreadd]\n",
+      err: "",
+    });
+    assert.deepEqual(await ps(["4242"], box.env), { code: 1, out: HEADER, err: "" });
+    const bad = await ps(["12x"], box.env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /Cannot use "12x" as a PID/);
+  } finally {
+    await box.cleanup();
+  }
+});
+
+Deno.test("ps --json gives the same rows as objects", async () => {
+  const box = await sandbox();
+  try {
+    const { code, out, err } = await ps(["--json", "802", "2"], box.env);
+    assert.equal(code, 0);
+    assert.equal(err, "");
+    assert.deepEqual(JSON.parse(out), [
+      {
+        pid: 2,
+        ppid: 0,
+        uid: 0,
+        node: 0,
+        home: 0,
+        tty: "?",
+        stat: "S",
+        time: 0.03,
+        command: "[kthreadd]",
+      },
+      {
+        pid: 802,
+        ppid: 731,
+        uid: ME,
+        node: 0,
+        home: 0,
+        tty: "tty1",
+        stat: "RN+",
+        time: 3600.02,
+        command: "./job --name two\nlines",
+      },
+    ]);
+    assert.deepEqual(await ps(["--json", "4242"], box.env), { code: 1, out: "[]\n", err: "" });
+  } finally {
+    await box.cleanup();
+  }
+});
+
+Deno.test("ps shows this very test process, running here", async () => {
+  const { code, out } = await ps([String(Deno.pid)], {
+    OM_PROC: "/proc",
+    OM_CONFIG: "/dev/null",
+  });
+  assert.equal(code, 0);
+  const [header, row, ...rest] = out.split("\n");
+  assert.match(header, /^ {2}PID TTY +NODE STAT +TIME COMMAND$/);
+  assert.deepEqual(rest, [""]);
+  const [pid, tty, node, stat, time, ...command] = row.trim().split(/\s+/);
+  assert.equal(Number(pid), Deno.pid);
+  assert.match(tty, /^(\?|pts\/\d+|tty\w+|console)$/);
+  assert.equal(node, "0");
+  assert.match(stat, /^[RS]/);
+  assert.match(time, /^\d+:\d\d$/);
+  assert.match(command[0], /deno/);
+  assert.ok(command.includes("test"));
+
+  const json = await ps(["--json", String(Deno.pid)], { OM_PROC: "/proc", OM_CONFIG: "/dev/null" });
+  const [self] = JSON.parse(json.out);
+  assert.equal(self.pid, Deno.pid);
+  assert.equal(self.node, 0);
+  assert.equal(self.home, 0);
+  assert.equal(self.uid, ME);
+  assert.equal(typeof self.time, "number");
+});
+
+Deno.test("a row's node comes from the placement it is given", async () => {
+  const box = await sandbox();
+  try {
+    const processes = await readProcesses(`${box.dir}/proc`, { pids: [731, 900] });
+    const elsewhere = (p: { pid: number }): Placement =>
+      p.pid === 900 ? { node: 2780, home: 0 } : { node: 0, home: 0 };
+    const rows = psRows(processes, elsewhere);
+    assert.deepEqual(rows.map((r) => [r.pid, r.node, r.home]), [[731, 0, 0], [900, 2780, 0]]);
+    assert.equal(
+      renderPs(rows),
+      "  PID TTY NODE STAT TIME COMMAND\n" +
+        "  731 tty1    0 Ss   0:00 -bash\n" +
+        "  900 pts/0 2780 Ss+  0:00 sleep 600\n",
+    );
+    assert.equal(renderPs(rows, { width: 20 }).split("\n")[2], "  900 pts/0 2780 Ss+");
+  } finally {
+    await box.cleanup();
+  }
+});
+
+Deno.test("formatCpuTime: M:SS, then H:MM:SS from an hour on", () => {
+  assert.equal(formatCpuTime(0), "0:00");
+  assert.equal(formatCpuTime(59.99), "0:59");
+  assert.equal(formatCpuTime(61), "1:01");
+  assert.equal(formatCpuTime(3599), "59:59");
+  assert.equal(formatCpuTime(3600), "1:00:00");
+  assert.equal(formatCpuTime(100 * 3600 + 62), "100:01:02");
+});

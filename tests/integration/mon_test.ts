@@ -1,0 +1,275 @@
+/**
+ * `om mon` in a real terminal: tmux runs it in a 100x30 pane of a private tmux server, the test
+ * reads the pane, presses keys, changes node files, and checks that q (and Ctrl-C) give the
+ * terminal back: alternate screen off, cursor shown, the same stty settings, exit status 0.
+ * Also the one-screen forms, in-process.
+ */
+import assert from "node:assert/strict";
+import { parse } from "../../lib/cli.ts";
+import { captureContext } from "../../lib/context.ts";
+import type { ClusterMap } from "../../lib/hpcmap.ts";
+import { NO_NODES } from "../../lib/monview.ts";
+import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/nodestate.ts";
+import { retryUntil } from "../../lib/retry.ts";
+import { omCommand } from "../../lib/selfexec.ts";
+import { resolveStatePaths, type StatePaths, writeMap } from "../../lib/statetree.ts";
+import { NOT_OPENMOSIX, run, spec } from "../../commands/mon.ts";
+
+const decoder = new TextDecoder();
+const G = 1024 ** 3;
+
+const HAVE_TMUX = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
+  .output().then((o) => o.success, () => false);
+
+const MAP: ClusterMap = {
+  gateways: 0,
+  entries: [{ base: 1, address: "10.77.0.1", count: 3 }],
+};
+
+const node = (id: number, load: number): NodeInfo => ({
+  id,
+  status: "up",
+  load,
+  speed: 10000,
+  cpus: 2,
+  mem: 2 * G,
+  rmem: G,
+  tmem: 4 * G,
+  util: 50,
+});
+
+/** A state tree with a map, nodes 1 and 2 up and 3 down, and an empty configuration file. */
+async function sandbox(options: { map?: boolean; nodes?: boolean } = {}) {
+  const dir = await Deno.makeTempDir({ prefix: "om-mon-" });
+  await Deno.writeTextFile(`${dir}/om.conf`, "");
+  const root = `${dir}/root`;
+  const paths: StatePaths = resolveStatePaths({ root, proc: `${dir}/proc`, alpha: false });
+  if (options.map ?? true) await writeMap(paths, 1, MAP);
+  if (options.nodes ?? true) {
+    await writeNodeInfo(paths.nodes, node(1, 150));
+    await writeNodeInfo(paths.nodes, node(2, 40));
+    await writeNodeInfo(paths.nodes, downInfo(3));
+  }
+  const env = { OM_CONFIG: `${dir}/om.conf`, OM_ROOT: root, OM_PROC: `${dir}/proc` };
+  return { dir, root, paths, env, cleanup: () => Deno.remove(dir, { recursive: true }) };
+}
+
+const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+
+let serial = 0;
+
+/**
+ * A private tmux server running one command in a detached session; its socket is in `dir`, so
+ * removing the test's directory removes it too.
+ */
+async function startTmux(dir: string, command: string, size = { columns: 100, rows: 30 }) {
+  const socket = `${dir}/tmux.sock`;
+  const session = `om-mon-${Deno.pid}-${serial++}`;
+  const tmux = async (...args: string[]) => {
+    const output = await new Deno.Command("tmux", {
+      args: ["-S", socket, "-f", "/dev/null", ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!output.success) {
+      throw new Error(`Cannot run tmux ${args[0]}: ${decoder.decode(output.stderr).trim()}`);
+    }
+    return decoder.decode(output.stdout);
+  };
+  await tmux(
+    "new-session",
+    "-d",
+    "-s",
+    session,
+    "-x",
+    String(size.columns),
+    "-y",
+    String(size.rows),
+    command,
+  );
+  return {
+    tmux,
+    /** The pane's visible text. */
+    pane: () => tmux("capture-pane", "-p", "-t", session),
+    keys: (...keys: string[]) => tmux("send-keys", "-t", session, ...keys),
+    /** `#{alternate_on} #{cursor_flag}` and other pane formats. */
+    resize: (columns: number, rows: number) =>
+      tmux("resize-window", "-t", session, "-x", String(columns), "-y", String(rows)),
+    display: (format: string) => tmux("display-message", "-p", "-t", session, format),
+    kill: async () => {
+      await tmux("kill-session", "-t", session).catch(() => {});
+      await tmux("kill-server").catch(() => {});
+    },
+  };
+}
+
+/**
+ * The shell line run in the pane: records stty settings before and after om mon and its exit
+ * status, then says so and stays (so the pane can still be read).
+ */
+function wrapped(dir: string, args: string[]): string {
+  const om = omCommand(["mon", ...args]).map(quote).join(" ");
+  return `stty -g > ${quote(`${dir}/before`)}; ${om}; echo $? > ${quote(`${dir}/code`)}; ` +
+    `stty -g > ${quote(`${dir}/after`)}; echo OM-MON-EXITED; sleep 600`;
+}
+
+/** Waits until the pane shows every one of `needles`; returns the pane. */
+function waitForPane(pane: () => Promise<string>, needles: (string | RegExp)[], what: string) {
+  return retryUntil(
+    async () => {
+      const text = await pane();
+      return needles.every((n) => typeof n === "string" ? text.includes(n) : n.test(text)) &&
+        text;
+    },
+    15_000,
+    { what, intervalMs: 100 },
+  );
+}
+
+/** Checks that om mon exited 0 and gave the terminal back as it found it. */
+async function assertRestored(dir: string, term: Awaited<ReturnType<typeof startTmux>>) {
+  const code = await retryUntil(
+    () => Deno.readTextFile(`${dir}/code`).then((t) => t.endsWith("\n") && t.trim()),
+    10_000,
+    { what: "om mon to exit", intervalMs: 100 },
+  );
+  assert.equal(code, "0");
+  const pane = await waitForPane(term.pane, ["OM-MON-EXITED"], "the shell to go on");
+  assert.ok(!pane.includes("om mon:"), `the view is left on the screen:\n${pane}`);
+  assert.equal((await term.display("#{alternate_on} #{cursor_flag}")).trim(), "0 1");
+  assert.equal(
+    await Deno.readTextFile(`${dir}/after`),
+    await Deno.readTextFile(`${dir}/before`),
+    "stty settings differ after om mon",
+  );
+}
+
+Deno.test({
+  name: "mon: draws the bars in a terminal, follows keys and node files, q restores the terminal",
+  ignore: !HAVE_TMUX,
+  async fn() {
+    const box = await sandbox();
+    const term = await startTmux(box.dir, wrapped(box.dir, ["--root", box.root]));
+    try {
+      let pane = await waitForPane(
+        term.pane,
+        ["om mon: load (1.00 = one yardstick CPU fully busy)", "3 nodes: 2 up, 1 down"],
+        "the load view",
+      );
+      const lines = pane.split("\n");
+      assert.match(lines[2], /^1\.50 \| ###$/);
+      assert.ok(lines.includes("   0 +--------"), pane);
+      assert.ok(lines.includes("         1   2"), pane);
+      assert.ok(lines.some((l) => /^ +\| ### ###$/.test(l)), pane);
+      assert.ok(pane.includes("l load  s speed  m memory"), pane);
+      assert.equal((await term.display("#{alternate_on} #{cursor_flag}")).trim(), "1 0");
+
+      await term.keys("m");
+      pane = await waitForPane(term.pane, ["om mon: memory (used #, free +)"], "the memory view");
+      assert.match(pane, /^4\.0G \| \+\+\+ \+\+\+$/m);
+      assert.match(pane, /^ +\| ### ###$/m);
+
+      await term.keys("l");
+      await waitForPane(term.pane, ["om mon: load", /^1\.50 \|/m], "the load view again");
+      await writeNodeInfo(box.paths.nodes, node(2, 400));
+      pane = await waitForPane(
+        term.pane,
+        [/^4\.00 \| {5}###$/m],
+        "the redraw with node 2 at 4.00",
+      );
+
+      await term.keys("d");
+      await waitForPane(term.pane, ["         1   2   3", " xxx"], "the down node");
+      await term.keys("t");
+      pane = await waitForPane(term.pane, [/^om mon: load.*\n\n/], "the count line to go");
+      assert.ok(!pane.includes("3 nodes"), pane);
+
+      await term.keys("q");
+      await assertRestored(box.dir, term);
+    } finally {
+      await term.kill();
+      await box.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "mon: Ctrl-C quits cleanly too; a resized terminal is redrawn to fit; no nodes is said",
+  ignore: !HAVE_TMUX,
+  async fn() {
+    const box = await sandbox({ nodes: false });
+    const term = await startTmux(
+      box.dir,
+      wrapped(box.dir, ["--root", box.root, "--interval", "0.2"]),
+    );
+    try {
+      await waitForPane(term.pane, [NO_NODES], "the no-nodes message");
+      await writeNodeInfo(box.paths.nodes, node(1, 100));
+      await waitForPane(term.pane, ["1 node: 1 up, 0 down", /^1\.00 \| ###$/m], "node 1");
+      await term.resize(40, 10);
+      const pane = await waitForPane(
+        term.pane,
+        [/^l load {2}s speed {2}m memory {2}r raw memory$/m],
+        "the smaller screen",
+      );
+      assert.ok(pane.split("\n").every((l) => l.length <= 40), pane);
+      await term.keys("C-c");
+      await assertRestored(box.dir, term);
+    } finally {
+      await term.kill();
+      await box.cleanup();
+    }
+  },
+});
+
+/** Runs mon in-process (output is not a terminal, so one screen). */
+async function mon(argv: string[], env: Record<string, string>) {
+  const ctx = captureContext(env);
+  const code = await run(parse(spec, argv), ctx);
+  return { code, out: ctx.stdout(), err: ctx.stderr() };
+}
+
+Deno.test("mon --once, or output that is not a terminal, prints one screen", async () => {
+  const box = await sandbox();
+  try {
+    const once = await mon(["--once"], box.env);
+    assert.equal(once.code, 0);
+    assert.equal(once.err, "");
+    const lines = once.out.split("\n");
+    assert.equal(lines[0], "om mon: load (1.00 = one yardstick CPU fully busy)");
+    assert.equal(lines[1], "3 nodes: 2 up, 1 down (d shows them)");
+    assert.equal(lines[2], "1.50 | ###");
+    assert.deepEqual(lines.slice(-3), ["   0 +--------", "         1   2", ""]);
+    assert.equal(lines.length, 25);
+    assert.deepEqual(await mon([], box.env), once);
+    assert.deepEqual(await mon(["--root", box.root], { OM_CONFIG: box.env.OM_CONFIG }), once);
+  } finally {
+    await box.cleanup();
+  }
+});
+
+Deno.test("mon: a map without node information says so; no map and no nodes is mosmon's error", async () => {
+  const empty = await sandbox({ nodes: false });
+  const none = await sandbox({ map: false, nodes: false });
+  try {
+    const waiting = await mon(["--once"], empty.env);
+    assert.equal(waiting.code, 0);
+    assert.equal(waiting.out.split("\n")[2], NO_NODES);
+    assert.deepEqual(await mon([], none.env), { code: 1, out: "", err: `${NOT_OPENMOSIX}\n` });
+    assert.equal(NOT_OPENMOSIX, "mosmon: This is NOT a openMosix system!");
+  } finally {
+    await empty.cleanup();
+    await none.cleanup();
+  }
+});
+
+Deno.test("mon rejects a bad --interval and arguments", async () => {
+  const box = await sandbox();
+  try {
+    await assert.rejects(() => mon(["--interval", "0"], box.env), /--interval/);
+    await assert.rejects(() => mon(["--interval", "fast"], box.env), /--interval/);
+    await assert.rejects(() => mon(["extra"], box.env), /takes no arguments/);
+  } finally {
+    await box.cleanup();
+  }
+});

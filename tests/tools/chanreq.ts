@@ -1,0 +1,25 @@
+/**
+ * Test tool: one request over the node-to-node channel from inside a lab node.
+ *   deno run -A chanreq.ts HOST COMMAND [KEYFILE]
+ * Prints the reply body, or "refused: REASON" / "error: MESSAGE" (exit 1).
+ */
+import { ChannelRefusedError, connectChannel } from "../../lib/channel.ts";
+import { importKey, parseKeyText } from "../../lib/key.ts";
+
+const [hostname, command, keyFile] = Deno.args;
+const key = keyFile
+  ? await importKey(parseKeyText(await Deno.readTextFile(keyFile), keyFile))
+  : undefined;
+try {
+  const client = await connectChannel({ hostname, port: 20302, key, timeoutMs: 5000 });
+  try {
+    console.log(new TextDecoder().decode(await client.request(command)));
+  } finally {
+    await client.close();
+  }
+} catch (error) {
+  console.log(
+    error instanceof ChannelRefusedError ? `refused: ${error.reason}` : `error: ${error}`,
+  );
+  Deno.exit(1);
+}
