@@ -38,6 +38,7 @@ import { omCommand } from "../lib/selfexec.ts";
 import {
   benchMain,
   goalLine,
+  labParent,
   machine,
   median,
   ms,
@@ -451,7 +452,7 @@ export async function runDiscover(
   const roundsPerSize = options.rounds ?? 3;
   const dir = await Deno.makeTempDir({
     prefix: "om-bench-lab-",
-    ...(options.labParent ? { dir: options.labParent } : {}),
+    ...((options.labParent ?? labParent()) ? { dir: options.labParent ?? labParent() } : {}),
   });
   const current: { lab?: Lab } = {};
   // Ctrl-C must not leave namespaces and cgroups behind.

@@ -26,7 +26,16 @@ import {
 import { readNodeInfo } from "../lib/nodestate.ts";
 import { retryUntil } from "../lib/retry.ts";
 import { omCommand } from "../lib/selfexec.ts";
-import { benchMain, goalLine, machine, median, ms, renderTable, saveResults } from "./report.ts";
+import {
+  benchMain,
+  goalLine,
+  labParent,
+  machine,
+  median,
+  ms,
+  renderTable,
+  saveResults,
+} from "./report.ts";
 
 interface Options {
   rounds: number;
@@ -49,8 +58,10 @@ export function parseInfoArgs(args: readonly string[]): Options {
   return { rounds, idleSeconds };
 }
 
+const LAB_PARENT = labParent();
+
 async function withLab<T>(nodes: number, tag: string, fn: (lab: Lab) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "om-bench-info-" });
+  const dir = await Deno.makeTempDir({ prefix: "om-bench-info-", dir: LAB_PARENT });
   const lab = await createLab({ name: `binfo${Deno.pid}${tag}`, dir, nodes: planLab(nodes) });
   try {
     return await fn(lab);
@@ -203,7 +214,11 @@ export async function runInfo(options: Options): Promise<void> {
       ["setspeed visible on all 15 others, worst", ms(Math.max(...prop.setspeed))],
     ]),
   );
-  console.log(`\nidle cost over ${options.idleSeconds} s (one node's process)`);
+  console.log(
+    `\nidle cost over ${options.idleSeconds} s (one node's process; state trees in ${
+      LAB_PARENT ?? "a temporary directory"
+    })`,
+  );
   const cost = await idle(options.idleSeconds);
   const row = (name: string, c: { cpuMsPerSecond: number; rssKiB: number }) => [
     name,

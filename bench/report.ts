@@ -56,6 +56,19 @@ export function machine(): Record<string, unknown> {
   };
 }
 
+/**
+ * Where benchmark labs go by default: /dev/shm (tmpfs) when the machine has it. A real node's
+ * state tree is /run/om, which is tmpfs on a normal system (as /proc/hpc was memory); on a disk
+ * the journal of every small file replacement would be measured instead of om.
+ */
+export function labParent(): string | undefined {
+  try {
+    return Deno.statSync("/dev/shm").isDirectory ? "/dev/shm" : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Writes `bench/results/<name>-<timestamp>.json` and returns its path. */
 export async function saveResults(name: string, results: unknown): Promise<string> {
   const dir = decodeURIComponent(new URL("./results/", import.meta.url).pathname);

@@ -1,8 +1,9 @@
 /**
- * `deno task bench`: the start-up benchmark, then the discovery benchmark (root only), each
+ * `deno task bench`: the start-up, discovery and node-information benchmarks (the last two root
+ * only), each
  * printing its table and goal lines and writing its JSON to bench/results/.
  *
- *   deno task bench [startup|discover] [N...] [--runs R] [--warmups W] [--rounds K]
+ *   deno task bench [startup|discover|info] [N...] [--runs R] [--warmups W] [--rounds K]
  *                   [--lab-dir DIR]
  *
  * A name runs only that benchmark; numbers are discover's cluster sizes; --runs and --warmups
@@ -11,9 +12,10 @@
 import { parseArgs } from "node:util";
 import { parseDiscoverArgs, runDiscover } from "./discover.ts";
 import { benchMain } from "./report.ts";
+import { parseInfoArgs, runInfo } from "./info.ts";
 import { parseStartupArgs, runStartup } from "./startup.ts";
 
-const NAMES = ["startup", "discover"] as const;
+const NAMES = ["startup", "discover", "info"] as const;
 
 /** Splits the task's arguments between the two benchmarks and says which to run. */
 export function splitArgs(
@@ -40,10 +42,7 @@ export function splitArgs(
       );
     }
   }
-  if (run.size === 0) {
-    run.add("startup");
-    run.add("discover");
-  }
+  if (run.size === 0) { for (const name of NAMES) run.add(name); }
   const flag = (name: keyof typeof values) =>
     values[name] === undefined ? [] : [`--${name}`, values[name]!];
   return {
@@ -63,6 +62,11 @@ if (import.meta.main) {
     if (run.has("discover")) {
       if (Deno.uid() === 0) await runDiscover(discover);
       else console.log("discovery benchmark skipped: it needs root (namespaces, cgroups)");
+    }
+    if (run.has("info")) {
+      console.log("\n");
+      if (Deno.uid() === 0) await runInfo(parseInfoArgs([]));
+      else console.log("node-information benchmark skipped: it needs root (namespaces, cgroups)");
     }
   });
 }

@@ -17,12 +17,7 @@ import {
 } from "../lib/netif.ts";
 import { acquirePidFile, AlreadyRunningError } from "../lib/pidfile.ts";
 import { omCommand } from "../lib/selfexec.ts";
-import {
-  mapWriter,
-  resolveStatePaths,
-  type StatePaths,
-  writeFileAtomic,
-} from "../lib/statetree.ts";
+import { mapWriter, replaceFile, resolveStatePaths, type StatePaths } from "../lib/statetree.ts";
 import { readFlag, readNumber } from "../lib/admin.ts";
 import { InfoExchange } from "../lib/infoexchange.ts";
 import { makeAcl } from "../lib/acl.ts";
@@ -420,7 +415,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
       }, handler),
     writeMap: mapWriter(paths),
     writeStats: (stats) =>
-      writeFileAtomic(
+      replaceFile(
         `${settings.root}/omdiscd.stats`,
         new TextEncoder().encode(
           JSON.stringify({ pid: Deno.pid, ...stats, channel: channel?.stats }) + "\n",

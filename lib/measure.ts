@@ -89,6 +89,8 @@ export function speedOfCpuinfo(text: string): number {
  * The figures of an interval between two samples, at a given speed. load: the average number of
  * runnable tasks, times 100, scaled to the reference speed (a task on a CPU twice as fast loads
  * it half as much); util: CPU time used over what the node's CPUs could give, in percent.
+ * Free and available memory are rounded down to whole MiB: byte counts change at every sample,
+ * and every change is a file to rewrite on every node of the cluster.
  */
 export function figures(
   previous: Sample,
@@ -103,13 +105,20 @@ export function figures(
     cpus: Math.max(1, Math.ceil(current.cpus - 1e-9)),
     load: Math.round(runnable * 100 * REFERENCE_SPEED / Math.max(1, speed)),
     util,
-    mem: current.mem,
-    rmem: current.rmem,
+    mem: wholeMiB(current.mem),
+    rmem: wholeMiB(current.rmem),
     tmem: current.tmem,
   };
 }
 
-const readText = (path: string) => Deno.readTextFile(path);
+/** Rounds a byte count down to a whole number of MiB. */
+function wholeMiB(bytes: number): number {
+  return Math.floor(bytes / 2 ** 20) * 2 ** 20;
+}
+
+// Synchronous reads: a few dozen tiny /proc and cgroup files a second, where Deno's async reads
+// would each be a hand-off to a worker thread (see replaceFile in lib/statetree.ts).
+const readText = (path: string) => Promise.resolve(Deno.readTextFileSync(path));
 const readNumber = async (path: string) => Number((await readText(path)).trim());
 
 /** Counts the runnable tasks among a cgroup's, leaving out this process's own threads. */
@@ -117,7 +126,7 @@ async function runnableIn(tasksFile: string): Promise<number> {
   const ids = (await readText(tasksFile)).split("\n").filter(Boolean);
   const own = new Set<string>();
   try {
-    for await (const entry of Deno.readDir("/proc/self/task")) own.add(entry.name);
+    for (const entry of Deno.readDirSync("/proc/self/task")) own.add(entry.name);
   } catch { /* no /proc/self/task */ }
   let runnable = 0;
   await Promise.all(ids.map(async (id) => {

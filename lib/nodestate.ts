@@ -3,7 +3,7 @@
  * as openMosix's /proc/hpc/nodes/<id>/ looked, one decimal value (or word) and a newline per file.
  * The discovery daemon writes them; mosctl, ps and mon read them. PROTOCOL.md §3.7.
  */
-import { writeFileAtomic } from "./statetree.ts";
+import { replaceFile, writeFileAtomic } from "./statetree.ts";
 
 /** The measured state of one node, as shared in the node-information message. */
 export interface NodeInfo {
@@ -116,7 +116,7 @@ export function nodeInfoWriter(nodesDir: string): (info: NodeInfo) => Promise<vo
     await Promise.all(NODE_FILES.map(async (name) => {
       const value = name === "status" ? info.status : String(Math.round(info[name]));
       if (known.get(name) === value) return;
-      await writeFileAtomic(`${nodesDir}/${info.id}/${name}`, encoder.encode(`${value}\n`));
+      await replaceFile(`${nodesDir}/${info.id}/${name}`, encoder.encode(`${value}\n`));
       known.set(name, value);
     }));
   };

@@ -139,7 +139,11 @@ Deno.test({
       for (const viewer of [1, 2]) {
         await retryUntil(async () => (await seen(lab, viewer, 3))?.status === "down", 2000);
       }
+      assert.equal((await mosctl(lab, 1, "isup", "3")).out.trim(), "no", "a stopped node");
       assert.equal((await mosctl(lab, 1, "isup", "77")).out.trim(), "no", "unknown node");
+      // whois maps an address to its id, and an id to its address, on any node.
+      assert.match((await mosctl(lab, 2, "whois", "10.77.0.1")).out, /^1 \(0x0001\)/);
+      assert.match((await mosctl(lab, 2, "whois", "1")).out, /^10\.77\.0\.1/);
     }),
 });
 

@@ -4,6 +4,8 @@ import { decodeInfo } from "../../lib/infowire.ts";
 import type { Sample } from "../../lib/measure.ts";
 import type { NodeInfo } from "../../lib/nodestate.ts";
 
+const MiB = 2 ** 20;
+
 function exchange(admin: { quiet: boolean; block: boolean; speed?: number }) {
   let at = 0;
   let cpuMs = 0;
@@ -18,9 +20,9 @@ function exchange(admin: { quiet: boolean; block: boolean; speed?: number }) {
         cpus: 2,
         cpuMs,
         runnable: state.runnable,
-        tmem: 1000,
-        rmem: 300,
-        mem: 600,
+        tmem: 1000 * MiB,
+        rmem: 300 * MiB + 12345,
+        mem: 600 * MiB + 678,
       });
     },
     admin: () => Promise.resolve(state.admin),
@@ -49,9 +51,9 @@ Deno.test("infoexchange: one message per interval with this node's figures", asy
     load: 100, // two runnable tasks on a CPU twice the reference speed
     speed: 20000,
     util: 50,
-    mem: 600,
-    rmem: 300,
-    tmem: 1000,
+    mem: 600 * MiB,
+    rmem: 300 * MiB,
+    tmem: 1000 * MiB,
   });
   assert.deepEqual(written.at(-1), {
     id: 1,
@@ -60,9 +62,9 @@ Deno.test("infoexchange: one message per interval with this node's figures", asy
     cpus: 2,
     load: 100,
     util: 50,
-    mem: 600,
-    rmem: 300,
-    tmem: 1000,
+    mem: 600 * MiB,
+    rmem: 300 * MiB,
+    tmem: 1000 * MiB,
   });
 });
 

@@ -31,16 +31,17 @@ Deno.test("measure: the /proc parsers", () => {
 });
 
 Deno.test("measure: load is runnable tasks at the reference speed, util the share of CPU time", () => {
-  const base = { cpus: 2, runnable: 0, tmem: 100, rmem: 40, mem: 60 };
+  const MiB = 2 ** 20;
+  const base = { cpus: 2, runnable: 0, tmem: 100 * MiB + 5, rmem: 40 * MiB + 7, mem: 60 * MiB + 9 };
   const before = { ...base, at: 0, cpuMs: 0 };
   const after = { ...base, at: 1000, cpuMs: 1000 };
   assert.deepEqual(figures(before, after, 1, 10000), {
     cpus: 2,
     load: 100,
     util: 50,
-    mem: 60,
-    rmem: 40,
-    tmem: 100,
+    mem: 60 * MiB,
+    rmem: 40 * MiB,
+    tmem: 100 * MiB + 5,
   });
   assert.equal(figures(before, after, 1, 20000).load, 50, "twice as fast: half the load");
   assert.equal(figures(before, after, 8, 10000).load, 800, "a queue of eight");
