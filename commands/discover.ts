@@ -296,16 +296,16 @@ async function detach(parsed: Parsed, ctx: Context): Promise<number> {
   return status.code === 0 ? 1 : status.code;
 }
 
-async function startLogging(settings: Settings, foreground: boolean, ctx: Context) {
+function startLogging(settings: Settings, foreground: boolean, ctx: Context): Logging {
   if (foreground) {
-    return await setupLogging("discover", { kind: "stderr", tag: "omdiscd" }, settings.debug);
+    return setupLogging({ kind: "stderr", tag: "omdiscd" }, settings.debug);
   }
   const writer = openSyslog(
     ctx.env("OM_SYSLOG") ?? "/dev/log",
     `${settings.root}/omdiscd.log`,
     "omdiscd",
   );
-  return await setupLogging("discover", { kind: "lines", writer }, settings.debug);
+  return setupLogging({ kind: "lines", writer }, settings.debug);
 }
 
 /** Waits for SIGTERM or SIGINT while handling the toggles and SIGHUP. */
@@ -343,7 +343,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   const detached = ctx.env("OM_DISCOVER_DETACHED") === "1";
   if (!parsed.options.nodaemon && !detached) return await detach(parsed, ctx);
   let settings = await loadSettings(flags, (name) => ctx.env(name));
-  const logging = await startLogging(settings, !detached, ctx);
+  const logging = startLogging(settings, !detached, ctx);
   const { logger } = logging;
   const finish = async (code: number) => {
     if (detached && code !== 0) ctx.err("om discover: could not start; see the log above\n");

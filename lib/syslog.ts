@@ -6,12 +6,10 @@
 
 /** Syslog severities for om's levels. */
 const SEVERITY: Record<string, number> = {
-  trace: 7,
   debug: 7,
   info: 6,
   warning: 4,
   error: 3,
-  fatal: 2,
 };
 const FACILITY_DAEMON = 3;
 const MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(" ");

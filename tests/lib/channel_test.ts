@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { getLogger } from "@logtape/logtape";
+import { silentLogger } from "../../lib/log.ts";
 import { makeAcl } from "../../lib/acl.ts";
 import {
   builtinHandlers,
@@ -28,7 +28,7 @@ import { importKey } from "../../lib/key.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { VERSION } from "../../lib/version.ts";
 
-const logger = getLogger(["om", "test", "channel"]);
+const logger = silentLogger;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const HOST = "127.0.0.1";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { getLogger } from "@logtape/logtape";
+import { silentLogger } from "../../lib/log.ts";
 import { FakeClock } from "../../lib/clock.ts";
 import { DiscoveryDaemon } from "../../lib/daemon.ts";
 import type { ClusterMap } from "../../lib/hpcmap.ts";
@@ -52,7 +52,7 @@ function node(
       return Promise.resolve();
     },
     writeStats: () => Promise.resolve(),
-    logger: getLogger(["om", "test"]),
+    logger: silentLogger,
     clock,
     random: () => 0.5,
   });
