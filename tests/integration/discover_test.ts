@@ -4,7 +4,6 @@
  */
 import assert from "node:assert/strict";
 import {
-  execInNode,
   findNode,
   killDaemon,
   type Lab,
@@ -18,31 +17,12 @@ import {
 } from "../../lib/lab.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { ROOT, withLab } from "../tools/labkit.ts";
+import { ROOT, runIn, startAll, stats, withLab } from "../tools/labkit.ts";
 
 const ignore = !ROOT;
 /** Long intervals: no re-announcement and no node information during a test's checks. */
 const QUIET = ["--announce-interval", "30", "--expire-after", "90", "--info-interval", "30"];
 const INJECT = new URL("../tools/inject.ts", import.meta.url).pathname;
-const decoder = new TextDecoder();
-
-/** Starts every node's daemon (with extra flags) and waits until all maps agree. */
-async function startAll(lab: Lab, args: string[] = []): Promise<void> {
-  for (const node of lab.record.nodes) await startDaemon(lab, node.index, { args });
-  const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-  assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
-}
-
-/** Runs a command in a node; returns code, stdout and stderr. */
-async function runIn(lab: Lab, index: number, argv: string[], env?: Record<string, string>) {
-  const output = await execInNode(lab, index, argv, { stdout: "piped", stderr: "piped", env })
-    .output();
-  return {
-    code: output.code,
-    out: decoder.decode(output.stdout),
-    err: decoder.decode(output.stderr),
-  };
-}
 
 /** Sends datagrams from inside a node with tests/tools/inject.ts. */
 async function inject(lab: Lab, index: number, kind: string, count: number, src?: string) {
@@ -50,10 +30,6 @@ async function inject(lab: Lab, index: number, kind: string, count: number, src?
   const result = await runIn(lab, index, src ? [...argv, src] : argv);
   assert.equal(result.code, 0, result.err);
   return Number(result.out.trim());
-}
-
-async function stats(lab: Lab, index: number) {
-  return JSON.parse(await Deno.readTextFile(`${nodeRoot(lab, index)}/omdiscd.stats`));
 }
 
 async function idsOf(lab: Lab, index: number): Promise<readonly number[]> {
@@ -308,7 +284,7 @@ Deno.test({
         await retryUntil(
           async () => {
             const [bytes] = await syslog.receive();
-            lines.push(decoder.decode(bytes));
+            lines.push(new TextDecoder().decode(bytes));
             return lines.some((l) => l.includes("Node 0x0002 joined"));
           },
           10_000,

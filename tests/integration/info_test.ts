@@ -19,22 +19,11 @@ import { newKeyText } from "../../lib/key.ts";
 import { readNodeInfo } from "../../lib/nodestate.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { ROOT, withLab } from "../tools/labkit.ts";
+import { ROOT, runIn, startAll, stats, withLab } from "../tools/labkit.ts";
 
 const ignore = !ROOT;
 const INJECT = new URL("../tools/inject.ts", import.meta.url).pathname;
-const decoder = new TextDecoder();
 const FAST = ["--info-interval", "0.4", "--announce-interval", "1", "--expire-after", "3"];
-
-async function runIn(lab: Lab, index: number, argv: string[], env?: Record<string, string>) {
-  const output = await execInNode(lab, index, argv, { stdout: "piped", stderr: "piped", env })
-    .output();
-  return {
-    code: output.code,
-    out: decoder.decode(output.stdout),
-    err: decoder.decode(output.stderr),
-  };
-}
 
 const mosctl = (lab: Lab, index: number, ...args: string[]) =>
   runIn(lab, index, omCommand(["mosctl", ...args]));
@@ -42,16 +31,6 @@ const mosctl = (lab: Lab, index: number, ...args: string[]) =>
 /** What node `viewer` knows of node `id`. */
 const seen = (lab: Lab, viewer: number, id: number) =>
   readNodeInfo(`${nodeRoot(lab, viewer)}/nodes`, id);
-
-async function stats(lab: Lab, index: number) {
-  return JSON.parse(await Deno.readTextFile(`${nodeRoot(lab, index)}/omdiscd.stats`));
-}
-
-async function startAll(lab: Lab, args: string[]) {
-  for (const node of lab.record.nodes) await startDaemon(lab, node.index, { args });
-  const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-  assert.ok(agreement.agreed, JSON.stringify(agreement.views));
-}
 
 Deno.test({
   name: "info: setspeed on one node is seen by getspeed on another within two intervals",

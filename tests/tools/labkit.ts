@@ -10,7 +10,10 @@ import {
   destroyLab,
   execInNode,
   type Lab,
+  nodeRoot,
   type NodeSpec,
+  startDaemon,
+  waitForAgreement,
 } from "../../lib/lab.ts";
 
 /** Integration tests need root (namespaces, cgroups). */
@@ -116,4 +119,32 @@ export async function inNode(lab: Lab, index: number, argv: string[]): Promise<s
   const output = await execInNode(lab, index, argv, { stdout: "piped", stderr: "piped" }).output();
   assert.equal(output.code, 0, `${argv.join(" ")}: ${decoder.decode(output.stderr)}`);
   return decoder.decode(output.stdout);
+}
+
+/** Runs a command in a node; returns code, stdout and stderr (whatever the code). */
+export async function runIn(
+  lab: Lab,
+  index: number,
+  argv: string[],
+  env?: Record<string, string>,
+): Promise<{ code: number; out: string; err: string }> {
+  const output = await execInNode(lab, index, argv, { stdout: "piped", stderr: "piped", env })
+    .output();
+  return {
+    code: output.code,
+    out: decoder.decode(output.stdout),
+    err: decoder.decode(output.stderr),
+  };
+}
+
+/** A node daemon's counters (`omdiscd.stats`, written every 250 ms). */
+export async function stats(lab: Lab, index: number) {
+  return JSON.parse(await Deno.readTextFile(`${nodeRoot(lab, index)}/omdiscd.stats`));
+}
+
+/** Starts every node's daemon (with extra flags) and waits until all maps agree. */
+export async function startAll(lab: Lab, args: string[] = []): Promise<void> {
+  for (const node of lab.record.nodes) await startDaemon(lab, node.index, { args });
+  const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+  assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
 }
