@@ -1,0 +1,623 @@
+/**
+ * The CRIU driver: om checkpoints and restores jobs through CRIU's command line (as go-criu and
+ * p.haul do), never through a library. Each argv is built by a pure function (tested without
+ * CRIU), each step writes its own log file, and a failure throws {@linkcode CriuError} with the
+ * step, criu's exit code, the log path, the log's last lines and a hint. CRIU itself leaves the
+ * job running when a dump fails (it unfreezes the tree) and kills what it created when a restore
+ * fails, so "resume where it was" needs nothing more from the caller than not killing the source
+ * before the restore succeeded.
+ *
+ * How jobs must run to move (found on these machines, see ../../shared/notes/platform.md and
+ * {@linkcode startJob}): PID 1 of their own PID namespace, leader of their own session, no new
+ * mount namespace, stdio on pipes. A restore re-attaches the job's stdio to new pipes with
+ * `--inherit-fd fd[N]:pipe:[INODE]`, where INODE is the old pipe's inode (from the link
+ * `/proc/<pid>/fd/N` before the dump) and N is one of criu's OWN descriptors. Deno cannot hand
+ * a child descriptors other than 0, 1 and 2, so the new pipes are the `criu restore` process's
+ * own stdin, stdout and stderr: criu logs to its log file, not to them, and the restored job
+ * keeps them after criu exits. Pipe data: CRIU saves unread bytes only of pipes whose READ end
+ * the job holds (its stdin); it does not put them back into an inherited pipe, so bytes the job
+ * had not yet read from stdin at dump time are in the images (pipes-data.img) but not in the new
+ * pipe. Bytes the job wrote to stdout and nobody read yet stay in the OLD pipe, which its reader
+ * drains to EOF: nothing is lost or doubled.
+ *
+ * Exit status after a restore: with `--restore-detached` the job's parent becomes the host's init
+ * (or nearest subreaper) and its status is lost; without it criu waits for the job but exits 0
+ * whatever the job's status (criu only `wait(NULL)`s). What returned the job's status here:
+ * `--restore-detached --restore-sibling` (the job becomes a child of criu's PARENT) under a
+ * parent that waits for any child, e.g. `perl -e 'system(@ARGV) == 0 or exit 125; wait();
+ * exit($? >> 8)' criu restore ...` (perl-base is in every Debian); Deno itself cannot wait for a
+ * child it did not spawn.
+ */
+
+import { retryUntil, type WaitClock } from "./retry.ts";
+
+/** A CRIU step, as named in errors and log files. */
+export type CriuStep = "check" | "version" | "dump" | "pre-dump" | "restore";
+
+/** A CRIU run that failed or a CRIU that is unusable; callers branch on `step`. */
+export class CriuError extends Error {
+  override name = "CriuError";
+  /** The step that failed. */
+  readonly step: CriuStep;
+  /** criu's exit code; `undefined` when criu could not be started at all. */
+  readonly exitCode: number | undefined;
+  /** The step's log file, when there is one. */
+  readonly logPath: string | undefined;
+  /** What to do about it, when the log says something known. */
+  readonly hint: string | undefined;
+  /** The last lines of the log (or of criu's output), for the person and for bug reports. */
+  readonly logTail: readonly string[];
+  constructor(
+    message: string,
+    details: {
+      step: CriuStep;
+      exitCode?: number;
+      logPath?: string;
+      hint?: string;
+      logTail?: readonly string[];
+      cause?: unknown;
+    },
+  ) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.step = details.step;
+    this.exitCode = details.exitCode;
+    this.logPath = details.logPath;
+    this.hint = details.hint;
+    this.logTail = details.logTail ?? [];
+  }
+}
+
+/** Which criu to run, and the clock that times the steps (milliseconds, monotonic). */
+export interface Criu {
+  readonly binary: string;
+  readonly now: () => number;
+}
+
+/**
+ * Finds CRIU as om does: `$OM_CRIU` if set, else the first executable `criu` on `PATH`.
+ * Returns `undefined` when there is none; whether it works is {@linkcode preflight}'s business.
+ */
+export function findCriu(env: (name: string) => string | undefined): string | undefined {
+  const explicit = env("OM_CRIU");
+  if (explicit) return explicit;
+  for (const dir of (env("PATH") ?? "").split(":")) {
+    if (!dir) continue;
+    const candidate = `${dir}/criu`;
+    try {
+      const info = Deno.statSync(candidate);
+      if (info.isFile && (info.mode ?? 0o111) & 0o111) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// argv builders (pure)
+
+/** `criu check` (the whole check), or `criu check --feature NAME`. */
+export function checkArgs(feature?: string): string[] {
+  return feature === undefined ? ["check"] : ["check", "--feature", feature];
+}
+
+/** Options of a dump or pre-dump. */
+export interface DumpArgsOptions {
+  /** Host PID of the tree's root (the job's PID 1). */
+  pid: number;
+  /** Where the images go; must exist. */
+  imagesDir: string;
+  /** The step's log file (absolute; criu resolves a relative one against its work dir). */
+  logFile: string;
+  /** `--leave-running`: the job goes on after the dump (else CRIU kills it once dumped). */
+  leaveRunning?: boolean;
+  /** `--track-mem`: start dirty-memory tracking, for a later pre-dump or dump on top. */
+  trackMem?: boolean;
+  /** `--prev-images-dir`: the previous (pre-)dump's images, RELATIVE to `imagesDir` (CRIU's rule). */
+  prevImagesDir?: string;
+  /** `--shell-job`: the job shares a session or terminal with something outside the tree. */
+  shellJob?: boolean;
+  /** `--ext-unix-sk`: allow unix sockets whose peer is outside the tree. */
+  extUnixSk?: boolean;
+  /** `--tcp-established`: checkpoint established TCP connections. */
+  tcpEstablished?: boolean;
+  /** `--file-locks`: checkpoint file locks. */
+  fileLocks?: boolean;
+  /** `--page-server --address --port`: send the pages to a `criu page-server` instead. */
+  pageServer?: { address: string; port: number };
+  /** Log verbosity 0-4; default 4 (the log is the only trace of a failed migration). */
+  verbosity?: number;
+}
+
+/** `criu dump` (or `criu pre-dump` with `action`), in the order criu's own docs list options. */
+export function dumpArgs(
+  options: DumpArgsOptions,
+  action: "dump" | "pre-dump" = "dump",
+): string[] {
+  if (!Number.isInteger(options.pid) || options.pid <= 0) {
+    throw new RangeError(`Cannot dump process "${options.pid}": not a process id`);
+  }
+  if (options.prevImagesDir?.startsWith("/")) {
+    throw new RangeError(
+      `Cannot use previous images "${options.prevImagesDir}": must be relative to the images dir`,
+    );
+  }
+  const argv = [
+    action,
+    "--tree",
+    String(options.pid),
+    "--images-dir",
+    options.imagesDir,
+    "--log-file",
+    options.logFile,
+    `-v${options.verbosity ?? 4}`,
+  ];
+  if (options.leaveRunning) argv.push("--leave-running");
+  if (options.trackMem) argv.push("--track-mem");
+  if (options.prevImagesDir !== undefined) argv.push("--prev-images-dir", options.prevImagesDir);
+  if (options.shellJob) argv.push("--shell-job");
+  if (options.extUnixSk) argv.push("--ext-unix-sk");
+  if (options.tcpEstablished) argv.push("--tcp-established");
+  if (options.fileLocks) argv.push("--file-locks");
+  if (options.pageServer) {
+    argv.push(
+      "--page-server",
+      "--address",
+      options.pageServer.address,
+      "--port",
+      String(options.pageServer.port),
+    );
+  }
+  return argv;
+}
+
+/** One descriptor handed to the restored tree: criu's own `fd` stands for the dumped file `key`. */
+export interface InheritFd {
+  /** criu's descriptor (0, 1 or 2 when criu is started by Deno). */
+  fd: number;
+  /** What CRIU calls the dumped file: `pipe:[INODE]`, `socket:[INODE]`, or a path. */
+  key: string;
+}
+
+/** Options of a restore. */
+export interface RestoreArgsOptions {
+  imagesDir: string;
+  logFile: string;
+  /** criu writes the restored root's host PID here. */
+  pidfile: string;
+  inheritFds?: readonly InheritFd[];
+  /** `--restore-detached`: criu exits once the tree runs (default true). */
+  restoreDetached?: boolean;
+  /** `--restore-sibling`: the root becomes a child of criu's parent, not of criu. */
+  restoreSibling?: boolean;
+  shellJob?: boolean;
+  extUnixSk?: boolean;
+  tcpEstablished?: boolean;
+  fileLocks?: boolean;
+  verbosity?: number;
+}
+
+/** `criu restore`. */
+export function restoreArgs(options: RestoreArgsOptions): string[] {
+  const argv = [
+    "restore",
+    "--images-dir",
+    options.imagesDir,
+    "--log-file",
+    options.logFile,
+    `-v${options.verbosity ?? 4}`,
+    "--pidfile",
+    options.pidfile,
+  ];
+  if (options.restoreDetached ?? true) argv.push("--restore-detached");
+  if (options.restoreSibling) argv.push("--restore-sibling");
+  if (options.shellJob) argv.push("--shell-job");
+  if (options.extUnixSk) argv.push("--ext-unix-sk");
+  if (options.tcpEstablished) argv.push("--tcp-established");
+  if (options.fileLocks) argv.push("--file-locks");
+  for (const { fd, key } of options.inheritFds ?? []) {
+    if (!Number.isInteger(fd) || fd < 0) {
+      throw new RangeError(`Cannot inherit descriptor "${fd}": not a descriptor number`);
+    }
+    argv.push("--inherit-fd", `fd[${fd}]:${key}`);
+  }
+  return argv;
+}
+
+/** A CRIU version, from `criu --version`. */
+export interface CriuVersion {
+  major: number;
+  minor: number;
+  patch: number;
+  /** As criu printed it ("4.1.1"). */
+  text: string;
+}
+
+/** Reads `Version: 4.1.1` (or `4.1`) out of `criu --version`; `undefined` if absent. */
+export function parseVersion(output: string): CriuVersion | undefined {
+  const match = /^Version:\s*(\d+)\.(\d+)(?:\.(\d+))?/m.exec(output);
+  if (!match) return undefined;
+  return {
+    major: Number(match[1]),
+    minor: Number(match[2]),
+    patch: Number(match[3] ?? 0),
+    text: match[0].replace(/^Version:\s*/, ""),
+  };
+}
+
+/** Known failures, most specific first: the first pattern found anywhere in the log wins. */
+const HINTS: readonly (readonly [RegExp, string])[] = [
+  [
+    /Can't connect to (page )?server/,
+    "the page server did not answer: is `criu page-server` running on the target?",
+  ],
+  [
+    /Can't fork for PID|clone\(\) failed.*File exists|set_next_pid.*File exists/,
+    "the job's PID is taken on this node: jobs must run in their own PID namespace (om run does this)",
+  ],
+  [
+    /Unexpected rt vDSO area bounds/,
+    "this criu is too old for the kernel: use criu 4 or later (scripts/install-criu)",
+  ],
+  [/Can't lookup mount/, "the job runs in its own mount namespace: start it without one"],
+  [
+    /has bad size|File .* has been changed|size mismatch/i,
+    "a regular file the job holds open changed since the dump: give jobs pipes, sockets or /dev/null",
+  ],
+  [
+    /outside of the tree|session leader.*outside|is not a session leader/i,
+    "the job shares a session with processes outside it: start it in its own session (setsid) or use --shell-job",
+  ],
+  [
+    /external.*unix|Can't dump half of stream unix|unix.*peer.*outside/i,
+    "the job has a unix socket connected outside it: allow it with extUnixSk",
+  ],
+  [/Connected TCP socket|tcp.*established/i, "the job has TCP connections: use tcpEstablished"],
+  [
+    /inherit.*fd|Unable to reopen the pipe|No such (inherit|fd)/i,
+    "an --inherit-fd key or descriptor does not match the dumped file (pipe:[INODE] of the old pipe, criu's own fd)",
+  ],
+  [
+    /Can't open (images )?dir|Can't open image dir|images-dir.*No such file/i,
+    "the images directory is missing or unreadable",
+  ],
+  [
+    /No such process|Can't seize|Unable to seize|Can't attach/i,
+    "the process is gone or is being traced by someone else",
+  ],
+  [/Dirty tracking is OFF/, "this kernel has no soft-dirty memory tracking: use stop-and-copy"],
+  [/must be run by root|Operation not permitted|EPERM/, "criu needs root"],
+];
+
+/** What to tell the person about a CRIU log: the hint of the first known error in it. */
+export function hintFor(log: string): string | undefined {
+  const meaningful = log.split("\n").filter((line) => !/RLIMIT_NOFILE/.test(line)).join("\n");
+  return HINTS.find(([pattern]) => pattern.test(meaningful))?.[1];
+}
+
+/** The last `count` meaningful lines of a log (the harmless RLIMIT_NOFILE warning left out). */
+export function logTail(log: string, count = 12): string[] {
+  return log.split("\n").filter((line) => line.trim() !== "" && !/RLIMIT_NOFILE/.test(line))
+    .slice(-count);
+}
+
+// ---------------------------------------------------------------------------------------------
+// running criu
+
+const decoder = new TextDecoder();
+
+async function readLog(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch {
+    return "";
+  }
+}
+
+/** The line that most likely says why: the first error, else the last line. */
+function firstError(log: string): string {
+  const lines = logTail(log, Infinity);
+  const cause = lines.find((line) =>
+    /Error|Can't|Unable|failed/i.test(line) && !/(Dumping|Restoring) FAILED/.test(line)
+  );
+  return (cause ?? lines.at(-1) ?? "no output").replace(/^\([\d.]+\)\s*/, "").trim();
+}
+
+async function failure(
+  step: CriuStep,
+  what: string,
+  exitCode: number,
+  logPath: string | undefined,
+  output: string,
+): Promise<CriuError> {
+  // A log criu could not create (its directory missing) is not pointed at.
+  const logText = logPath ? await readLog(logPath) : "";
+  if (logPath && !logText) logPath = undefined;
+  const log = logText + "\n" + output;
+  const tail = logTail(log);
+  const hint = hintFor(log);
+  const where = logPath ? ` (log: ${logPath})` : "";
+  return new CriuError(
+    `Cannot ${what}: criu ${step} exited with code ${exitCode}${where}: ${firstError(log)}` +
+      (hint ? `; hint: ${hint}` : ""),
+    { step, exitCode, logPath, hint, logTail: tail },
+  );
+}
+
+function notStarted(step: CriuStep, what: string, binary: string, error: unknown): CriuError {
+  const why = error instanceof Error ? error.message : String(error);
+  return new CriuError(`Cannot ${what}: cannot run criu "${binary}": ${why}`, {
+    step,
+    hint: "install CRIU 4 or later, or set OM_CRIU (scripts/install-criu does both)",
+    cause: error,
+  });
+}
+
+async function run(
+  criu: Criu,
+  step: CriuStep,
+  what: string,
+  args: string[],
+): Promise<{ code: number; output: string }> {
+  try {
+    const result = await new Deno.Command(criu.binary, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return {
+      code: result.code,
+      output: decoder.decode(result.stdout) + decoder.decode(result.stderr),
+    };
+  } catch (error) {
+    throw notStarted(step, what, criu.binary, error);
+  }
+}
+
+/** What {@linkcode preflight} found. */
+export interface Preflight {
+  binary: string;
+  version: CriuVersion;
+  /** Whether `criu check --feature mem_dirty_track` passed (iterative pre-copy possible). */
+  memDirtyTrack: boolean;
+}
+
+/**
+ * Checks, before anything is frozen, that this CRIU works here: `criu check` passes and
+ * `criu --version` is at least `minVersion` (default 4.0: 3.17 fails on kernel 6.18). With
+ * `logDir`, the outputs go to `check.log` and `version.log` there. Throws CriuError.
+ */
+export async function preflight(
+  criu: Criu,
+  options: { logDir?: string; minVersion?: readonly [number, number] } = {},
+): Promise<Preflight> {
+  const [minMajor, minMinor] = options.minVersion ?? [4, 0];
+  const keep = async (name: string, text: string) => {
+    if (!options.logDir) return undefined;
+    const path = `${options.logDir}/${name}`;
+    await Deno.writeTextFile(path, text);
+    return path;
+  };
+  const check = await run(criu, "check", "use CRIU", checkArgs());
+  const checkLog = await keep("check.log", check.output);
+  if (check.code !== 0) {
+    throw await failure("check", "use CRIU", check.code, checkLog, check.output);
+  }
+
+  const version = await run(criu, "version", "use CRIU", ["--version"]);
+  const versionLog = await keep("version.log", version.output);
+  const parsed = parseVersion(version.output);
+  if (version.code !== 0 || !parsed) {
+    throw await failure("version", "use CRIU", version.code, versionLog, version.output);
+  }
+  if (parsed.major < minMajor || (parsed.major === minMajor && parsed.minor < minMinor)) {
+    throw new CriuError(
+      `Cannot use CRIU "${criu.binary}": version ${parsed.text} is older than ${minMajor}.${minMinor}`,
+      {
+        step: "version",
+        exitCode: 0,
+        logPath: versionLog,
+        hint: "install CRIU 4 or later, or set OM_CRIU (scripts/install-criu)",
+        logTail: logTail(version.output),
+      },
+    );
+  }
+  return { binary: criu.binary, version: parsed, memDirtyTrack: await featureMemDirtyTrack(criu) };
+}
+
+/** Whether the kernel lets CRIU track dirty memory (`criu check --feature mem_dirty_track`). */
+export async function featureMemDirtyTrack(criu: Criu): Promise<boolean> {
+  const result = await run(criu, "check", "check CRIU's features", checkArgs("mem_dirty_track"));
+  return result.code === 0;
+}
+
+/** A step that ran: how long it took and where its log is. */
+export interface StepResult {
+  step: CriuStep;
+  ms: number;
+  logPath: string;
+}
+
+/**
+ * Dumps the tree rooted at `pid` into `imagesDir` (which must exist), logging to
+ * `<imagesDir>/<step>.log` unless `logFile` is given. Without `leaveRunning` the job is killed
+ * once dumped (stop-and-copy); if the dump fails, CRIU resumes the job where it was.
+ */
+export async function dump(
+  criu: Criu,
+  options: Omit<DumpArgsOptions, "logFile"> & { logFile?: string; action?: "dump" | "pre-dump" },
+): Promise<StepResult> {
+  const step = options.action ?? "dump";
+  const logPath = options.logFile ?? `${options.imagesDir}/${step}.log`;
+  const args = dumpArgs({ ...options, logFile: logPath }, step);
+  const start = criu.now();
+  const result = await run(criu, step, `dump process "${options.pid}"`, args);
+  const ms = criu.now() - start;
+  if (result.code !== 0) {
+    throw await failure(step, `dump process "${options.pid}"`, result.code, logPath, result.output);
+  }
+  return { step, ms, logPath };
+}
+
+/** What criu's own stdin, stdout and stderr are during a restore (the restored job's new pipes). */
+export interface RestoreStdio {
+  stdin?: "piped" | "null";
+  stdout?: "piped" | "null";
+  stderr?: "piped" | "null";
+}
+
+/** A restored job: its host PID, the step's time and log, and the new pipes asked for. */
+export interface Restored extends StepResult {
+  pid: number;
+  /** Write end of the pipe given as criu's fd 0 (the job's stdin when inherited as fd[0]). */
+  stdin: WritableStream<Uint8Array> | undefined;
+  /** Read end of the pipe given as criu's fd 1. */
+  stdout: ReadableStream<Uint8Array> | undefined;
+  /** Read end of the pipe given as criu's fd 2. */
+  stderr: ReadableStream<Uint8Array> | undefined;
+}
+
+/**
+ * Restores a job from `imagesDir`, detached (criu exits once the job runs; the job's parent is
+ * then the host's init or nearest subreaper). The pipes of `stdio` are criu's own descriptors
+ * 0-2 and become the job's when `inheritFds` names them, e.g.
+ * `{fd: 1, key: "pipe:[4711]"}` with `stdio.stdout: "piped"`: the returned `stdout` then reads
+ * what the job writes to the descriptors that were that old pipe. criu writes its messages to
+ * the log file, not to these pipes. If the restore fails, CRIU kills whatever it created.
+ */
+export async function restore(
+  criu: Criu,
+  options:
+    & Omit<RestoreArgsOptions, "logFile" | "pidfile" | "restoreDetached">
+    & { logFile?: string; pidfile?: string; stdio?: RestoreStdio },
+): Promise<Restored> {
+  const logPath = options.logFile ?? `${options.imagesDir}/restore.log`;
+  const pidfile = options.pidfile ?? `${options.imagesDir}/restore.pid`;
+  await Deno.remove(pidfile).catch(() => {});
+  const args = restoreArgs({ ...options, logFile: logPath, pidfile, restoreDetached: true });
+  const what = `restore from "${options.imagesDir}"`;
+  const stdio = options.stdio ?? {};
+  const start = criu.now();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(criu.binary, {
+      args,
+      stdin: stdio.stdin ?? "null",
+      stdout: stdio.stdout ?? "null",
+      stderr: stdio.stderr ?? "null",
+    }).spawn();
+  } catch (error) {
+    throw notStarted("restore", what, criu.binary, error);
+  }
+  const status = await child.status;
+  const ms = criu.now() - start;
+  const streams = {
+    stdin: stdio.stdin === "piped" ? child.stdin : undefined,
+    stdout: stdio.stdout === "piped" ? child.stdout : undefined,
+    stderr: stdio.stderr === "piped" ? child.stderr : undefined,
+  };
+  const pid = status.code === 0 ? Number((await readLog(pidfile)).trim()) : Number.NaN;
+  if (status.code !== 0 || !Number.isInteger(pid) || pid <= 0) {
+    // criu's messages go to the log; whatever reached the pipes is drained for the error.
+    const said = await Promise.all([streams.stdout, streams.stderr].map(async (stream) => {
+      if (!stream) return "";
+      return decoder.decode(await new Response(stream).arrayBuffer());
+    }));
+    await streams.stdin?.close().catch(() => {});
+    throw await failure("restore", what, status.code, logPath, said.join(""));
+  }
+  return { step: "restore", ms, logPath, pid, ...streams };
+}
+
+// ---------------------------------------------------------------------------------------------
+// starting a job that can move
+
+/** A job started by {@linkcode startJob}. */
+export interface StartedJob {
+  /** Host PID of the job: PID 1 of its own PID namespace; the root of every dump. */
+  pid: number;
+  /** The `unshare` process, parent of the job; it exits with the job's status (until a dump). */
+  process: Deno.ChildProcess;
+}
+
+/**
+ * The argv that starts `command` so that CRIU can move it:
+ * `unshare --pid --fork -- setsid -- command...`.
+ * - `unshare --pid` gives the job a PID namespace of its own, so that on restore it gets its
+ *   PIDs back in a fresh namespace and never clashes with PIDs taken on the target ("Can't fork
+ *   for PID: File exists").
+ * - `--fork`: a new PID namespace applies to children only; unshare forks, and its child is the
+ *   namespace's PID 1, the root CRIU dumps (its children, the job's children, come along).
+ * - `setsid` (run by that child, before exec): a new session and process group led by the job,
+ *   so the dumped tree holds its own session leader (otherwise CRIU refuses, or needs
+ *   --shell-job). The child of unshare is not a group leader, so setsid does not fork again: the
+ *   command itself is PID 1.
+ * - No `--mount`/`--mount-proc`: a new mount namespace made dumps fail ("Can't lookup mount").
+ * - No `--kill-child`: it sets a parent-death signal, which CRIU dumps and restores, so the
+ *   restored job would be killed when criu (its parent at restore) exits.
+ */
+export function startJobArgs(command: readonly string[]): string[] {
+  if (command.length === 0) throw new RangeError("Cannot start a job: no command");
+  return ["unshare", "--pid", "--fork", "--", "setsid", "--", ...command];
+}
+
+/**
+ * Starts `command` as a job that can be checkpointed ({@linkcode startJobArgs}) with its stdio
+ * on pipes or /dev/null (never regular files: CRIU checks their size on restore), and waits
+ * until its PID 1 exists (polled: it appears within milliseconds).
+ */
+export async function startJob(
+  command: readonly string[],
+  options: {
+    stdin?: "piped" | "null";
+    stdout?: "piped" | "null";
+    stderr?: "piped" | "null";
+    env?: Record<string, string>;
+    cwd?: string;
+    /** The clock the wait for PID 1 polls with (default: the real one; 2 s at most). */
+    clock?: WaitClock;
+  } = {},
+): Promise<StartedJob> {
+  const [program, ...args] = startJobArgs(command);
+  const process = new Deno.Command(program, {
+    args,
+    stdin: options.stdin ?? "null",
+    stdout: options.stdout ?? "piped",
+    stderr: options.stderr ?? "piped",
+    env: options.env,
+    cwd: options.cwd,
+  }).spawn();
+  const find = async (): Promise<number | undefined> => {
+    const children = await readLog(`/proc/${process.pid}/task/${process.pid}/children`);
+    const pid = Number(children.trim().split(/\s+/)[0]);
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    const status = await readLog(`/proc/${pid}/status`);
+    // NSpid: host PID, then the PID in each nested namespace; the last must be 1.
+    const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
+    return nspid?.at(-1) === "1" ? pid : undefined;
+  };
+  try {
+    const pid = await retryUntil(find, 2000, {
+      intervalMs: 5,
+      what: "the job's PID 1",
+      clock: options.clock,
+    });
+    return { pid, process };
+  } catch (error) {
+    try {
+      process.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    await process.status;
+    throw new Error(`Cannot start job "${command.join(" ")}": its PID 1 did not appear`, {
+      cause: error,
+    });
+  }
+}
+
+/** The key CRIU knows descriptor `fd` of process `pid` by (`pipe:[INODE]`, `socket:[...]`, a path). */
+export async function fdKey(pid: number, fd: number): Promise<string> {
+  return await Deno.readLink(`/proc/${pid}/fd/${fd}`);
+}
