@@ -3,8 +3,7 @@
  * or by the first argument, loads only that command, runs it, and exits with its code.
  * This is the only place that exits.
  */
-import { COMMANDS, findCommand } from "./commands/index.ts";
-import { parse, UsageError } from "./lib/cli.ts";
+import { COMMANDS, findCommand, runCommand } from "./commands/index.ts";
 import { processContext } from "./lib/context.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -63,24 +62,7 @@ async function main(): Promise<number> {
     }
     args = args.slice(1);
   }
-  const module = await command.load();
-  try {
-    const parsed = parse(module.spec, args);
-    if (parsed.help) {
-      const { renderHelp } = await import("./lib/cli.ts");
-      ctx.out(renderHelp(module.spec));
-      return 0;
-    }
-    return await module.run(parsed, ctx);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      ctx.err(`om ${command.name}: ${error.message}\nTry 'om ${command.name} --help'.\n`);
-      return 2;
-    }
-    ctx.err(`om ${command.name}: ${error instanceof Error ? error.message : String(error)}\n`);
-    if (Deno.env.get("OM_TRACE")) ctx.err(`${(error as Error)?.stack}\n`);
-    return 1;
-  }
+  return await runCommand(await command.load(), args, ctx);
 }
 
 Deno.exit(await main());

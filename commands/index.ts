@@ -3,7 +3,7 @@
  * main.ts reads only this file and loads the one command that runs, so start-up stays small.
  * Each command's declaration takes its name, links and summary from here (one source).
  */
-import type { CommandSpec, Parsed } from "../lib/cli.ts";
+import { type CommandSpec, parse, type Parsed, renderHelp, UsageError } from "../lib/cli.ts";
 import type { Context } from "../lib/context.ts";
 
 /** What a command file exports. */
@@ -88,4 +88,33 @@ export function meta(name: string): Pick<CommandSpec, "name" | "links" | "summar
   const found = COMMANDS.find((c) => c.name === name);
   if (!found) throw new TypeError(`Cannot find command "${name}" in commands/index.ts`);
   return { name: found.name, links: found.links, summary: found.summary };
+}
+
+/**
+ * Runs a command as om does for the person at the terminal: help when asked, usage mistakes
+ * exit 2 with a pointer to --help, other failures exit 1 with their message (and the stack with
+ * OM_TRACE). main.ts and the commands' tests both go through here.
+ */
+export async function runCommand(
+  module: Pick<CommandModule, "spec" | "run">,
+  args: readonly string[],
+  ctx: Context,
+): Promise<number> {
+  const name = module.spec.name;
+  try {
+    const parsed = parse(module.spec, args);
+    if (parsed.help) {
+      ctx.out(renderHelp(module.spec));
+      return 0;
+    }
+    return await module.run(parsed, ctx);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      ctx.err(`om ${name}: ${error.message}\nTry 'om ${name} --help'.\n`);
+      return 2;
+    }
+    ctx.err(`om ${name}: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (ctx.env("OM_TRACE")) ctx.err(`${(error as Error)?.stack}\n`);
+    return 1;
+  }
 }

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { parse, UsageError } from "../../lib/cli.ts";
-import { captureContext } from "../../lib/context.ts";
 import type { ClusterMap } from "../../lib/hpcmap.ts";
 import type { HostResolver } from "../../lib/mosctlwhois.ts";
 import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/nodestate.ts";
 import { resolveStatePaths, type StatePaths, writeMap } from "../../lib/statetree.ts";
+import { invoke } from "../tools/sandbox.ts";
 import { run, spec } from "../../commands/mosctl.ts";
 
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;
@@ -79,22 +78,9 @@ async function sandbox(options: { kernel?: boolean } = {}) {
   return { dir, env, paths, admin, cluster, cleanup: () => Deno.remove(dir, { recursive: true }) };
 }
 
-/** Runs mosctl in-process the way main.ts does: usage errors exit 2, other errors 1. */
-async function mosctl(
-  argv: string[],
-  env: Record<string, string>,
-  resolver?: HostResolver,
-): Promise<{ code: number; out: string; err: string }> {
-  const ctx = captureContext(env);
-  let code: number;
-  try {
-    code = await run(parse(spec, argv), ctx, { resolver });
-  } catch (error) {
-    code = error instanceof UsageError ? 2 : 1;
-    ctx.err(`om mosctl: ${(error as Error).message}\n`);
-  }
-  return { code, out: ctx.stdout(), err: ctx.stderr() };
-}
+/** Runs mosctl in-process as main.ts does, with an injected host-name resolver. */
+const mosctl = (argv: string[], env: Record<string, string>, resolver?: HostResolver) =>
+  invoke({ spec, run: (parsed, ctx) => run(parsed, ctx, { resolver }) }, argv, env);
 
 const ok = (out = "") => ({ code: 0, out, err: "" });
 
@@ -415,7 +401,7 @@ Deno.test("getyard: PIII-1000 10000 by default; setyard from a type, a node or t
       code: 2,
       out: "",
       err: `om mosctl: Cannot use "Z80" as a yardstick: give a processor type (PIII-1000), ` +
-        `a node id or this\n`,
+        `a node id or this\nTry 'om mosctl --help'.\n`,
     });
     await Deno.writeTextFile(`${box.paths.admin}/yardstick`, "fast\n");
     assert.deepEqual(await mosctl(["getyard"], box.env), {
@@ -719,7 +705,7 @@ Deno.test("usage mistakes exit 2", async () => {
     for (const [argv, message] of mistakes) {
       assert.deepEqual(
         await mosctl(argv, box.env),
-        { code: 2, out: "", err: `om mosctl: ${message}\n` },
+        { code: 2, out: "", err: `om mosctl: ${message}\nTry 'om mosctl --help'.\n` },
         argv.join(" "),
       );
     }

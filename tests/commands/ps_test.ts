@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { parse, UsageError } from "../../lib/cli.ts";
-import { captureContext } from "../../lib/context.ts";
 import { formatCpuTime, type Placement, psRows, renderPs, run, spec } from "../../commands/ps.ts";
 import { readProcesses } from "../../lib/procs.ts";
+import { invoke } from "../tools/sandbox.ts";
 
 const HEADER = "  PID TTY NODE STAT TIME COMMAND\n";
 const ME = Deno.uid() ?? 0;
@@ -38,6 +37,8 @@ const PROCESSES = [
 ];
 
 /** A fake /proc and an empty configuration file, removed by `cleanup`. */
+const ps = (argv: string[], env: Record<string, string>) => invoke({ spec, run }, argv, env);
+
 async function sandbox() {
   const dir = await Deno.makeTempDir({ prefix: "om-ps-" });
   await Deno.writeTextFile(`${dir}/om.conf`, "");
@@ -50,19 +51,6 @@ async function sandbox() {
   }
   const env = { OM_PROC: `${dir}/proc`, OM_CONFIG: `${dir}/om.conf`, OM_ROOT: `${dir}/root` };
   return { dir, env, cleanup: () => Deno.remove(dir, { recursive: true }) };
-}
-
-/** Runs ps in-process the way main.ts does: usage errors exit 2, other errors 1. */
-async function ps(argv: string[], env: Record<string, string>) {
-  const ctx = captureContext(env);
-  let code: number;
-  try {
-    code = await run(parse(spec, argv), ctx);
-  } catch (error) {
-    code = error instanceof UsageError ? 2 : 1;
-    ctx.err(`om ps: ${(error as Error).message}\n`);
-  }
-  return { code, out: ctx.stdout(), err: ctx.stderr() };
 }
 
 Deno.test("ps lists the user's processes that have a terminal, under mps's header exactly", async () => {

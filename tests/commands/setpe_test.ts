@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { parse, UsageError } from "../../lib/cli.ts";
-import { captureContext } from "../../lib/context.ts";
 import { readMap, resolveStatePaths } from "../../lib/statetree.ts";
 import { run, spec } from "../../commands/setpe.ts";
+import { invoke, sandbox as shared } from "../tools/sandbox.ts";
 import * as showmap from "../../commands/showmap.ts";
 
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;
@@ -13,41 +12,7 @@ const HOWTO_MAP = `# openMosix-# IP number-of-nodes
 3 192.168.10.84 1
 `;
 
-/** A fresh state tree and an empty configuration file, removed by `cleanup`. */
-async function sandbox() {
-  const dir = await Deno.makeTempDir({ prefix: "om-setpe-" });
-  await Deno.writeTextFile(`${dir}/om.conf`, "");
-  const env: Record<string, string> = {
-    OM_ROOT: `${dir}/root`,
-    OM_PROC: `${dir}/proc`,
-    OM_CONFIG: `${dir}/om.conf`,
-    OM_HOST_ADDRESSES: "192.168.10.78",
-  };
-  const paths = resolveStatePaths({ root: env.OM_ROOT, proc: env.OM_PROC, alpha: false });
-  const file = async (name: string, text: string) => {
-    await Deno.writeTextFile(`${dir}/${name}`, text);
-    return `${dir}/${name}`;
-  };
-  return { dir, env, paths, file, cleanup: () => Deno.remove(dir, { recursive: true }) };
-}
-
-/** Runs a command in-process the way main.ts does: usage errors exit 2, other errors 1. */
-async function invoke(
-  command: { spec: typeof spec; run: typeof run },
-  argv: string[],
-  env: Record<string, string>,
-  stdin?: string,
-): Promise<{ code: number; out: string; err: string }> {
-  const ctx = captureContext(env, { stdin });
-  let code: number;
-  try {
-    code = await command.run(parse(command.spec, argv), ctx);
-  } catch (error) {
-    code = error instanceof UsageError ? 2 : 1;
-    ctx.err(`om ${command.spec.name}: ${(error as Error).message}\n`);
-  }
-  return { code, out: ctx.stdout(), err: ctx.stderr() };
-}
+const sandbox = () => shared("setpe", { env: { OM_HOST_ADDRESSES: "192.168.10.78" } });
 
 const setpe = (argv: string[], env: Record<string, string>, stdin?: string) =>
   invoke({ spec, run }, argv, env, stdin);
@@ -337,7 +302,7 @@ Deno.test("usage mistakes exit 2", async () => {
       assert.deepEqual(await setpe(argv, box.env), {
         code: 2,
         out: "",
-        err: `om setpe: ${message}\n`,
+        err: `om setpe: ${message}\nTry 'om setpe --help'.\n`,
       }, argv.join(" "));
     }
     assert.equal((await setpe(["-w", "-n", "inet", "-f", map], box.env)).code, 0);

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
-import { parse, UsageError } from "../../lib/cli.ts";
-import { captureContext } from "../../lib/context.ts";
 import type { ClusterMap } from "../../lib/hpcmap.ts";
 import { resolveStatePaths, writeMap } from "../../lib/statetree.ts";
 import { run, spec } from "../../commands/showmap.ts";
+import { invoke, sandbox as shared } from "../tools/sandbox.ts";
+
+const sandbox = () => shared("showmap");
+const showmap = (argv: string[], env: Record<string, string>) => invoke({ spec, run }, argv, env);
 
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;
 
@@ -22,32 +24,6 @@ const TABLE = "My Node-Id: 0x0adc\n\n" +
   "0x0adc       192.168.10.220   1\n" +
   "0x0a4e       192.168.10.78    1\n" +
   "0x0a56       192.168.10.86    1\n";
-
-/** A fresh state tree and an empty configuration file, removed by `cleanup`. */
-async function sandbox() {
-  const dir = await Deno.makeTempDir({ prefix: "om-showmap-" });
-  await Deno.writeTextFile(`${dir}/om.conf`, "");
-  const env: Record<string, string> = {
-    OM_ROOT: `${dir}/root`,
-    OM_PROC: `${dir}/proc`,
-    OM_CONFIG: `${dir}/om.conf`,
-  };
-  const paths = resolveStatePaths({ root: env.OM_ROOT, proc: env.OM_PROC, alpha: false });
-  return { dir, env, paths, cleanup: () => Deno.remove(dir, { recursive: true }) };
-}
-
-/** Runs showmap in-process the way main.ts does: usage errors exit 2, other errors 1. */
-async function showmap(argv: string[], env: Record<string, string>) {
-  const ctx = captureContext(env);
-  let code: number;
-  try {
-    code = await run(parse(spec, argv), ctx);
-  } catch (error) {
-    code = error instanceof UsageError ? 2 : 1;
-    ctx.err(`om showmap: ${(error as Error).message}\n`);
-  }
-  return { code, out: ctx.stdout(), err: ctx.stderr() };
-}
 
 Deno.test("showmap prints the map in force, own node first", async () => {
   const box = await sandbox();
@@ -119,7 +95,7 @@ Deno.test("showmap --root overrides OM_ROOT; a stray argument exits 2", async ()
     assert.deepEqual(await showmap(["all"], box.env), {
       code: 2,
       out: "",
-      err: `om showmap: Cannot use "all": showmap takes no arguments\n`,
+      err: `om showmap: Cannot use "all": showmap takes no arguments\nTry 'om showmap --help'.\n`,
     });
   } finally {
     await box.cleanup();

@@ -1,0 +1,56 @@
+/**
+ * Shared by the commands' tests: a private state tree (OM_ROOT, OM_PROC, an empty OM_CONFIG) in a
+ * temporary directory, and a way to run a command in-process exactly as main.ts runs it.
+ */
+import { type CommandModule, runCommand } from "../../commands/index.ts";
+import { captureContext } from "../../lib/context.ts";
+import { resolveStatePaths, type StatePaths } from "../../lib/statetree.ts";
+
+/** A temporary state tree and its environment; `cleanup` removes it. */
+export interface Sandbox {
+  readonly dir: string;
+  readonly env: Record<string, string>;
+  readonly paths: StatePaths;
+  /** Writes `text` to a file of the sandbox and returns its path. */
+  file(name: string, text: string): Promise<string>;
+  cleanup(): Promise<void>;
+}
+
+/** Makes a sandbox; `kernel` adds <OM_PROC>/hpc/admin so that om sees an openMosix kernel. */
+export async function sandbox(
+  prefix: string,
+  options: { kernel?: boolean; env?: Record<string, string> } = {},
+): Promise<Sandbox> {
+  const dir = await Deno.makeTempDir({ prefix: `om-${prefix}-` });
+  await Deno.writeTextFile(`${dir}/om.conf`, "");
+  const env: Record<string, string> = {
+    OM_ROOT: `${dir}/root`,
+    OM_PROC: `${dir}/proc`,
+    OM_CONFIG: `${dir}/om.conf`,
+    ...options.env,
+  };
+  if (options.kernel) await Deno.mkdir(`${dir}/proc/hpc/admin`, { recursive: true });
+  const paths = resolveStatePaths({ root: env.OM_ROOT, proc: env.OM_PROC, alpha: false });
+  return {
+    dir,
+    env,
+    paths,
+    file: async (name, text) => {
+      await Deno.writeTextFile(`${dir}/${name}`, text);
+      return `${dir}/${name}`;
+    },
+    cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+/** Runs a command in-process as main.ts does; returns its exit code and what it printed. */
+export async function invoke(
+  command: Pick<CommandModule, "spec" | "run">,
+  argv: readonly string[],
+  env: Record<string, string>,
+  stdin?: string,
+): Promise<{ code: number; out: string; err: string }> {
+  const ctx = captureContext(env, { stdin });
+  const code = await runCommand(command, argv, ctx);
+  return { code, out: ctx.stdout(), err: ctx.stderr() };
+}
