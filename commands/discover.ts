@@ -23,6 +23,7 @@ import { InfoExchange } from "../lib/infoexchange.ts";
 import { makeAcl } from "../lib/acl.ts";
 import { type ChannelServer, serveChannel } from "../lib/channel.ts";
 import { type ClusterKey, loadKey } from "../lib/key.ts";
+import { serveLocal } from "../lib/deputy.ts";
 import { Meter, REFERENCE_SPEED, speedOfCpuinfo } from "../lib/measure.ts";
 import { nodeInfoWriter } from "../lib/nodestate.ts";
 import { openSyslog } from "../lib/syslog.ts";
@@ -51,6 +52,9 @@ Deno's inspector on 127.0.0.1:9229; the compiled om has no such hook, so prefer 
 SIGHUP re-reads the configuration (intervals, debug); SIGTERM or SIGINT send a leave, remove the
 pid file and exit. Without -n the daemon detaches and logs to syslog (/dev/log, or
 $OM_ROOT/omdiscd.log where there is no syslog).
+
+It also serves om run and the other local tools on the unix socket $OM_ROOT/omdiscd.sock (mode
+0600: root only for now), and the other nodes on TCP port 20302 (PROTOCOL.md §8, §10).
 
 Settings (flags over environment over ${"$"}OM_CONFIG or /etc/om/om.conf over defaults):
 interface (OM_INTERFACE), multicast_ttl (OM_MULTICAST_TTL), group (OM_GROUP, 239.192.79.77),
@@ -476,15 +480,18 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
     return await finish(1);
   }
   const id = nodeIdOf(self.address);
+  let local: ReturnType<typeof serveLocal> | undefined;
   try {
     channel = openChannel(settings, { key, id, talk, daemon, info, logger });
+    local = serveLocal({ root: settings.root, nodeId: id, logger, clock: systemClock });
   } catch (error) {
+    await channel?.close();
     await daemon.stop();
     signals.remove();
     pidFile.release();
-    const message = `Cannot open the node-to-node channel on TCP port ${settings.channelPort}: ${
-      error instanceof Error ? error.message : error
-    }`;
+    const message = `Cannot open the ${
+      channel ? "local socket" : `node-to-node channel on TCP port ${settings.channelPort}`
+    }: ${error instanceof Error ? error.message : error}`;
     logger.error(message);
     if (detached) ctx.err(`om discover: ${message}\n`);
     return await finish(1);
@@ -523,6 +530,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
 
   const signal = await signals.stopped;
   logger.info("{signal}: leaving the cluster", { signal });
+  await local.close();
   await channel.close();
   await daemon.stop();
   signals.remove();

@@ -47,6 +47,12 @@ export const COMMANDS: readonly CommandMeta[] = [
     load: () => import("./mosctl.ts"),
   },
   {
+    name: "run",
+    links: ["mosrun"],
+    summary: "run a command as a job that can move (mosrun)",
+    load: () => import("./run.ts"),
+  },
+  {
     name: "ps",
     links: ["mps"],
     summary: "processes with the node they run on",

@@ -12,6 +12,7 @@ import {
   readProcesses,
   statFlags,
 } from "../lib/procs.ts";
+import { type JobRecord, readJobRecords } from "../lib/jobs.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {
@@ -20,11 +21,13 @@ export const spec: CommandSpec = {
   description:
     `Lists processes with the node each one runs on (NODE 0 = this node), under mps's header
   PID TTY NODE STAT TIME COMMAND
-By default: your own processes that have a terminal, as ps does. -a lists every process; PIDs list
+By default: your own processes that have a terminal, and om run's jobs, as ps does. -a lists every process; PIDs list
 just those (whoever owns them), and om ps exits 1 when none of them exists. TIME is the CPU time
 used so far (M:SS, or H:MM:SS from an hour on); STAT is ps's (R running, S sleeping, D disk wait,
 Z zombie, T stopped, I idle; < high and N low priority, s session leader, l threads, + foreground).
-The header is mps's exactly; a value wider than its column (pts/12) pushes its row along.`,
+The header is mps's exactly; a value wider than its column (pts/12) pushes its row along.
+A job of om run is listed by its job PID (the PID its home node gave it, whichever node runs
+it) with the node it runs on and its home node (from $OM_ROOT/jobs).`,
   options: [
     { name: "json", flags: ["--json"], help: "print the same rows as a JSON array" },
     {
@@ -71,9 +74,41 @@ export interface PsRow {
   readonly command: string;
 }
 
-/** Which processes a plain `om ps` shows: the user's own that have a terminal. */
-export function defaultSelection(uid: number): (p: ProcessInfo) => boolean {
-  return (p) => p.uid === uid && p.ttyNr !== 0;
+/** Which processes a plain `om ps` shows: the user's own that have a terminal, or are jobs. */
+export function defaultSelection(
+  uid: number,
+  jobs: ReadonlySet<number> = new Set(),
+): (p: ProcessInfo) => boolean {
+  return (p) => p.uid === uid && (p.ttyNr !== 0 || jobs.has(p.pid));
+}
+
+/**
+ * Where the jobs of this home node run: a job's PID 1 running here is placed on its job's node
+ * (0 when that is this node, the home node that wrote the records). Records of jobs that run
+ * elsewhere become rows of their own, listed after the local processes.
+ */
+export function jobPlacement(
+  jobs: readonly JobRecord[],
+): { placement: (p: ProcessInfo) => Placement; elsewhere: PsRow[] } {
+  const byPid = new Map(jobs.map((j) => [j.pid, j]));
+  const nodeOf = (j: JobRecord) => j.node === j.home ? 0 : j.node;
+  return {
+    placement: (p) => {
+      const job = byPid.get(p.pid);
+      return job ? { node: nodeOf(job), home: 0 } : HERE;
+    },
+    elsewhere: jobs.filter((j) => j.node !== j.home).map((j) => ({
+      pid: j.pid,
+      ppid: 0,
+      uid: 0,
+      node: j.node,
+      home: 0,
+      tty: "?",
+      stat: "-",
+      time: 0,
+      command: j.command.join(" "),
+    })),
+  };
 }
 
 /** Builds the rows; `placement` says where each process runs (default: here). */
@@ -155,10 +190,15 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   const pids = parsed.args.length > 0 ? parsePids(parsed.args) : undefined;
   const settings = await loadSettings({}, ctx.env);
   const processes = await readProcesses(settings.proc, { pids });
+  const jobs = await readJobRecords(`${settings.root}/jobs`);
   const selected = pids || parsed.options.all
     ? processes
-    : processes.filter(defaultSelection(Deno.uid() ?? -1));
-  const rows = psRows(selected);
+    : processes.filter(defaultSelection(Deno.uid() ?? -1, new Set(jobs.map((j) => j.pid))));
+  const { placement, elsewhere } = jobPlacement(jobs);
+  const rows = [
+    ...psRows(selected, placement),
+    ...elsewhere.filter((row) => !pids || pids.includes(row.pid)),
+  ];
   if (parsed.options.json) {
     ctx.out(JSON.stringify(rows, null, 2) + "\n");
   } else {

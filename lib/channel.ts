@@ -6,6 +6,10 @@
  * replayed). After that the client sends REQUESTs (a command and a sequence number) and the
  * server answers each with a REPLY (the same sequence number and an error string, "" for
  * success), one dispatcher answering unknown commands with a clear error. Frames: lib/frame.ts.
+ *
+ * The same protocol also runs on a unix socket (`path`), the daemon's local control socket
+ * (PROTOCOL.md §10): there the socket file's mode is the only gate (no key, no access list) and
+ * the peer's address is "local".
  */
 import { type Acl, makeAcl, peerIPv4 } from "./acl.ts";
 import { type Clock, systemClock } from "./clock.ts";
@@ -161,6 +165,11 @@ export interface ChannelStats {
 
 /** Options of {@linkcode serveChannel}. */
 export interface ServeChannelOptions {
+  /**
+   * A unix socket to listen on instead of TCP: a stale file there is removed first, the socket
+   * is made mode 0600 (only its owner may connect) and removed on close. No key, no access list.
+   */
+  readonly path?: string;
   /** Address to listen on; default 0.0.0.0. */
   readonly hostname?: string;
   /** TCP port; default DEFAULT_CHANNEL_PORT, 0 for an ephemeral one. */
@@ -181,7 +190,7 @@ export interface ServeChannelOptions {
 
 /** A running channel server. */
 export interface ChannelServer {
-  /** The port listened on (the real one when 0 was asked). */
+  /** The port listened on (the real one when 0 was asked); 0 on a unix socket. */
   readonly port: number;
   readonly stats: Readonly<ChannelStats>;
   /** Stops listening and closes every connection; handlers still running are not awaited. */
@@ -198,10 +207,15 @@ class Refusal extends Error {
 /** Listens for channel connections and serves each until it closes (PROTOCOL.md §8). */
 export function serveChannel(options: ServeChannelOptions): ChannelServer {
   const hostname = options.hostname ?? "0.0.0.0";
-  const { key, nodeId, logger } = options;
+  const { key, nodeId, logger, path } = options;
+  if (path !== undefined && (key || options.acl)) {
+    throw new TypeError("Cannot serve the channel on a unix socket with a key or access list");
+  }
   const clock = options.clock ?? systemClock;
   const helloTimeoutMs = options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
-  const acl = options.acl ?? (key ? undefined : makeAcl({ members: () => new Set(), allowed: [] }));
+  const acl = path !== undefined
+    ? undefined
+    : options.acl ?? (key ? undefined : makeAcl({ members: () => new Set(), allowed: [] }));
   const handlers = new Map([...builtinHandlers(nodeId), ...(options.handlers ?? [])]);
   const stats: ChannelStats = {
     connections: 0,
@@ -211,13 +225,16 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
     garbage: 0,
     requests: 0,
   };
-  let listener: Deno.TcpListener;
+  let listener: Deno.Listener;
   try {
-    listener = Deno.listen({ hostname, port: options.port ?? DEFAULT_CHANNEL_PORT });
+    listener = path !== undefined
+      ? listenUnix(path)
+      : Deno.listen({ hostname, port: options.port ?? DEFAULT_CHANNEL_PORT });
   } catch (error) {
     throw new Error(
-      `Cannot listen for the channel on ${hostname}:${options.port ?? DEFAULT_CHANNEL_PORT}: ` +
-        (error as Error).message,
+      `Cannot listen for the channel on ${
+        path ?? `${hostname}:${options.port ?? DEFAULT_CHANNEL_PORT}`
+      }: ` + (error as Error).message,
       { cause: error },
     );
   }
@@ -227,7 +244,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
   let stopServing!: () => void;
   const closing = new Promise<undefined>((resolve) => stopServing = () => resolve(undefined));
 
-  async function handshake(link: FrameConn, remote: Deno.NetAddr): Promise<Peer> {
+  async function handshake(link: FrameConn, remote: Deno.Addr): Promise<Peer> {
     let hello: Frame | null;
     try {
       hello = await link.next();
@@ -246,7 +263,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
     if (!key && clientHasKey) {
       throw new Refusal("authentication failed: this node has no cluster key", "us");
     }
-    const address = peerIPv4(remote.hostname) ?? remote.hostname;
+    const address = "hostname" in remote ? peerIPv4(remote.hostname) ?? remote.hostname : "local";
     if (acl && !acl(address)) {
       throw new Refusal(
         `not allowed: ${address} is not a cluster member nor in the allowed networks`,
@@ -272,11 +289,12 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
         throw new Refusal("authentication failed", "us");
       }
     }
-    return { address, port: remote.port, nodeId: hello.nodeId, authenticated: key !== undefined };
+    const port = "port" in remote ? remote.port : 0;
+    return { address, port, nodeId: hello.nodeId, authenticated: key !== undefined };
   }
 
-  async function serve(link: FrameConn, remote: Deno.NetAddr): Promise<void> {
-    const where = `${remote.hostname}:${remote.port}`;
+  async function serve(link: FrameConn, remote: Deno.Addr): Promise<void> {
+    const where = "hostname" in remote ? `${remote.hostname}:${remote.port}` : "local";
     let timedOut = false;
     const cancelTimer = clock.after(helloTimeoutMs, () => {
       timedOut = true;
@@ -357,7 +375,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       stats.open++;
       const link = new FrameConn(conn);
       links.add(link);
-      const task = serve(link, conn.remoteAddr as Deno.NetAddr).finally(() => {
+      const task = serve(link, conn.remoteAddr).finally(() => {
         stats.open--;
         links.delete(link);
         tasks.delete(task);
@@ -367,7 +385,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
   })();
 
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: "port" in listener.addr ? listener.addr.port : 0,
     stats,
     async close() {
       if (closed) return;
@@ -379,13 +397,33 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       for (const link of links) link.close();
       await acceptLoop;
       await Promise.allSettled([...tasks]);
+      if (path !== undefined) await Deno.remove(path).catch(() => {});
     },
   };
 }
 
-/** Options of {@linkcode connectChannel}. */
+/** Removes a stale socket file, listens on `path`, and lets only the owner connect. */
+function listenUnix(path: string): Deno.Listener {
+  try {
+    if (Deno.lstatSync(path).isSocket) Deno.removeSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const listener = Deno.listen({ transport: "unix", path });
+  try {
+    Deno.chmodSync(path, 0o600);
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+  return listener;
+}
+
+/** Options of {@linkcode connectChannel}: a `hostname` (TCP) or a `path` (unix socket). */
 export interface ConnectChannelOptions {
-  readonly hostname: string;
+  readonly hostname?: string;
+  /** A unix socket to connect to instead of TCP (the daemon's local control socket). */
+  readonly path?: string;
   /** Default DEFAULT_CHANNEL_PORT. */
   readonly port?: number;
   /** The cluster key, when the cluster uses one. */
@@ -430,7 +468,11 @@ interface Pending {
  */
 export async function connectChannel(options: ConnectChannelOptions): Promise<ChannelClient> {
   const port = options.port ?? DEFAULT_CHANNEL_PORT;
-  const where = `${options.hostname}:${port}`;
+  const { path, hostname } = options;
+  if ((path === undefined) === (hostname === undefined)) {
+    throw new TypeError("Cannot connect the channel: give a hostname or a path, not both");
+  }
+  const where = path ?? `${hostname}:${port}`;
   const { key } = options;
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
@@ -448,7 +490,9 @@ export async function connectChannel(options: ConnectChannelOptions): Promise<Ch
     : () => {};
   let serverNodeId: number;
   try {
-    const connecting = Deno.connect({ hostname: options.hostname, port, transport: "tcp" });
+    const connecting: Promise<Deno.Conn> = path !== undefined
+      ? Deno.connect({ transport: "unix", path })
+      : Deno.connect({ hostname: hostname!, port, transport: "tcp" });
     connecting.catch(() => {});
     const conn = await Promise.race([connecting, deadline]).catch((error) => {
       connecting.then((late) => late.close(), () => {});

@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { formatCpuTime, type Placement, psRows, renderPs, run, spec } from "../../commands/ps.ts";
+import {
+  defaultSelection,
+  formatCpuTime,
+  jobPlacement,
+  type Placement,
+  psRows,
+  renderPs,
+  run,
+  spec,
+} from "../../commands/ps.ts";
 import { readProcesses } from "../../lib/procs.ts";
 import { invoke } from "../tools/sandbox.ts";
 
@@ -196,4 +205,24 @@ Deno.test("formatCpuTime: M:SS, then H:MM:SS from an hour on", () => {
   assert.equal(formatCpuTime(3599), "59:59");
   assert.equal(formatCpuTime(3600), "1:00:00");
   assert.equal(formatCpuTime(100 * 3600 + 62), "100:01:02");
+});
+
+Deno.test("ps: a job's PID 1 gets its job's node and home; a job elsewhere gets a row", () => {
+  const jobs = [
+    { pid: 802, node: 5, home: 5, command: ["./job"], started: 1 },
+    { pid: 900, node: 9, home: 5, command: ["far", "away"], started: 2 },
+  ];
+  const { placement, elsewhere } = jobPlacement(jobs);
+  const here = { pid: 802 } as Parameters<typeof placement>[0];
+  const other = { pid: 731 } as Parameters<typeof placement>[0];
+  assert.deepEqual(placement(here), { node: 0, home: 0 });
+  assert.deepEqual(placement(other), { node: 0, home: 0 });
+  assert.deepEqual(
+    elsewhere.map((r) => [r.pid, r.node, r.home, r.command]),
+    [[900, 9, 0, "far away"]],
+  );
+  // A job without a terminal is still one of "your processes".
+  const select = defaultSelection(ME, new Set([802]));
+  assert.equal(select({ pid: 802, uid: ME, ttyNr: 0 } as Parameters<typeof select>[0]), true);
+  assert.equal(select({ pid: 803, uid: ME, ttyNr: 0 } as Parameters<typeof select>[0]), false);
 });

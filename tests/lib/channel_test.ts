@@ -594,3 +594,55 @@ Deno.test("channel: a port in use is a clear error", () => {
     listener.close();
   }
 });
+
+Deno.test("channel: on a unix socket, requests flow without key or ACL, peer 'local', mode 0600", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/omdiscd.sock`;
+  // A stale socket file from a daemon that died is replaced.
+  // (Deno removes a listener's file on close: a hard link of it stays, like a crash's leftover.)
+  const stale = Deno.listen({ transport: "unix", path: `${dir}/old.sock` });
+  await Deno.link(`${dir}/old.sock`, path);
+  stale.close();
+  assert.ok((await Deno.lstat(path)).isSocket, "a stale socket file is left behind");
+  let seen: Peer | undefined;
+  const server = serveChannel({
+    path,
+    nodeId: 7,
+    logger,
+    handlers: new Map<string, Handler>([["who", (_body, peer) => {
+      seen = peer;
+      return Promise.resolve(encoder.encode(peer.address));
+    }]]),
+  });
+  try {
+    assert.equal(server.port, 0);
+    assert.equal((await Deno.lstat(path)).mode! & 0o777, 0o600);
+    const client = await connectChannel({ path, nodeId: 3 });
+    try {
+      assert.equal(client.nodeId, 7);
+      assert.equal(decoder.decode(await client.request("ping", encoder.encode("hi"))), "hi");
+      assert.equal(decoder.decode(await client.request("who")), "local");
+      assert.deepEqual(seen, { address: "local", port: 0, nodeId: 3, authenticated: false });
+      await assert.rejects(client.request("nope"), RemoteError);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await server.close();
+  }
+  // Closing removes the socket file.
+  await assert.rejects(Deno.lstat(path), Deno.errors.NotFound);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("channel: a unix socket that is not there fails to connect; key and path do not mix", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(connectChannel({ path: `${dir}/none.sock` }), Deno.errors.NotFound);
+    await assert.rejects(connectChannel({ path: `${dir}/x`, hostname: HOST }), TypeError);
+    const key = await newKey();
+    assert.throws(() => serveChannel({ path: `${dir}/k.sock`, nodeId: 1, logger, key }), TypeError);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

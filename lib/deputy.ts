@@ -1,0 +1,420 @@
+/**
+ * The home daemon's side of `om run` (openMosix's deputy): the job commands of the local control
+ * socket (PROTOCOL.md §10). `job.run` starts a job as lib/criu.ts says jobs must run to move
+ * (PID 1 of its own PID namespace, its own session, stdio on pipes); the deputy pumps its
+ * stdout and stderr into the job's output log (lib/jobs.ts), writes to its stdin, delivers
+ * signals, and records its exit. While a job lives, `<root>/jobs/<id>` holds its record for
+ * `om ps`.
+ *
+ * A migrated job (next step) will keep its entry here: its output arrives from the node that
+ * runs it and is appended to the same log, `node` changes, and `job.signal`/`job.input` are
+ * relayed there instead of touching a local process.
+ */
+import { type Handler, serveChannel } from "./channel.ts";
+import type { Clock } from "./clock.ts";
+import { startJobArgs } from "./criu.ts";
+import {
+  type Job,
+  type JobExit,
+  jobRecord,
+  JobTable,
+  type OutputFd,
+  type OutputRead,
+  SIGNAL_NUMBERS,
+} from "./jobs.ts";
+import type { Logger } from "./log.ts";
+import { retryUntil } from "./retry.ts";
+import { replaceFile } from "./statetree.ts";
+
+/** How long `job.output` waits for output before answering with none. */
+export const OUTPUT_POLL_MS = 20_000;
+
+/**
+ * The start gate: the job's PID 1 is first a shell that waits for one line on stdin and then
+ * execs the command (staying PID 1). The deputy finds the PID 1 and records the job before it
+ * lets it go, so even a job that ends at once (`true`) is found, and no output is missed.
+ * `read` takes bytes up to the newline only (POSIX), so the job's stdin starts after it.
+ */
+export const START_GATE = 'read -r _ || exit 125; exec "$@"';
+
+/** Signals that kill by default and that `om run` forwards; see {@linkcode deliverSignal}. */
+const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
+
+/** Body of `job.run`. */
+export interface RunRequest {
+  readonly argv: readonly string[];
+  readonly cwd: string;
+  readonly env: Record<string, string>;
+}
+
+/** Body of a `job.output` reply: the chunks' data in base64. */
+export interface OutputReply {
+  readonly offset: number;
+  readonly chunks: readonly { readonly fd: OutputFd; readonly data: string }[];
+  readonly exit?: JobExit;
+}
+
+/** Options of {@linkcode Deputy}. */
+export interface DeputyOptions {
+  /** This node's id: home and node of the jobs started here. */
+  readonly nodeId: number;
+  /** Where the job records go (`$OM_ROOT/jobs`). */
+  readonly jobsDir: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** The long poll of `job.output`; default OUTPUT_POLL_MS. */
+  readonly pollMs?: number;
+}
+
+interface Running {
+  readonly process: Deno.ChildProcess;
+  readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  /** The exit to record instead of the SIGKILL the deputy sent in its place. */
+  killedFor?: Deno.Signal;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function base64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}
+
+function unbase64(text: string): Uint8Array {
+  const raw = atob(text);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return bytes;
+}
+
+/** Encodes an output read as the `job.output` reply (PROTOCOL.md §10). */
+export function encodeOutput(read: OutputRead): OutputReply {
+  return {
+    offset: read.offset,
+    chunks: read.chunks.map((c) => ({ fd: c.fd, data: base64(c.data) })),
+    ...(read.exit ? { exit: read.exit } : {}),
+  };
+}
+
+/** Decodes a `job.output` reply's chunks back to bytes. */
+export function decodeOutput(
+  reply: OutputReply,
+): { offset: number; chunks: { fd: OutputFd; data: Uint8Array }[]; exit?: JobExit } {
+  return {
+    offset: reply.offset,
+    chunks: reply.chunks.map((c) => ({ fd: c.fd, data: unbase64(c.data) })),
+    ...(reply.exit ? { exit: reply.exit } : {}),
+  };
+}
+
+export { base64 as encodeBase64, unbase64 as decodeBase64 };
+
+/** A request body as JSON of the expected shape, or a TypeError naming the command. */
+function bodyOf<T>(command: string, body: Uint8Array, check: (value: T) => boolean): T {
+  let value: T;
+  try {
+    value = JSON.parse(decoder.decode(body));
+  } catch {
+    throw new TypeError(`Cannot read the body of ${command}: not JSON`);
+  }
+  if (value === null || typeof value !== "object" || !check(value)) {
+    throw new TypeError(`Cannot read the body of ${command}: fields missing or of the wrong type`);
+  }
+  return value;
+}
+
+const isId = (id: unknown) => Number.isInteger(id) && (id as number) > 0;
+
+/** The signal masks of /proc/<pid>/status: does the process catch or ignore signal `n`? */
+export function handlesSignal(status: string, signal: number): boolean {
+  const mask = (name: string) =>
+    BigInt(`0x${
+      new RegExp(`^${name}:\\s*([0-9a-f]+)`, "m")
+        .exec(status)?.[1] ?? "0"
+    }`);
+  const bit = 1n << BigInt(signal - 1);
+  return ((mask("SigCgt") | mask("SigIgn")) & bit) !== 0n;
+}
+
+/** The jobs of this home node and the handlers of the local socket's job commands. */
+export class Deputy {
+  readonly jobs: JobTable;
+  readonly #options: DeputyOptions;
+  readonly #running = new Map<number, Running>();
+  readonly #stopExpiry: () => void;
+
+  constructor(options: DeputyOptions) {
+    this.#options = options;
+    this.jobs = new JobTable(options.clock);
+    this.#stopExpiry = options.clock.every(5000, () => {
+      for (const id of this.jobs.expire()) void this.#removeRecord(id);
+    });
+  }
+
+  /** The handlers to serve on the local socket. */
+  handlers(): Map<string, Handler> {
+    const json = (value: unknown) => Promise.resolve(encoder.encode(JSON.stringify(value)));
+    return new Map<string, Handler>([
+      ["job.run", async (body) => {
+        const request = bodyOf<RunRequest>(
+          "job.run",
+          body,
+          (r) =>
+            Array.isArray(r.argv) && r.argv.length > 0 &&
+            r.argv.every((a) => typeof a === "string") && typeof r.cwd === "string" &&
+            typeof r.env === "object" && r.env !== null,
+        );
+        return await json({ id: await this.start(request) });
+      }],
+      ["job.output", async (body) => {
+        const { id, offset } = bodyOf<{ id: number; offset: number }>(
+          "job.output",
+          body,
+          (r) => isId(r.id) && Number.isInteger(r.offset),
+        );
+        return await json(encodeOutput(await this.output(id, offset)));
+      }],
+      ["job.input", async (body) => {
+        const request = bodyOf<{ id: number; data?: string; eof?: boolean }>(
+          "job.input",
+          body,
+          (r) => isId(r.id) && (typeof r.data === "string" || r.eof === true),
+        );
+        await this.input(request.id, request.data ? unbase64(request.data) : undefined);
+        if (request.eof) await this.closeInput(request.id);
+        return await json({});
+      }],
+      ["job.signal", async (body) => {
+        const { id, signal } = bodyOf<{ id: number; signal: Deno.Signal }>(
+          "job.signal",
+          body,
+          (r) => isId(r.id) && typeof r.signal === "string",
+        );
+        return await json({ sent: await this.signal(id, signal) });
+      }],
+      ["job.list", () => json(this.jobs.list().map(jobRecord))],
+    ]);
+  }
+
+  /** Starts a job; resolves with its id once its PID 1 exists. */
+  async start(request: RunRequest): Promise<number> {
+    const [program, ...args] = startJobArgs(["sh", "-c", START_GATE, "om-job", ...request.argv]);
+    let process: Deno.ChildProcess;
+    try {
+      process = new Deno.Command(program, {
+        args,
+        cwd: request.cwd,
+        env: request.env,
+        clearEnv: true,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      throw new Error(`Cannot start "${request.argv.join(" ")}": ${(error as Error).message}`);
+    }
+    let id: number;
+    try {
+      id = await retryUntil(() => namespacePid1(process.pid), 2000, {
+        intervalMs: 5,
+        what: "the job's PID 1",
+      });
+    } catch {
+      try {
+        process.kill("SIGKILL");
+      } catch { /* gone */ }
+      const status = await process.status;
+      const said = (await new Response(process.stderr).text().catch(() => "")).trim();
+      throw new Error(
+        `Cannot start "${request.argv.join(" ")}": ${
+          said || `its PID 1 did not appear (exit ${status.code})`
+        }`,
+      );
+    }
+    const stdin = process.stdin.getWriter();
+    const job = this.jobs.add({
+      id,
+      home: this.#options.nodeId,
+      node: this.#options.nodeId,
+      command: request.argv,
+    });
+    this.#running.set(id, { process, stdin });
+    await this.#writeRecord(job);
+    void this.#follow(job, process);
+    await stdin.write(encoder.encode("\n")).catch(() => {});
+    this.#options.logger.info("job {id}: started {command}", {
+      id,
+      command: request.argv.join(" "),
+    });
+    return id;
+  }
+
+  async #follow(job: Job, process: Deno.ChildProcess): Promise<void> {
+    const pump = async (stream: ReadableStream<Uint8Array>, fd: OutputFd) => {
+      for await (const chunk of stream) {
+        job.output.append(fd, chunk);
+        await job.output.room();
+      }
+    };
+    const [status] = await Promise.all([
+      process.status,
+      pump(process.stdout, 1).catch(() => {}),
+      pump(process.stderr, 2).catch(() => {}),
+    ]);
+    const running = this.#running.get(job.id);
+    this.#running.delete(job.id);
+    running?.stdin.close().catch(() => {});
+    const exit: JobExit = running?.killedFor
+      ? { signal: running.killedFor }
+      : status.signal
+      ? { signal: status.signal }
+      : { code: status.code };
+    this.jobs.finish(job.id, exit);
+    this.#options.logger.info("job {id}: ended with {exit}", {
+      id: job.id,
+      exit: JSON.stringify(exit),
+    });
+  }
+
+  /** The long poll of a job's output; once its exit is delivered, the job is forgotten. */
+  async output(id: number, offset: number): Promise<OutputRead> {
+    const job = this.jobs.get(id);
+    const read = await job.output.read(offset, this.#options.pollMs ?? OUTPUT_POLL_MS);
+    if (read.exit) {
+      this.jobs.remove(id);
+      await this.#removeRecord(id);
+    }
+    return read;
+  }
+
+  /** Writes to a job's stdin (nothing happens once the job no longer reads it). */
+  async input(id: number, data: Uint8Array | undefined): Promise<void> {
+    this.jobs.get(id);
+    const running = this.#running.get(id);
+    if (!running || !data?.length) return;
+    await running.stdin.write(data).catch(() => {});
+  }
+
+  /** Closes a job's stdin: it reads end of file. */
+  async closeInput(id: number): Promise<void> {
+    this.jobs.get(id);
+    await this.#running.get(id)?.stdin.close().catch(() => {});
+  }
+
+  /**
+   * Delivers a signal as a terminal would. SIGINT and SIGQUIT go to the job's process group
+   * (its PID 1 leads it), others to PID 1. The kernel drops signals from outside a PID namespace
+   * that its PID 1 neither catches nor ignores (SIGKILL and SIGSTOP excepted), so when PID 1
+   * does neither for a terminating signal, it is sent SIGKILL instead and the job's exit is
+   * recorded as the signal asked for: what the person would see without a namespace. Resolves
+   * to the signal actually sent to PID 1 (undefined when the job had ended).
+   */
+  async signal(id: number, signal: Deno.Signal): Promise<Deno.Signal | undefined> {
+    this.jobs.get(id);
+    const running = this.#running.get(id);
+    if (!running) return undefined;
+    const number = SIGNAL_NUMBERS[signal];
+    if (number === undefined) throw new RangeError(`Cannot send "${signal}": unknown signal`);
+    let sent = signal;
+    if (TERMINATING.includes(signal)) {
+      const status = await Deno.readTextFile(`/proc/${id}/status`).catch(() => "");
+      if (status && !handlesSignal(status, number)) {
+        running.killedFor = signal;
+        sent = "SIGKILL";
+      }
+    }
+    const group = signal === "SIGINT" || signal === "SIGQUIT";
+    try {
+      if (sent === "SIGKILL") {
+        // unshare, told its child died of SIGKILL, cannot re-raise it and prints an error
+        // to the job's stderr: it goes first, and the whole namespace dies with PID 1.
+        try {
+          running.process.kill("SIGKILL");
+        } catch { /* gone */ }
+        Deno.kill(id, "SIGKILL");
+      } else if (group) Deno.kill(-id, signal);
+      else Deno.kill(id, signal);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    this.#options.logger.debug("job {id}: {signal} sent as {sent}", { id, signal, sent });
+    return sent;
+  }
+
+  async #writeRecord(job: Job): Promise<void> {
+    try {
+      await Deno.mkdir(this.#options.jobsDir, { recursive: true });
+      await replaceFile(
+        `${this.#options.jobsDir}/${job.id}`,
+        encoder.encode(JSON.stringify(jobRecord(job)) + "\n"),
+      );
+    } catch (error) {
+      this.#options.logger.warn("job {id}: cannot write its record: {error}", {
+        id: job.id,
+        error: String(error),
+      });
+    }
+  }
+
+  async #removeRecord(id: number): Promise<void> {
+    await Deno.remove(`${this.#options.jobsDir}/${id}`).catch(() => {});
+  }
+
+  /**
+   * Stops the deputy. The jobs go on (their pipes close with the daemon, so they see end of
+   * file or EPIPE); their records are removed.
+   */
+  async close(): Promise<void> {
+    this.#stopExpiry();
+    for (const job of this.jobs.list()) await this.#removeRecord(job.id);
+  }
+}
+
+/** The host PID of the PID-1 child of `parent` (the unshare process), if it exists yet. */
+async function namespacePid1(parent: number): Promise<number | undefined> {
+  const children = await Deno.readTextFile(`/proc/${parent}/task/${parent}/children`);
+  const pid = Number(children.trim().split(/\s+/)[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  // NSpid: host PID, then the PID in each nested namespace; the last must be 1.
+  const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
+  return nspid?.at(-1) === "1" ? pid : undefined;
+}
+
+/** The daemon's local control socket in the state tree (PROTOCOL.md §10). */
+export function localSocketPath(root: string): string {
+  return `${root}/omdiscd.sock`;
+}
+
+/**
+ * Opens the local control socket `<root>/omdiscd.sock` (mode 0600: only root, the daemon's
+ * user, may use it) with the deputy's job commands. Closing stops both.
+ */
+export function serveLocal(
+  options: { root: string; nodeId: number; logger: Logger; clock: Clock },
+): { readonly deputy: Deputy; close(): Promise<void> } {
+  const deputy = new Deputy({ ...options, jobsDir: `${options.root}/jobs` });
+  let server;
+  try {
+    server = serveChannel({
+      path: localSocketPath(options.root),
+      nodeId: options.nodeId,
+      logger: options.logger,
+      handlers: deputy.handlers(),
+    });
+  } catch (error) {
+    void deputy.close();
+    throw error;
+  }
+  return {
+    deputy,
+    async close() {
+      await server.close();
+      await deputy.close();
+    },
+  };
+}
