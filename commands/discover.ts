@@ -21,7 +21,9 @@ import { mapWriter, replaceFile, resolveStatePaths, type StatePaths } from "../l
 import { readFlag, readNumber } from "../lib/admin.ts";
 import { InfoExchange } from "../lib/infoexchange.ts";
 import { makeAcl } from "../lib/acl.ts";
-import { type ChannelServer, serveChannel } from "../lib/channel.ts";
+import { type ChannelServer, connectChannel, type Handler, serveChannel } from "../lib/channel.ts";
+import { findCriu } from "../lib/criu.ts";
+import { Migration } from "../lib/migration.ts";
 import { type ClusterKey, loadKey } from "../lib/key.ts";
 import { serveLocal } from "../lib/deputy.ts";
 import { Meter, REFERENCE_SPEED, speedOfCpuinfo } from "../lib/measure.ts";
@@ -197,6 +199,19 @@ function flagSettings(parsed: Parsed): FlagSettings {
 
 const READY = "\u0000om-discover-ready\n";
 
+/** The channel commands lib/migration.ts answers (PROTOCOL.md §11). */
+const MIGRATION_COMMANDS = [
+  "mig.check",
+  "mig.begin",
+  "mig.file",
+  "mig.restore",
+  "mig.abort",
+  "job.push",
+  "job.exited",
+  "job.input",
+  "job.signal",
+];
+
 /**
  * The node-to-node channel: ping, version and this node's figures; with a key every connection
  * proves it, without one only the map's members and the allowed networks get in.
@@ -210,6 +225,8 @@ function openChannel(
     daemon: DiscoveryDaemon;
     info?: InfoExchange;
     logger: Logging["logger"];
+    /** The migration's commands (mig.*, job.push/exited, guests' job.input/signal). */
+    migration: () => Migration | undefined;
   },
 ): ChannelServer {
   const encoder = new TextEncoder();
@@ -225,11 +242,16 @@ function openChannel(
     key: node.key,
     nodeId: node.id,
     logger: node.logger,
-    handlers: new Map([
+    handlers: new Map<string, Handler>([
       [
         "info",
         () => Promise.resolve(encoder.encode(JSON.stringify(node.info?.own ?? { id: node.id }))),
       ],
+      ...MIGRATION_COMMANDS.map((name): [string, Handler] => [name, async (body, peer) => {
+        const handler = node.migration()?.channelHandlers().get(name);
+        if (!handler) throw new Error(`${name}: this node is still starting`);
+        return await handler(body, peer);
+      }]),
     ]),
     acl: node.key ? undefined : makeAcl({
       members,
@@ -481,9 +503,42 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   }
   const id = nodeIdOf(self.address);
   let local: ReturnType<typeof serveLocal> | undefined;
+  let migration: Migration | undefined;
+  const connectNode = (node: number, address?: string) => {
+    const member = daemon.membership.members().find((m) => m.id === node);
+    const hostname = member?.address ?? address;
+    if (!hostname) throw new Error(`node ${node} is not in the cluster map`);
+    return connectChannel({ hostname, port: settings.channelPort, key, nodeId: id });
+  };
   try {
-    channel = openChannel(settings, { key, id, talk, daemon, info, logger });
-    local = serveLocal({ root: settings.root, nodeId: id, logger, clock: systemClock });
+    channel = openChannel(settings, {
+      key,
+      id,
+      talk,
+      daemon,
+      info,
+      logger,
+      migration: () => migration,
+    });
+    local = serveLocal({
+      root: settings.root,
+      nodeId: id,
+      logger,
+      clock: systemClock,
+      more: (deputy) => {
+        migration = new Migration({
+          nodeId: id,
+          root: settings.root,
+          deputy,
+          logger,
+          criuBinary: findCriu(ctx.env),
+          connect: async (node, address) => await connectNode(node, address),
+          blocked: () => readFlag(paths, "block"),
+          env: ctx.env,
+        });
+        return migration.localHandlers();
+      },
+    });
   } catch (error) {
     await channel?.close();
     await daemon.stop();
@@ -530,6 +585,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
 
   const signal = await signals.stopped;
   logger.info("{signal}: leaving the cluster", { signal });
+  await migration?.close();
   await local.close();
   await channel.close();
   await daemon.stop();

@@ -53,6 +53,12 @@ export const COMMANDS: readonly CommandMeta[] = [
     load: () => import("./run.ts"),
   },
   {
+    name: "migrate",
+    links: ["migrate"],
+    summary: "move a running job to another node (stop-and-copy with CRIU)",
+    load: () => import("./migrate.ts"),
+  },
+  {
     name: "ps",
     links: ["mps"],
     summary: "processes with the node they run on",

@@ -4,6 +4,7 @@
  */
 import { type CommandSpec, type Parsed, UsageError } from "../lib/cli.ts";
 import { loadSettings } from "../lib/config.ts";
+import { readMap, resolveStatePaths } from "../lib/statetree.ts";
 import type { Context } from "../lib/context.ts";
 import {
   CLOCK_TICKS,
@@ -83,31 +84,34 @@ export function defaultSelection(
 }
 
 /**
- * Where the jobs of this home node run: a job's PID 1 running here is placed on its job's node
- * (0 when that is this node, the home node that wrote the records). Records of jobs that run
- * elsewhere become rows of their own, listed after the local processes.
+ * Where the jobs of this node's table run, as mps shows it: NODE and home are node ids, 0 meaning
+ * this node (`self`). A local process that is a job's PID 1 gets its job's node and home; a job
+ * of this home running elsewhere, and a guest running here for another home, get a row of their
+ * own under the job's PID (the PID its home gave it).
  */
 export function jobPlacement(
   jobs: readonly JobRecord[],
+  self = 0,
 ): { placement: (p: ProcessInfo) => Placement; elsewhere: PsRow[] } {
   const byPid = new Map(jobs.map((j) => [j.pid, j]));
-  const nodeOf = (j: JobRecord) => j.node === j.home ? 0 : j.node;
+  const relative = (node: number) => (node === self ? 0 : node);
+  const row = (j: JobRecord): PsRow => ({
+    pid: j.pid,
+    ppid: 0,
+    uid: 0,
+    node: relative(j.node),
+    home: relative(j.home),
+    tty: "?",
+    stat: "-",
+    time: 0,
+    command: j.command.join(" "),
+  });
   return {
     placement: (p) => {
       const job = byPid.get(p.pid);
-      return job ? { node: nodeOf(job), home: 0 } : HERE;
+      return job && job.node === job.home ? { node: 0, home: 0 } : HERE;
     },
-    elsewhere: jobs.filter((j) => j.node !== j.home).map((j) => ({
-      pid: j.pid,
-      ppid: 0,
-      uid: 0,
-      node: j.node,
-      home: 0,
-      tty: "?",
-      stat: "-",
-      time: 0,
-      command: j.command.join(" "),
-    })),
+    elsewhere: jobs.filter((j) => j.node !== j.home).map(row),
   };
 }
 
@@ -194,7 +198,8 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   const selected = pids || parsed.options.all
     ? processes
     : processes.filter(defaultSelection(Deno.uid() ?? -1, new Set(jobs.map((j) => j.pid))));
-  const { placement, elsewhere } = jobPlacement(jobs);
+  const map = await readMap(resolveStatePaths(settings)).catch(() => undefined);
+  const { placement, elsewhere } = jobPlacement(jobs, map?.self ?? 0);
   const rows = [
     ...psRows(selected, placement),
     ...elsewhere.filter((row) => !pids || pids.includes(row.pid)),

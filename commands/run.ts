@@ -45,7 +45,7 @@ cannot be found exits 127, as in a shell.`,
     { command: "om run -- sh -c 'echo hello; exit 3'", says: "prints hello, exits 3" },
     {
       command: "mosrun -- awk 'BEGIN {for (i=0; i<1e8; i++) s+=i; print s}'",
-      says: "a CPU-bound job that can be moved (om migrate, to come)",
+      says: "a CPU-bound job that can be moved with om migrate",
     },
     { command: "tar cf - dir | om run -- gzip > dir.tar.gz", says: "stdin and stdout go through" },
   ],

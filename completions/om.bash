@@ -182,6 +182,25 @@ _om_spec_run() {
   esac
 }
 
+# om migrate
+_om_spec_migrate() {
+  case $1 in
+    flags) REPLY='--root -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        1) REPLY='words:home balance' ;;
+        *) REPLY=none ;;
+      esac ;;
+  esac
+}
+
 # om ps, mps
 _om_spec_ps() {
   case $1 in
@@ -283,11 +302,12 @@ _om() {
     setpe) _om_complete _om_spec_setpe 1; return ;;
     mosctl) _om_complete _om_spec_mosctl 1; return ;;
     mosrun) _om_complete _om_spec_run 1; return ;;
+    migrate) _om_complete _om_spec_migrate 1; return ;;
     mps) _om_complete _om_spec_ps 1; return ;;
     mosmon) _om_complete _om_spec_mon 1; return ;;
   esac
   if (( COMP_CWORD == 1 )); then
-    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run ps mon keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
+    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run migrate ps mon keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
     return
   fi
   case ${COMP_WORDS[1]} in
@@ -296,6 +316,7 @@ _om() {
     setpe) _om_complete _om_spec_setpe 2 ;;
     mosctl) _om_complete _om_spec_mosctl 2 ;;
     run | mosrun) _om_complete _om_spec_run 2 ;;
+    migrate) _om_complete _om_spec_migrate 2 ;;
     ps | mps) _om_complete _om_spec_ps 2 ;;
     mon | mosmon) _om_complete _om_spec_mon 2 ;;
     keygen) _om_complete _om_spec_keygen 2 ;;
@@ -304,4 +325,4 @@ _om() {
   esac
 }
 
-complete -F _om om omdiscd showmap setpe mosctl mosrun mps mosmon
+complete -F _om om omdiscd showmap setpe mosctl mosrun migrate mps mosmon

@@ -71,6 +71,17 @@ interface Running {
   readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
   /** The exit to record instead of the SIGKILL the deputy sent in its place. */
   killedFor?: Deno.Signal;
+  /** The job moved away: the end of this local copy is not the job's end. */
+  moved?: boolean;
+}
+
+/**
+ * Where a moved job's stdin and signals go (lib/migration.ts): the deputy of the node that runs
+ * it now, over the channel.
+ */
+export interface RemoteJobs {
+  input(job: Job, data: Uint8Array | undefined, eof: boolean): Promise<void>;
+  signal(job: Job, signal: Deno.Signal): Promise<Deno.Signal | undefined>;
 }
 
 const encoder = new TextEncoder();
@@ -145,6 +156,10 @@ export class Deputy {
   readonly jobs: JobTable;
   readonly #options: DeputyOptions;
   readonly #running = new Map<number, Running>();
+  /** The local follow of each job started here: done once its pipes are drained. */
+  readonly #followed = new Map<number, Promise<void>>();
+  /** Relays stdin and signals to the node a moved job runs on; set by the migration. */
+  remote: RemoteJobs | undefined;
   readonly #stopExpiry: () => void;
 
   constructor(options: DeputyOptions) {
@@ -244,7 +259,9 @@ export class Deputy {
     });
     this.#running.set(id, { process, stdin });
     await this.#writeRecord(job);
-    void this.#follow(job, process);
+    const followed = this.#follow(job, process);
+    this.#followed.set(id, followed);
+    void followed.finally(() => this.#followed.delete(id));
     await stdin.write(encoder.encode("\n")).catch(() => {});
     this.#options.logger.info("job {id}: started {command}", {
       id,
@@ -268,6 +285,13 @@ export class Deputy {
     const running = this.#running.get(job.id);
     this.#running.delete(job.id);
     running?.stdin.close().catch(() => {});
+    if (running?.moved) {
+      this.#options.logger.debug("job {id}: the local copy is gone, the job runs on node {node}", {
+        id: job.id,
+        node: job.node,
+      });
+      return;
+    }
     const exit: JobExit = running?.killedFor
       ? { signal: running.killedFor }
       : status.signal
@@ -293,7 +317,8 @@ export class Deputy {
 
   /** Writes to a job's stdin (nothing happens once the job no longer reads it). */
   async input(id: number, data: Uint8Array | undefined): Promise<void> {
-    this.jobs.get(id);
+    const job = this.jobs.get(id);
+    if (this.#elsewhere(job)) return await this.remote!.input(job, data, false);
     const running = this.#running.get(id);
     if (!running || !data?.length) return;
     await running.stdin.write(data).catch(() => {});
@@ -301,7 +326,8 @@ export class Deputy {
 
   /** Closes a job's stdin: it reads end of file. */
   async closeInput(id: number): Promise<void> {
-    this.jobs.get(id);
+    const job = this.jobs.get(id);
+    if (this.#elsewhere(job)) return await this.remote!.input(job, undefined, true);
     await this.#running.get(id)?.stdin.close().catch(() => {});
   }
 
@@ -314,7 +340,8 @@ export class Deputy {
    * to the signal actually sent to PID 1 (undefined when the job had ended).
    */
   async signal(id: number, signal: Deno.Signal): Promise<Deno.Signal | undefined> {
-    this.jobs.get(id);
+    const job = this.jobs.get(id);
+    if (this.#elsewhere(job)) return await this.remote!.signal(job, signal);
     const running = this.#running.get(id);
     if (!running) return undefined;
     const number = SIGNAL_NUMBERS[signal];
@@ -343,6 +370,45 @@ export class Deputy {
     }
     this.#options.logger.debug("job {id}: {signal} sent as {sent}", { id, signal, sent });
     return sent;
+  }
+
+  /** Whether a job (not ended) runs on another node, whose deputy gets its stdin and signals. */
+  #elsewhere(job: Job): boolean {
+    return job.node !== this.#options.nodeId && !job.output.exit && this.remote !== undefined;
+  }
+
+  /**
+   * The migration's last step at home: the job now runs on `node`. It is recorded so (the
+   * record too) BEFORE the stopped local copy is killed, so that copy's end is not taken for
+   * the job's. Resolves once the local copy's pipes are drained: every byte it wrote before
+   * the dump is then in the output log, and output from `node` may follow it.
+   */
+  async moved(id: number, node: number): Promise<void> {
+    const job = this.jobs.get(id);
+    job.node = node;
+    await this.#writeRecord(job);
+    const running = this.#running.get(id);
+    if (running) {
+      running.moved = true;
+      for (const kill of [() => running.process.kill("SIGKILL"), () => Deno.kill(id, "SIGKILL")]) {
+        try {
+          kill();
+        } catch { /* gone */ }
+      }
+    }
+    await this.drained(id);
+  }
+
+  /** Resolves once the local copy of job `id` (if any) has ended and its pipes are drained. */
+  async drained(id: number): Promise<void> {
+    await this.#followed.get(id);
+  }
+
+  /** The job came back to this node or its record changed: rewrites its record. */
+  async placed(id: number, node: number): Promise<void> {
+    const job = this.jobs.get(id);
+    job.node = node;
+    await this.#writeRecord(job);
   }
 
   async #writeRecord(job: Job): Promise<void> {
@@ -395,7 +461,14 @@ export function localSocketPath(root: string): string {
  * user, may use it) with the deputy's job commands. Closing stops both.
  */
 export function serveLocal(
-  options: { root: string; nodeId: number; logger: Logger; clock: Clock },
+  options: {
+    root: string;
+    nodeId: number;
+    logger: Logger;
+    clock: Clock;
+    /** More commands for the socket, made once the deputy exists (e.g. job.migrate). */
+    more?: (deputy: Deputy) => ReadonlyMap<string, Handler>;
+  },
 ): { readonly deputy: Deputy; close(): Promise<void> } {
   const deputy = new Deputy({ ...options, jobsDir: `${options.root}/jobs` });
   let server;
@@ -404,7 +477,7 @@ export function serveLocal(
       path: localSocketPath(options.root),
       nodeId: options.nodeId,
       logger: options.logger,
-      handlers: deputy.handlers(),
+      handlers: new Map([...deputy.handlers(), ...(options.more?.(deputy) ?? [])]),
     });
   } catch (error) {
     void deputy.close();

@@ -212,7 +212,7 @@ Deno.test("ps: a job's PID 1 gets its job's node and home; a job elsewhere gets 
     { pid: 802, node: 5, home: 5, command: ["./job"], started: 1 },
     { pid: 900, node: 9, home: 5, command: ["far", "away"], started: 2 },
   ];
-  const { placement, elsewhere } = jobPlacement(jobs);
+  const { placement, elsewhere } = jobPlacement(jobs, 5);
   const here = { pid: 802 } as Parameters<typeof placement>[0];
   const other = { pid: 731 } as Parameters<typeof placement>[0];
   assert.deepEqual(placement(here), { node: 0, home: 0 });
@@ -220,6 +220,11 @@ Deno.test("ps: a job's PID 1 gets its job's node and home; a job elsewhere gets 
   assert.deepEqual(
     elsewhere.map((r) => [r.pid, r.node, r.home, r.command]),
     [[900, 9, 0, "far away"]],
+  );
+  // On node 9, the same job is a guest: it runs here (0), its home is 5.
+  assert.deepEqual(
+    jobPlacement(jobs, 9).elsewhere.map((r) => [r.pid, r.node, r.home]),
+    [[900, 0, 5]],
   );
   // A job without a terminal is still one of "your processes".
   const select = defaultSelection(ME, new Set([802]));

@@ -1,0 +1,743 @@
+/**
+ * Moving a job between nodes (openMosix's migration, PROTOCOL.md §11), stop-and-copy with CRIU:
+ * this kernel has no dirty-memory tracking, so there is no iterative pre-copy yet.
+ *
+ * The home daemon (where `om run` waits) migrates a job that runs at home:
+ * 1. preflight: `criu check` and version here, and `mig.check` on the target (which refuses
+ *    when its admin/block is set);
+ * 2. the job's stdio pipe keys (`pipe:[INODE]` of /proc/<pid>/fd/0-2), for `--inherit-fd`;
+ * 3. `criu dump --leave-stopped`: the job stays stopped here (a failed dump lets CRIU resume it);
+ *    the frozen time starts;
+ * 4. the image files go to the target: `mig.begin`, `mig.file` chunks, then `mig.restore`;
+ * 5. the target restores under a perl waiter that becomes the job's parent (criu cannot report
+ *    a restored job's exit status, see lib/criu.ts) with new pipes as the job's stdio, records a
+ *    guest job, and pushes its output to the home daemon (`job.push`, then `job.exited`);
+ * 6. home records the job as running on the target BEFORE it kills the stopped local copy (so
+ *    that copy's end is not the job's), then relays `job.input`/`job.signal` there. Output that
+ *    arrives from the target waits until the local copy's pipes are drained: nothing is lost,
+ *    doubled or reordered.
+ * Any failure after the dump: the target is told to drop what it got (`mig.abort`), the stopped
+ * job is continued (SIGCONT) where it was, and the error names the step and the CRIU log.
+ *
+ * Moving a job that already runs elsewhere (back home, or on to a third node) is not done yet.
+ * Nothing here prints: errors and results go back to the caller.
+ */
+import type { ChannelClient, Handler, Peer } from "./channel.ts";
+import {
+  type Criu,
+  CriuError,
+  dumpArgs,
+  fdKey,
+  hintFor,
+  logTail,
+  preflight,
+  restoreArgs,
+} from "./criu.ts";
+import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy.ts";
+import { type Job, type JobExit, type OutputFd, SIGNAL_NUMBERS } from "./jobs.ts";
+import type { Logger } from "./log.ts";
+import { replaceFile } from "./statetree.ts";
+
+/** Image bytes per `mig.file` request (a frame holds 16 MiB). */
+export const FILE_CHUNK = 4 * 1024 * 1024;
+
+/**
+ * Test-only hook: milliseconds the target waits before storing each `mig.file` chunk, so that a
+ * test can kill it in the middle of a transfer. Never set it outside tests.
+ */
+export const TEST_FILE_DELAY_ENV = "OM_TEST_MIG_FILE_DELAY_MS";
+
+/**
+ * The restored job's parent on the target: runs `criu restore --restore-detached
+ * --restore-sibling ...` (ARGV after the marker file), creates the marker once criu has
+ * restored, waits for the job and exits with its status (128+N for signal N; 125 when the
+ * restore failed).
+ */
+export const RESTORE_WAITER = "my $m = shift; system(@ARGV) == 0 or exit 125; " +
+  'open(my $f, ">", $m) and close($f); wait(); exit($? & 127 ? 128 + ($? & 127) : $? >> 8)';
+
+/** Signals that kill by default; see Deputy.signal. */
+const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
+
+/** Which step of a migration failed. */
+export type MigrationStep =
+  | "preflight"
+  | "target check"
+  | "dump"
+  | "transfer"
+  | "restore";
+
+/** A migration that did not happen; the job goes on where it was. */
+export class MigrationError extends Error {
+  override name = "MigrationError";
+  constructor(
+    message: string,
+    readonly step: MigrationStep | undefined,
+    readonly logPath?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What a migration took, in milliseconds (`job.migrate`'s reply). */
+export interface MigrationReport {
+  readonly id: number;
+  readonly from: number;
+  readonly to: number;
+  readonly frozenMs: number;
+  readonly transferMs: number;
+  readonly restoreMs: number;
+  readonly totalMs: number;
+  /** Image bytes sent. */
+  readonly bytes: number;
+}
+
+/** Options of {@linkcode Migration}. */
+export interface MigrationOptions {
+  readonly nodeId: number;
+  /** `$OM_ROOT`: images under `migrations/`, guest records under `jobs/`. */
+  readonly root: string;
+  readonly deputy: Deputy;
+  readonly logger: Logger;
+  /** The criu binary (`$OM_CRIU` or PATH), undefined when there is none. */
+  readonly criuBinary: string | undefined;
+  /** Opens the channel to node `id` (`address`: where it was last heard from, if known). */
+  readonly connect: (id: number, address?: string) => Promise<ChannelClient>;
+  /** Whether this node refuses guests (admin/block). */
+  readonly blocked: () => Promise<boolean>;
+  readonly env?: (name: string) => string | undefined;
+}
+
+/** An image set being received. */
+interface Incoming {
+  readonly id: number;
+  readonly home: number;
+  readonly command: readonly string[];
+  readonly fds: readonly (string | null)[];
+  readonly dir: string;
+  readonly homeAddress: string;
+}
+
+/** A job running here for another home node. */
+interface Guest {
+  readonly id: number;
+  readonly home: number;
+  readonly command: readonly string[];
+  readonly pid: number;
+  readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  killedFor?: Deno.Signal;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const json = (value: unknown) => encoder.encode(JSON.stringify(value));
+const now = () => performance.now();
+
+function bodyOf<T>(command: string, body: Uint8Array, check: (value: T) => boolean): T {
+  let value: T;
+  try {
+    value = JSON.parse(decoder.decode(body));
+  } catch {
+    throw new TypeError(`Cannot read the body of ${command}: not JSON`);
+  }
+  if (value === null || typeof value !== "object" || !check(value)) {
+    throw new TypeError(`Cannot read the body of ${command}: fields missing or of the wrong type`);
+  }
+  return value;
+}
+
+const isId = (id: unknown) => Number.isInteger(id) && (id as number) > 0;
+const message = (error: unknown) => error instanceof Error ? error.message : String(error);
+
+/** A `mig.file` body: u32 header length (big-endian), JSON header, then the raw bytes. */
+export function encodeFileChunk(
+  header: { id: number; name: string; offset: number },
+  data: Uint8Array,
+): Uint8Array {
+  const head = json(header);
+  const body = new Uint8Array(4 + head.length + data.length);
+  new DataView(body.buffer).setUint32(0, head.length);
+  body.set(head, 4);
+  body.set(data, 4 + head.length);
+  return body;
+}
+
+/** Reads a `mig.file` body; throws TypeError when it is not one. */
+export function decodeFileChunk(
+  body: Uint8Array,
+): { id: number; name: string; offset: number; data: Uint8Array } {
+  if (body.length < 4) throw new TypeError("Cannot read mig.file: too short");
+  const length = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(0);
+  if (4 + length > body.length) throw new TypeError("Cannot read mig.file: header cut short");
+  const header = bodyOf<{ id: number; name: string; offset: number }>(
+    "mig.file",
+    body.subarray(4, 4 + length),
+    (h) =>
+      isId(h.id) && typeof h.name === "string" && /^[A-Za-z0-9][\w.-]*$/.test(h.name) &&
+      Number.isInteger(h.offset) && h.offset >= 0,
+  );
+  return { ...header, data: body.subarray(4 + length) };
+}
+
+/** Continues every process of the tree rooted at `pid` (a dump left them stopped). */
+async function continueTree(pid: number): Promise<void> {
+  const seen = new Set<number>();
+  const walk = async (p: number) => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    try {
+      Deno.kill(p, "SIGCONT");
+    } catch { /* gone */ }
+    const children = await Deno.readTextFile(`/proc/${p}/task/${p}/children`).catch(() => "");
+    for (const child of children.trim().split(/\s+/).filter(Boolean)) await walk(Number(child));
+  };
+  await walk(pid);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function criuFailure(
+  step: "dump" | "restore",
+  what: string,
+  code: number,
+  logPath: string,
+): Promise<CriuError> {
+  const log = await Deno.readTextFile(logPath).catch(() => "");
+  const tail = logTail(log);
+  const hint = hintFor(log);
+  const cause = tail.find((line) => /Error|Can't|Unable|failed/i.test(line)) ?? tail.at(-1) ??
+    "no output";
+  return new CriuError(
+    `Cannot ${what}: criu ${step} exited with code ${code} (log: ${logPath}): ${
+      cause.replace(/^\([\d.]+\)\s*/, "").trim()
+    }` + (hint ? `; hint: ${hint}` : ""),
+    { step, exitCode: code, logPath, hint, logTail: tail },
+  );
+}
+
+/** Both ends of a migration, and the guest jobs this node runs for other home nodes. */
+export class Migration {
+  readonly #options: MigrationOptions;
+  readonly #incoming = new Map<number, Incoming>();
+  readonly #guests = new Map<number, Guest>();
+  /** Channels to the nodes moved jobs run on, for their stdin and their signals. */
+  readonly #relays = new Map<string, Promise<ChannelClient>>();
+  #preflightUntil = 0;
+
+  constructor(options: MigrationOptions) {
+    this.#options = options;
+    options.deputy.remote = {
+      input: async (job, data, eof) => {
+        const body = eof ? { id: job.id, eof: true } : { id: job.id, data: encodeBase64(data!) };
+        await this.#relay(job, "input", "job.input", body);
+      },
+      signal: async (job, signal) => {
+        const reply = await this.#relay(job, "signal", "job.signal", { id: job.id, signal });
+        return JSON.parse(decoder.decode(reply)).sent;
+      },
+    };
+  }
+
+  get #criu(): Criu {
+    const binary = this.#options.criuBinary;
+    if (!binary) {
+      throw new CriuError("Cannot use CRIU: no criu on PATH and OM_CRIU not set", {
+        step: "check",
+        hint: "install CRIU 4 or later, or set OM_CRIU (scripts/install-criu does both)",
+      });
+    }
+    return { binary, now };
+  }
+
+  get #dir(): string {
+    return `${this.#options.root}/migrations`;
+  }
+
+  /** `criu check` and version, remembered for a minute once they passed. */
+  async #preflight(logDir: string): Promise<string> {
+    const found = await preflight(this.#criu, this.#preflightUntil > now() ? {} : { logDir });
+    this.#preflightUntil = now() + 60_000;
+    return found.version.text;
+  }
+
+  async #relay(
+    job: Job,
+    kind: string,
+    command: string,
+    body: unknown,
+  ): Promise<Uint8Array> {
+    const key = `${job.node}:${kind}`;
+    let client = this.#relays.get(key);
+    if (!client) {
+      client = this.#options.connect(job.node);
+      client.catch(() => this.#relays.delete(key));
+      this.#relays.set(key, client);
+    }
+    try {
+      return await (await client).request(command, json(body), { timeoutMs: 0 });
+    } catch (error) {
+      this.#relays.delete(key);
+      void client.then((c) => c.close(), () => {});
+      throw error;
+    }
+  }
+
+  /** The local socket's `job.migrate`. */
+  localHandlers(): Map<string, Handler> {
+    return new Map<string, Handler>([
+      ["job.migrate", async (body) => {
+        const { id, to } = bodyOf<{ id: number; to: number | "home" }>(
+          "job.migrate",
+          body,
+          (r) => isId(r.id) && (r.to === "home" || (Number.isInteger(r.to) && r.to >= 0)),
+        );
+        return json(await this.migrate(id, to));
+      }],
+    ]);
+  }
+
+  /** Moves job `id` (running at this home node) to node `to`. Throws MigrationError. */
+  async migrate(id: number, to: number | "home"): Promise<MigrationReport> {
+    const { deputy, nodeId, logger } = this.#options;
+    const start = now();
+    const job = deputy.jobs.get(id);
+    const target = to === "home" ? job.home : to;
+    if (job.output.exit) {
+      throw new MigrationError(`Cannot migrate job ${id}: it has ended`, undefined);
+    }
+    if (job.node !== nodeId) {
+      throw new MigrationError(
+        `Cannot migrate job ${id}: it runs on node ${job.node}; moving it from there is not yet done (this om moves jobs from their home node only)`,
+        undefined,
+      );
+    }
+    if (target === nodeId) {
+      throw new MigrationError(
+        `Cannot migrate job ${id}: it runs on node ${target} already`,
+        undefined,
+      );
+    }
+    const dir = `${this.#dir}/${id}-out`;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.mkdir(dir, { recursive: true });
+    const fail = (step: MigrationStep, error: unknown, where = nodeId) => {
+      const logPath = error instanceof CriuError ? error.logPath : undefined;
+      return new MigrationError(
+        `Cannot migrate job ${id} to node ${target}: ${step} failed on node ${where}: ${
+          message(error)
+        }; the job goes on at node ${nodeId}`,
+        step,
+        logPath,
+      );
+    };
+
+    try {
+      await this.#preflight(dir);
+    } catch (error) {
+      throw fail("preflight", error);
+    }
+    let client: ChannelClient;
+    try {
+      client = await this.#options.connect(target);
+    } catch (error) {
+      throw fail("target check", error);
+    }
+    try {
+      try {
+        await client.request("mig.check", json({ id }), { timeoutMs: 30_000 });
+      } catch (error) {
+        throw fail("target check", error, target);
+      }
+      const fds: (string | null)[] = [];
+      for (const fd of [0, 1, 2]) {
+        const key = await fdKey(id, fd).catch(() => null);
+        fds.push(key && /^pipe:\[\d+\]$/.test(key) && !fds.includes(key) ? key : null);
+      }
+
+      // Frozen from here.
+      const frozen = now();
+      const logPath = `${dir}/dump.log`;
+      const args = [...dumpArgs({ pid: id, imagesDir: dir, logFile: logPath }), "--leave-stopped"];
+      let code: number;
+      try {
+        code = (await new Deno.Command(this.#criu.binary, {
+          args,
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).output()).code;
+      } catch (error) {
+        throw fail("dump", error);
+      }
+      if (code !== 0) {
+        throw fail("dump", await criuFailure("dump", `dump job ${id}`, code, logPath));
+      }
+
+      let step: MigrationStep = "transfer";
+      let transferMs = 0;
+      let restoreMs = 0;
+      let bytes = 0;
+      try {
+        await client.request(
+          "mig.begin",
+          json({ id, home: job.home, command: job.command, fds }),
+          { timeoutMs: 30_000 },
+        );
+        const transfer = now();
+        for await (const entry of Deno.readDir(dir)) {
+          if (!entry.isFile || entry.name.endsWith(".log")) continue;
+          using file = await Deno.open(`${dir}/${entry.name}`);
+          const buffer = new Uint8Array(FILE_CHUNK);
+          let offset = 0;
+          for (;;) {
+            let filled = 0;
+            while (filled < buffer.length) {
+              const n = await file.read(buffer.subarray(filled));
+              if (n === null) break;
+              filled += n;
+            }
+            if (filled === 0 && offset > 0) break;
+            await client.request(
+              "mig.file",
+              encodeFileChunk({ id, name: entry.name, offset }, buffer.subarray(0, filled)),
+              { timeoutMs: 60_000 },
+            );
+            offset += filled;
+            bytes += filled;
+            if (filled < buffer.length) break;
+          }
+        }
+        transferMs = now() - transfer;
+        step = "restore";
+        const restore = now();
+        await client.request("mig.restore", json({ id }), { timeoutMs: 120_000 });
+        restoreMs = now() - restore;
+      } catch (error) {
+        await client.request("mig.abort", json({ id }), { timeoutMs: 5000 }).catch(() => {});
+        await continueTree(id);
+        logger.warn("job {id}: migration to node {to} failed at {step}; continued here", {
+          id,
+          to: target,
+          step,
+        });
+        const where = error instanceof Deno.errors.ConnectionReset ||
+            error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.TimedOut
+          ? nodeId
+          : target;
+        throw fail(step, error, where);
+      }
+      const frozenMs = now() - frozen;
+      await deputy.moved(id, target);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      const report: MigrationReport = {
+        id,
+        from: nodeId,
+        to: target,
+        frozenMs: Math.round(frozenMs),
+        transferMs: Math.round(transferMs),
+        restoreMs: Math.round(restoreMs),
+        totalMs: Math.round(now() - start),
+        bytes,
+      };
+      logger.info("job {id}: migrated to node {to} ({report})", {
+        id,
+        to: target,
+        report: JSON.stringify(report),
+      });
+      return report;
+    } finally {
+      await client.close().catch(() => {});
+    }
+  }
+
+  /** The TCP channel's migration commands and the guest jobs' input and signals. */
+  channelHandlers(): Map<string, Handler> {
+    const { deputy } = this.#options;
+    const ok = () => Promise.resolve(json({}));
+    return new Map<string, Handler>([
+      ["mig.check", async () => {
+        await this.#refuseWhenBlocked();
+        await Deno.mkdir(this.#dir, { recursive: true });
+        return json({ criu: await this.#preflight(this.#dir) });
+      }],
+      ["mig.begin", async (body, peer: Peer) => {
+        const request = bodyOf<{ id: number; home: number; command: string[]; fds: unknown[] }>(
+          "mig.begin",
+          body,
+          (r) =>
+            isId(r.id) && Number.isInteger(r.home) && Array.isArray(r.command) &&
+            Array.isArray(r.fds) && r.fds.length === 3 &&
+            r.fds.every((k) => k === null || (typeof k === "string" && /^pipe:\[\d+\]$/.test(k))),
+        );
+        await this.#refuseWhenBlocked();
+        if (this.#guests.has(request.id)) {
+          throw new Error(`job ${request.id} runs here already`);
+        }
+        const dir = `${this.#dir}/${request.id}-in`;
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        await Deno.mkdir(dir, { recursive: true });
+        this.#incoming.set(request.id, {
+          id: request.id,
+          home: request.home,
+          command: request.command,
+          fds: request.fds as (string | null)[],
+          dir,
+          homeAddress: peer.address,
+        });
+        return await ok();
+      }],
+      ["mig.file", async (body) => {
+        const chunk = decodeFileChunk(body);
+        const delay = Number(this.#options.env?.(TEST_FILE_DELAY_ENV) ?? 0);
+        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+        const incoming = this.#incoming.get(chunk.id);
+        if (!incoming) throw new Error(`no migration of job ${chunk.id} under way here`);
+        using file = await Deno.open(`${incoming.dir}/${chunk.name}`, {
+          write: true,
+          create: true,
+        });
+        await file.seek(chunk.offset, Deno.SeekMode.Start);
+        let data = chunk.data;
+        while (data.length > 0) data = data.subarray(await file.write(data));
+        return await ok();
+      }],
+      ["mig.restore", async (body) => {
+        const { id } = bodyOf<{ id: number }>("mig.restore", body, (r) => isId(r.id));
+        const incoming = this.#incoming.get(id);
+        if (!incoming) throw new Error(`no migration of job ${id} under way here`);
+        this.#incoming.delete(id);
+        const ms = await this.#restore(incoming);
+        return json({ ms: Math.round(ms) });
+      }],
+      ["mig.abort", async (body) => {
+        const { id } = bodyOf<{ id: number }>("mig.abort", body, (r) => isId(r.id));
+        const incoming = this.#incoming.get(id);
+        this.#incoming.delete(id);
+        if (incoming) await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
+        return json({});
+      }],
+      // At home: a moved job's output and end, from the node that runs it.
+      ["job.push", async (body, peer) => {
+        const push = bodyOf<{ id: number; fd: OutputFd; data: string }>(
+          "job.push",
+          body,
+          (r) => isId(r.id) && (r.fd === 1 || r.fd === 2) && typeof r.data === "string",
+        );
+        await deputy.drained(push.id);
+        const job = this.#movedJob(push.id, peer);
+        job.output.append(push.fd, decodeBase64(push.data));
+        await job.output.room();
+        return json({});
+      }],
+      ["job.exited", async (body, peer) => {
+        const { id, exit } = bodyOf<{ id: number; exit: JobExit }>(
+          "job.exited",
+          body,
+          (r) =>
+            isId(r.id) && typeof r.exit === "object" && r.exit !== null &&
+            (Number.isInteger((r.exit as { code: number }).code) ||
+              typeof (r.exit as { signal: string }).signal === "string"),
+        );
+        await deputy.drained(id);
+        this.#movedJob(id, peer);
+        deputy.jobs.finish(id, exit);
+        return json({});
+      }],
+      // On the node a job moved to: its stdin and signals, from its home.
+      ["job.input", async (body) => {
+        const request = bodyOf<{ id: number; data?: string; eof?: boolean }>(
+          "job.input",
+          body,
+          (r) => isId(r.id) && (typeof r.data === "string" || r.eof === true),
+        );
+        const guest = this.#guest(request.id);
+        if (request.data) await guest.stdin.write(decodeBase64(request.data)).catch(() => {});
+        if (request.eof) await guest.stdin.close().catch(() => {});
+        return json({});
+      }],
+      ["job.signal", async (body) => {
+        const { id, signal } = bodyOf<{ id: number; signal: Deno.Signal }>(
+          "job.signal",
+          body,
+          (r) => isId(r.id) && typeof r.signal === "string",
+        );
+        return json({ sent: await this.#signal(this.#guest(id), signal) });
+      }],
+    ]);
+  }
+
+  #movedJob(id: number, peer: Peer): Job {
+    const job = this.#options.deputy.jobs.get(id);
+    if (job.node !== peer.nodeId) {
+      throw new Error(`job ${id} does not run on node ${peer.nodeId}`);
+    }
+    return job;
+  }
+
+  #guest(id: number): Guest {
+    const guest = this.#guests.get(id);
+    if (!guest) throw new Error(`no job ${id} on this node`);
+    return guest;
+  }
+
+  async #refuseWhenBlocked(): Promise<void> {
+    if (await this.#options.blocked()) {
+      throw new Error(`node ${this.#options.nodeId} blocks guests (mosctl block)`);
+    }
+  }
+
+  /** Restores an image set as a guest job; resolves with the restore's time once it runs. */
+  async #restore(incoming: Incoming): Promise<number> {
+    const { logger, nodeId } = this.#options;
+    const { id, dir } = incoming;
+    const criu = this.#criu;
+    const marker = `${dir}/restored`;
+    const logPath = `${dir}/restore.log`;
+    const pidfile = `${dir}/restore.pid`;
+    const args = restoreArgs({
+      imagesDir: dir,
+      logFile: logPath,
+      pidfile,
+      restoreDetached: true,
+      restoreSibling: true,
+      inheritFds: incoming.fds.flatMap((key, fd) => key ? [{ fd, key }] : []),
+    });
+    const start = now();
+    const child = new Deno.Command("perl", {
+      args: ["-e", RESTORE_WAITER, marker, criu.binary, ...args],
+      cwd: dir,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let exited: Deno.CommandStatus | undefined;
+    const status = child.status.then((s) => exited = s);
+    while (!exited && !(await exists(marker))) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const ms = now() - start;
+    const pid = Number((await Deno.readTextFile(pidfile).catch(() => "")).trim());
+    if (exited || !(Number.isInteger(pid) && pid > 0)) {
+      await status;
+      await Promise.all([child.stdout.cancel(), child.stderr.cancel()]).catch(() => {});
+      await child.stdin.close().catch(() => {});
+      throw await criuFailure("restore", `restore job ${id}`, exited?.code ?? 125, logPath);
+    }
+    const guest: Guest = {
+      id,
+      home: incoming.home,
+      command: incoming.command,
+      pid,
+      stdin: child.stdin.getWriter(),
+    };
+    this.#guests.set(id, guest);
+    const record = `${this.#options.root}/jobs/${id}`;
+    await Deno.mkdir(`${this.#options.root}/jobs`, { recursive: true }).catch(() => {});
+    await replaceFile(
+      record,
+      json({
+        pid: id,
+        node: nodeId,
+        home: incoming.home,
+        command: incoming.command,
+        started: Date.now(),
+      }),
+    ).catch(() => {});
+    logger.info("job {id} of node {home}: restored here as pid {pid}", {
+      id,
+      home: incoming.home,
+      pid,
+    });
+    void this.#serveGuest(guest, child, status, incoming.homeAddress, dir, record);
+    return ms;
+  }
+
+  /** Pushes a guest's output home, then its exit; forgets it. */
+  async #serveGuest(
+    guest: Guest,
+    child: Deno.ChildProcess,
+    status: Promise<Deno.CommandStatus>,
+    homeAddress: string,
+    dir: string,
+    record: string,
+  ): Promise<void> {
+    const { logger } = this.#options;
+    let home: ChannelClient | undefined;
+    try {
+      home = await this.#options.connect(guest.home, homeAddress);
+    } catch (error) {
+      logger.error("job {id}: cannot reach its home node {home}: {error}", {
+        id: guest.id,
+        home: guest.home,
+        error: message(error),
+      });
+    }
+    const push = async (stream: ReadableStream<Uint8Array>, fd: OutputFd) => {
+      for await (const chunk of stream) {
+        await home?.request(
+          "job.push",
+          json({ id: guest.id, fd, data: encodeBase64(chunk) }),
+          { timeoutMs: 0 },
+        ).catch((error) =>
+          logger.warn("job {id}: output lost on the way home: {error}", {
+            id: guest.id,
+            error: message(error),
+          })
+        );
+      }
+    };
+    const [ended] = await Promise.all([status, push(child.stdout, 1), push(child.stderr, 2)]);
+    this.#guests.delete(guest.id);
+    await guest.stdin.close().catch(() => {});
+    const exit: JobExit = guest.killedFor ? { signal: guest.killedFor } : { code: ended.code };
+    await home?.request("job.exited", json({ id: guest.id, exit })).catch((error) =>
+      logger.warn("job {id}: its exit did not reach home: {error}", {
+        id: guest.id,
+        error: message(error),
+      })
+    );
+    await home?.close().catch(() => {});
+    await Deno.remove(record).catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    logger.info("job {id} of node {home}: ended with {exit}", {
+      id: guest.id,
+      home: guest.home,
+      exit: JSON.stringify(exit),
+    });
+  }
+
+  /** Delivers a signal to a guest as Deputy.signal does at home. */
+  async #signal(guest: Guest, signal: Deno.Signal): Promise<Deno.Signal> {
+    const number = SIGNAL_NUMBERS[signal];
+    if (number === undefined) throw new RangeError(`Cannot send "${signal}": unknown signal`);
+    let sent = signal;
+    if (TERMINATING.includes(signal)) {
+      const status = await Deno.readTextFile(`/proc/${guest.pid}/status`).catch(() => "");
+      if (status && !handlesSignal(status, number)) {
+        guest.killedFor = signal;
+        sent = "SIGKILL";
+      }
+    }
+    try {
+      if (sent !== "SIGKILL" && (signal === "SIGINT" || signal === "SIGQUIT")) {
+        Deno.kill(-guest.pid, signal);
+      } else Deno.kill(guest.pid, sent);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    return sent;
+  }
+
+  /** Closes the relays; guest jobs go on. */
+  async close(): Promise<void> {
+    for (const client of this.#relays.values()) await client.then((c) => c.close(), () => {});
+    this.#relays.clear();
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * `om migrate` on real lab nodes with their daemons and real CRIU (root only): a counting job
+ * moved half way keeps its output at home complete, in order and without duplicates, and its
+ * exit status arrives; a node with `mosctl block` is refused and the job goes on at home;
+ * SIGINT to `om run` stops a migrated job.
+ */
+import assert from "node:assert/strict";
+import {
+  execInNode,
+  type Lab,
+  nodeRoot,
+  planLab,
+  startDaemon,
+  waitForAgreement,
+} from "../../lib/lab.ts";
+import { findCriu } from "../../lib/criu.ts";
+import { decodeFileChunk, encodeFileChunk, TEST_FILE_DELAY_ENV } from "../../lib/migration.ts";
+import { parseTarget } from "../../commands/migrate.ts";
+import { readJobRecords } from "../../lib/jobs.ts";
+import { retryUntil } from "../../lib/retry.ts";
+import { omCommand } from "../../lib/selfexec.ts";
+import { ROOT, runIn, withLab } from "../tools/labkit.ts";
+
+const criu = findCriu((name) => Deno.env.get(name));
+const ignore = !ROOT || !criu;
+const decoder = new TextDecoder();
+
+/** Prints 0..n-1, one every 100 ms, then exits 5. */
+const counter = (n: number) =>
+  `i=0; while [ $i -lt ${n} ]; do echo $i; i=$((i+1)); sleep 0.1; done; exit 5`;
+
+/** Starts `om run` in node 1; collects its stdout as it comes. */
+function startRun(lab: Lab, ...argv: string[]) {
+  const child = execInNode(lab, 1, omCommand(["run", "--", ...argv]), {
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const sink = { out: "", err: "" };
+  const done = Promise.all([
+    (async () => {
+      for await (const c of child.stdout) sink.out += decoder.decode(c, { stream: true });
+    })(),
+    (async () => {
+      for await (const c of child.stderr) sink.err += decoder.decode(c, { stream: true });
+    })(),
+  ]);
+  return {
+    child,
+    sink,
+    async finish() {
+      const status = await child.status;
+      await done;
+      return status.code;
+    },
+  };
+}
+
+/** Waits until node `index` lists a job whose command has `word`; returns its record. */
+const jobOn = (lab: Lab, index: number, word: string) =>
+  retryUntil(
+    async () =>
+      (await readJobRecords(`${nodeRoot(lab, index)}/jobs`)).find((j) =>
+        j.command.some((a) => a.includes(word))
+      ),
+    10_000,
+    { what: `a job running ${word} on node ${index}`, intervalMs: 20 },
+  );
+
+const lines = (text: string) => text.split("\n").filter((line) => line !== "");
+const counts = (n: number) => Array.from({ length: n }, (_, i) => `${i}`);
+
+Deno.test("migrate: mig.file bodies carry a JSON header and raw bytes", () => {
+  const data = new Uint8Array([0, 1, 2, 255]);
+  const body = encodeFileChunk({ id: 42, name: "pages-1.img", offset: 8 }, data);
+  assert.deepEqual(decodeFileChunk(body), { id: 42, name: "pages-1.img", offset: 8, data });
+  const bad = encodeFileChunk({ id: 42, name: "../etc/passwd", offset: 0 }, data);
+  assert.throws(() => decodeFileChunk(bad), TypeError);
+  assert.throws(() => decodeFileChunk(new Uint8Array([0, 0, 1, 0])), TypeError);
+});
+
+Deno.test("migrate: NODE is a node id, decimal or hex, or home", () => {
+  assert.equal(parseTarget("2"), 2);
+  assert.equal(parseTarget("0x0adc"), 0x0adc);
+  assert.equal(parseTarget("home"), "home");
+  assert.throws(() => parseTarget("0"), /not a node id/);
+  assert.throws(() => parseTarget("node2"), /not a node id/);
+});
+
+Deno.test({
+  name: "migrate: jobs moved between lab nodes with CRIU: output, exit, SIGINT, block",
+  ignore,
+  fn: () =>
+    withLab("mig", planLab(2), async (lab) => {
+      for (const node of lab.record.nodes) {
+        await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
+      }
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+
+      // (a) a counter moved half way: complete, in order, once; its exit status arrives.
+      await (async () => {
+        const run = startRun(lab, "sh", "-c", counter(40));
+        const job = await jobOn(lab, 1, "while");
+        await retryUntil(() => lines(run.sink.out).length >= 15, 10_000, {
+          what: "15 lines before the migration",
+        });
+        const moved = await runIn(lab, 1, omCommand(["migrate", String(job.pid), "2"]));
+        assert.equal(moved.code, 0, moved.err);
+        assert.match(
+          moved.out,
+          /frozen \d+ ms, transfer \d+ ms, restore \d+ ms, total \d+ ms/,
+        );
+        console.log(`migrate: ${moved.out.trim()}`);
+        const home = (await readJobRecords(`${nodeRoot(lab, 1)}/jobs`)).find((j) =>
+          j.pid === job.pid
+        );
+        assert.equal(home?.node, 2, "home records the job on node 2");
+        const guest = (await readJobRecords(`${nodeRoot(lab, 2)}/jobs`)).find((j) =>
+          j.pid === job.pid
+        );
+        assert.deepEqual([guest?.node, guest?.home], [2, 1], "node 2 records its guest");
+        const code = await run.finish();
+        assert.deepEqual(lines(run.sink.out), counts(40), run.sink.err);
+        assert.equal(code, 5, run.sink.err);
+        // The guest's record goes with it.
+        await retryUntil(
+          async () => !(await readJobRecords(`${nodeRoot(lab, 2)}/jobs`)).length,
+          5000,
+          { what: "node 2 to forget its guest" },
+        );
+      })();
+
+      // A job with a child: the child moves with it, and the exit status is still the job's.
+      await (async () => {
+        const run = startRun(lab, "sh", "-c", `(${counter(30)}) & wait $!`);
+        const job = await jobOn(lab, 1, "wait");
+        await retryUntil(() => lines(run.sink.out).length >= 10, 10_000);
+        const moved = await runIn(lab, 1, omCommand(["migrate", String(job.pid), "2"]));
+        assert.equal(moved.code, 0, moved.err);
+        const code = await run.finish();
+        assert.deepEqual(lines(run.sink.out), counts(30), run.sink.err);
+        assert.equal(code, 5, run.sink.err);
+      })();
+
+      // (c) SIGINT to om run stops a migrated job (sh does not handle it: it dies of it).
+      await (async () => {
+        const run = startRun(lab, "sh", "-c", "while :; do echo tick; sleep 0.1; done");
+        const job = await jobOn(lab, 1, "tick");
+        await retryUntil(() => lines(run.sink.out).length >= 3, 10_000);
+        const moved = await runIn(lab, 1, omCommand(["migrate", String(job.pid), "2"]));
+        assert.equal(moved.code, 0, moved.err);
+        const before = lines(run.sink.out).length;
+        await retryUntil(() => lines(run.sink.out).length >= before + 3, 10_000, {
+          what: "ticks from node 2",
+        });
+        run.child.kill("SIGINT");
+        const code = await run.finish();
+        assert.equal(code, 130, run.sink.err);
+      })();
+
+      // (b) node 2 blocks guests: refused before anything is frozen; the job goes on at home.
+      await (async () => {
+        const block = await runIn(lab, 2, omCommand(["mosctl", "block"]));
+        assert.equal(block.code, 0, block.err);
+        const run = startRun(lab, "sh", "-c", counter(20));
+        const job = await jobOn(lab, 1, "while");
+        await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
+        const moved = await runIn(lab, 1, omCommand(["migrate", String(job.pid), "2"]));
+        assert.equal(moved.code, 1);
+        assert.match(moved.err, /node 2 blocks guests \(mosctl block\)/);
+        assert.match(moved.err, /target check failed/);
+        const code = await run.finish();
+        assert.deepEqual(lines(run.sink.out), counts(20), run.sink.err);
+        assert.equal(code, 5);
+      })();
+    }),
+});
+
+Deno.test({
+  name: "migrate: the target daemon killed during the transfer leaves the job running at home",
+  ignore,
+  fn: () =>
+    withLab("migk", planLab(2), async (lab) => {
+      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
+      // Test-only hook (lib/migration.ts): node 2 stores each image chunk 500 ms late.
+      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "500" } });
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      const run = startRun(lab, "sh", "-c", counter(40));
+      const job = await jobOn(lab, 1, "while");
+      await retryUntil(() => lines(run.sink.out).length >= 10, 10_000);
+      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      // mig.begin made the images directory on node 2: kill its daemon mid-transfer.
+      await retryUntil(
+        () => Deno.stat(`${nodeRoot(lab, 2)}/migrations/${job.pid}-in`).then(() => true),
+        10_000,
+        { what: "the transfer to start", intervalMs: 10 },
+      );
+      const daemon = Number(await Deno.readTextFile(`${nodeRoot(lab, 2)}/omdiscd.pid`));
+      Deno.kill(daemon, "SIGKILL");
+      const moved = await migrate;
+      const err = decoder.decode(moved.stderr);
+      assert.equal(moved.code, 1, err);
+      assert.match(err, /transfer failed/);
+      assert.match(err, /the job goes on at node 1/);
+      const code = await run.finish();
+      assert.deepEqual(lines(run.sink.out), counts(40), run.sink.err);
+      assert.equal(code, 5);
+    }),
+});
