@@ -1,21 +1,24 @@
 /**
- * `deno task bench`: the start-up, discovery and node-information benchmarks (the last two root
- * only), each
- * printing its table and goal lines and writing its JSON to bench/results/.
+ * `deno task bench`: the start-up, discovery, node-information and migration benchmarks (all but
+ * the first root only; migration needs CRIU too), each printing its table and goal lines and
+ * writing its JSON to bench/results/.
  *
- *   deno task bench [startup|discover|info] [N...] [--runs R] [--warmups W] [--rounds K]
+ *   deno task bench [startup|discover|info|migrate] [N...] [--runs R] [--warmups W] [--rounds K]
  *                   [--lab-dir DIR]
  *
  * A name runs only that benchmark; numbers are discover's cluster sizes; --runs and --warmups
- * go to startup, --rounds and --lab-dir to discover.
+ * go to startup, --rounds and --lab-dir to discover. The migration benchmark runs with its
+ * defaults (16, 64 and 256 MB, 3 rounds); bench/migrate.ts takes its own arguments.
  */
 import { parseArgs } from "node:util";
+import { findCriu } from "../lib/criu.ts";
 import { parseDiscoverArgs, runDiscover } from "./discover.ts";
 import { benchMain } from "./report.ts";
 import { parseInfoArgs, runInfo } from "./info.ts";
+import { parseMigrateArgs, runMigrate } from "./migrate.ts";
 import { parseStartupArgs, runStartup } from "./startup.ts";
 
-const NAMES = ["startup", "discover", "info"] as const;
+const NAMES = ["startup", "discover", "info", "migrate"] as const;
 
 /** Splits the task's arguments between the two benchmarks and says which to run. */
 export function splitArgs(
@@ -67,6 +70,14 @@ if (import.meta.main) {
       console.log("\n");
       if (Deno.uid() === 0) await runInfo(parseInfoArgs([]));
       else console.log("node-information benchmark skipped: it needs root (namespaces, cgroups)");
+    }
+    if (run.has("migrate")) {
+      console.log("\n");
+      if (Deno.uid() !== 0) {
+        console.log("migration benchmark skipped: it needs root (namespaces, cgroups, CRIU)");
+      } else if (!findCriu((name) => Deno.env.get(name))) {
+        console.log("migration benchmark skipped: no criu (set OM_CRIU or put criu on PATH)");
+      } else await runMigrate(parseMigrateArgs([]));
     }
   });
 }
