@@ -206,6 +206,7 @@ const MIGRATION_COMMANDS = [
   "mig.file",
   "mig.restore",
   "mig.abort",
+  "mig.move",
   "job.push",
   "job.exited",
   "job.input",

@@ -23,8 +23,9 @@ and signals follow it. This kernel has no dirty-memory tracking, so the job is s
 whole copy (stop-and-copy). om migrate prints the frozen, transfer, restore and total times in
 milliseconds.
 
-Run it on the job's home node (where om run started it): only the home node knows its jobs, and
-this om moves jobs from their home node only (home and balance are still to come). If any step
+Run it on the job's home node (where om run started it): only the home node knows its jobs. A
+job that already runs elsewhere is moved by the node it runs on, at the home's request: back
+home (om migrate PID home) or on to another node (balance is still to come). If any step
 fails (NODE blocks guests with mosctl block, NODE goes away, the restore fails), the job goes on
 where it was, and om migrate says which step failed and where the CRIU log is, and exits 1.
 Root only for now (the local socket $OM_ROOT/omdiscd.sock).`,

@@ -6,9 +6,11 @@
  * signals, and records its exit. While a job lives, `<root>/jobs/<id>` holds its record for
  * `om ps`.
  *
- * A migrated job (next step) will keep its entry here: its output arrives from the node that
- * runs it and is appended to the same log, `node` changes, and `job.signal`/`job.input` are
- * relayed there instead of touching a local process.
+ * A migrated job keeps its entry here: its output arrives from the node that runs it and is
+ * appended to the same log, `node` changes, and `job.signal`/`job.input` are relayed there
+ * instead of touching a local process (held, in order, while it moves: holdInput). A job that
+ * comes back home is adopted: its restored copy (under lib/migration.ts's waiter) is followed
+ * like a job started here.
  */
 import { type Handler, serveChannel } from "./channel.ts";
 import type { Clock } from "./clock.ts";
@@ -68,7 +70,12 @@ export interface DeputyOptions {
 
 interface Running {
   readonly process: Deno.ChildProcess;
-  readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  /** The job's PID 1 on this host (its id, unless it came back to this node by a migration). */
+  readonly pid: number;
+  /** The write end of the job's stdin; replaced when a failed migration reopens it. */
+  stdin: WritableStreamDefaultWriter<Uint8Array>;
+  /** End of file was asked for (`job.input` eof): the write end is closed. */
+  eof?: boolean;
   /** The exit to record instead of the SIGKILL the deputy sent in its place. */
   killedFor?: Deno.Signal;
   /** The job moved away: the end of this local copy is not the job's end. */
@@ -158,6 +165,10 @@ export class Deputy {
   readonly #running = new Map<number, Running>();
   /** The local follow of each job started here: done once its pipes are drained. */
   readonly #followed = new Map<number, Promise<void>>();
+  /** Per job: its stdin writes, one after the other; a migration holds them (holdInput). */
+  readonly #inputs = new Map<number, Promise<void>>();
+  /** Jobs restored here on their way home, until the move is done. */
+  readonly #adopting = new Map<number, Running>();
   /** Relays stdin and signals to the node a moved job runs on; set by the migration. */
   remote: RemoteJobs | undefined;
   readonly #stopExpiry: () => void;
@@ -257,11 +268,13 @@ export class Deputy {
       node: this.#options.nodeId,
       command: request.argv,
     });
-    this.#running.set(id, { process, stdin });
+    this.#running.set(id, { process, pid: id, stdin });
     await this.#writeRecord(job);
     const followed = this.#follow(job, process);
     this.#followed.set(id, followed);
-    void followed.finally(() => this.#followed.delete(id));
+    void followed.finally(() => {
+      if (this.#followed.get(id) === followed) this.#followed.delete(id);
+    });
     await stdin.write(encoder.encode("\n")).catch(() => {});
     this.#options.logger.info("job {id}: started {command}", {
       id,
@@ -315,20 +328,140 @@ export class Deputy {
     return read;
   }
 
+  /**
+   * Runs a job's stdin operations one after the other, in the order they came, so that a
+   * migration can hold them (holdInput) and they go on, in order, where the job then runs.
+   */
+  #queueInput(id: number, op: () => Promise<void>): Promise<void> {
+    const done = (this.#inputs.get(id) ?? Promise.resolve()).then(op);
+    const tail = done.catch(() => {});
+    this.#inputs.set(id, tail);
+    void tail.then(() => {
+      if (this.#inputs.get(id) === tail) this.#inputs.delete(id);
+    });
+    return done;
+  }
+
   /** Writes to a job's stdin (nothing happens once the job no longer reads it). */
-  async input(id: number, data: Uint8Array | undefined): Promise<void> {
-    const job = this.jobs.get(id);
-    if (this.#elsewhere(job)) return await this.remote!.input(job, data, false);
-    const running = this.#running.get(id);
-    if (!running || !data?.length) return;
-    await running.stdin.write(data).catch(() => {});
+  input(id: number, data: Uint8Array | undefined): Promise<void> {
+    this.jobs.get(id);
+    if (!data?.length) return Promise.resolve();
+    return this.#queueInput(id, async () => {
+      const job = this.jobs.get(id);
+      if (this.#elsewhere(job)) return await this.remote!.input(job, data, false);
+      const running = this.#running.get(id);
+      if (!running || running.eof) return;
+      await running.stdin.write(data).catch(() => {});
+    });
   }
 
   /** Closes a job's stdin: it reads end of file. */
-  async closeInput(id: number): Promise<void> {
+  closeInput(id: number): Promise<void> {
+    this.jobs.get(id);
+    return this.#queueInput(id, async () => {
+      const job = this.jobs.get(id);
+      if (this.#elsewhere(job)) return await this.remote!.input(job, undefined, true);
+      const running = this.#running.get(id);
+      if (!running || running.eof) return;
+      running.eof = true;
+      await running.stdin.close().catch(() => {});
+    });
+  }
+
+  /**
+   * Holds job `id`'s stdin for a migration: resolves once every write asked for before is done;
+   * later writes wait until the returned release is called, and then go where the job runs.
+   */
+  async holdInput(id: number): Promise<() => void> {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const before = this.#inputs.get(id) ?? Promise.resolve();
+    void this.#queueInput(id, () => gate);
+    await before;
+    return release;
+  }
+
+  /**
+   * A migration of the local copy, after the dump: closes the deputy's write end of the job's
+   * stdin (so that reading the pipe ends), and says whether end of file had been asked for.
+   */
+  async detachInput(id: number): Promise<{ pid: number; eof: boolean } | undefined> {
+    const running = this.#running.get(id);
+    if (!running) return undefined;
+    const eof = running.eof === true;
+    if (!eof) {
+      running.eof = true;
+      await running.stdin.close().catch(() => {});
+    }
+    return { pid: running.pid, eof };
+  }
+
+  /**
+   * A migration failed after detachInput: the job's stdin gets a new write end (`writer`,
+   * opened through /proc/<pid>/fd/0), closed again when end of file had been asked for.
+   */
+  reattachInput(id: number, writer: WritableStreamDefaultWriter<Uint8Array>, eof: boolean): void {
+    const running = this.#running.get(id);
+    if (!running) {
+      void writer.close().catch(() => {});
+      return;
+    }
+    running.stdin = writer;
+    running.eof = eof;
+    if (eof) void writer.close().catch(() => {});
+  }
+
+  /**
+   * A job of this node came home (lib/migration.ts restored it under its waiter, `process`,
+   * with PID `pid`): kept aside until the move is done (adopted) or failed (dropAdoption).
+   */
+  adopt(
+    id: number,
+    process: Deno.ChildProcess,
+    pid: number,
+    stdin: WritableStreamDefaultWriter<Uint8Array>,
+    eof: boolean,
+  ): void {
+    this.jobs.get(id);
+    this.#adopting.set(id, { process, pid, stdin, eof });
+  }
+
+  /**
+   * The move home is done: the job runs here again, its output read from its new pipes after
+   * every byte the node it ran on sent, its stdin and signals local again.
+   */
+  adopted(id: number): void {
+    const running = this.#adopting.get(id);
+    this.#adopting.delete(id);
+    if (!running) return;
     const job = this.jobs.get(id);
-    if (this.#elsewhere(job)) return await this.remote!.input(job, undefined, true);
-    await this.#running.get(id)?.stdin.close().catch(() => {});
+    job.node = this.#options.nodeId;
+    void this.#writeRecord(job);
+    this.#running.set(id, running);
+    const followed = this.#follow(job, running.process);
+    this.#followed.set(id, followed);
+    void followed.finally(() => {
+      if (this.#followed.get(id) === followed) this.#followed.delete(id);
+    });
+  }
+
+  /** The move home failed after the restore here: this copy goes, the job runs on there. */
+  dropAdoption(id: number): void {
+    const running = this.#adopting.get(id);
+    this.#adopting.delete(id);
+    if (!running) return;
+    for (const kill of [() => Deno.kill(running.pid, "SIGKILL"), () => running.process.kill()]) {
+      try {
+        kill();
+      } catch { /* gone */ }
+    }
+    void running.process.stdout.cancel().catch(() => {});
+    void running.process.stderr.cancel().catch(() => {});
+  }
+
+  /** The host PID of the local copy of job `id` (undefined when it does not run here). */
+  localPid(id: number): number | undefined {
+    return this.#running.get(id)?.pid;
   }
 
   /**
@@ -348,7 +481,7 @@ export class Deputy {
     if (number === undefined) throw new RangeError(`Cannot send "${signal}": unknown signal`);
     let sent = signal;
     if (TERMINATING.includes(signal)) {
-      const status = await Deno.readTextFile(`/proc/${id}/status`).catch(() => "");
+      const status = await Deno.readTextFile(`/proc/${running.pid}/status`).catch(() => "");
       if (status && !handlesSignal(status, number)) {
         running.killedFor = signal;
         sent = "SIGKILL";
@@ -362,9 +495,9 @@ export class Deputy {
         try {
           running.process.kill("SIGKILL");
         } catch { /* gone */ }
-        Deno.kill(id, "SIGKILL");
-      } else if (group) Deno.kill(-id, signal);
-      else Deno.kill(id, signal);
+        Deno.kill(running.pid, "SIGKILL");
+      } else if (group) Deno.kill(-running.pid, signal);
+      else Deno.kill(running.pid, signal);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
@@ -390,7 +523,12 @@ export class Deputy {
     const running = this.#running.get(id);
     if (running) {
       running.moved = true;
-      for (const kill of [() => running.process.kill("SIGKILL"), () => Deno.kill(id, "SIGKILL")]) {
+      for (
+        const kill of [
+          () => running.process.kill("SIGKILL"),
+          () => Deno.kill(running.pid, "SIGKILL"),
+        ]
+      ) {
         try {
           kill();
         } catch { /* gone */ }

@@ -19,7 +19,17 @@
  * Any failure after the dump: the target is told to drop what it got (`mig.abort`), the stopped
  * job is continued (SIGCONT) where it was, and the error names the step and the CRIU log.
  *
- * Moving a job that already runs elsewhere (back home, or on to a third node) is not done yet.
+ * Stdin: CRIU does not refill an inherited pipe, so the bytes the job had not yet read would be
+ * lost. The deputy holds later `job.input` from just before the dump; after it, the deputy
+ * closes its write end (the pipe's only one) and drainStdin reads what is left through
+ * /proc/<pid>/fd/0 (end of file comes as no writer is left). `mig.begin` carries those bytes, and
+ * the target writes them first into the job's new stdin; the held input follows them there. On
+ * failure reopenStdin opens a new write end through /proc/<pid>/fd/0 and puts them back before
+ * the SIGCONT.
+ *
+ * A job that runs elsewhere is moved by the node it runs on, when its home asks (`mig.move`): that
+ * node dumps its guest the same way and sends it on; a job that comes home is adopted by the
+ * deputy. Output from the new node waits at home until the old node's last output is in.
  * Nothing here prints: errors and results go back to the caller.
  */
 import type { ChannelClient, Handler, Peer } from "./channel.ts";
@@ -114,8 +124,12 @@ interface Incoming {
   readonly home: number;
   readonly command: readonly string[];
   readonly fds: readonly (string | null)[];
+  /** What the job had not read of its stdin at the dump, and whether it had reached its end. */
+  readonly stdin?: Uint8Array;
+  readonly stdinEof?: boolean;
   readonly dir: string;
-  readonly homeAddress: string;
+  /** Where the home was heard from, when it sent the images itself. */
+  readonly homeAddress?: string;
 }
 
 /** A job running here for another home node. */
@@ -124,8 +138,15 @@ interface Guest {
   readonly home: number;
   readonly command: readonly string[];
   readonly pid: number;
-  readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  /** The write end of its stdin; replaced when a failed migration reopens it. */
+  stdin: WritableStreamDefaultWriter<Uint8Array>;
+  /** End of file was asked for: the write end is closed. */
+  eof?: boolean;
   killedFor?: Deno.Signal;
+  /** It moved on (mig.move): its end is not the job's. */
+  moved?: boolean;
+  /** Done once its output and end were sent home. */
+  served?: Promise<void>;
 }
 
 const encoder = new TextEncoder();
@@ -179,6 +200,62 @@ export function decodeFileChunk(
   return { ...header, data: body.subarray(4 + length) };
 }
 
+/**
+ * The bytes left in a stopped job's stdin pipe, read through /proc/<pid>/fd/0 (a new read end
+ * of the same pipe). The caller has closed the only write end first, so the read ends with end
+ * of file once the pipe is empty; a writer left elsewhere makes it fail after `timeoutMs`.
+ */
+export async function drainStdin(pid: number, timeoutMs = 5000): Promise<Uint8Array> {
+  const file = await Deno.open(`/proc/${pid}/fd/0`, { read: true });
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const reading = (async () => {
+      const buffer = new Uint8Array(65536);
+      for (;;) {
+        const n = await file.read(buffer);
+        if (n === null) return;
+        parts.push(buffer.slice(0, n));
+        size += n;
+      }
+    })();
+    const late = new Promise<never>((_, reject) =>
+      timer = setTimeout(
+        () => reject(new Error("the job's stdin pipe has another writer: no end of file")),
+        timeoutMs,
+      )
+    );
+    await Promise.race([reading, late]);
+  } finally {
+    clearTimeout(timer);
+    try {
+      file.close();
+    } catch { /* closed */ }
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
+}
+
+/**
+ * A new write end of a job's stdin pipe, opened through /proc/<pid>/fd/0, with `data` (the
+ * bytes drainStdin took out) written first: a failed migration puts them back this way.
+ */
+export async function reopenStdin(
+  pid: number,
+  data: Uint8Array,
+): Promise<WritableStreamDefaultWriter<Uint8Array>> {
+  const file = await Deno.open(`/proc/${pid}/fd/0`, { write: true });
+  const writer = file.writable.getWriter();
+  if (data.length) void writer.write(data).catch(() => {});
+  return writer;
+}
+
 /** Continues every process of the tree rooted at `pid` (a dump left them stopped). */
 async function continueTree(pid: number): Promise<void> {
   const seen = new Set<number>();
@@ -227,6 +304,8 @@ export class Migration {
   readonly #options: MigrationOptions;
   readonly #incoming = new Map<number, Incoming>();
   readonly #guests = new Map<number, Guest>();
+  /** At home: jobs being moved between two other nodes or home, and where to. */
+  readonly #arrivals = new Map<number, { node: number; done: Promise<void> }>();
   /** Channels to the nodes moved jobs run on, for their stdin and their signals. */
   readonly #relays = new Map<string, Promise<ChannelClient>>();
   #preflightUntil = 0;
@@ -283,6 +362,12 @@ export class Migration {
     try {
       return await (await client).request(command, json(body), { timeoutMs: 0 });
     } catch (error) {
+      this.#options.logger.warn("job {id}: {command} to node {node} failed: {error}", {
+        id: job.id,
+        command,
+        node: job.node,
+        error: message(error),
+      });
       this.#relays.delete(key);
       void client.then((c) => c.close(), () => {});
       throw error;
@@ -303,27 +388,120 @@ export class Migration {
     ]);
   }
 
-  /** Moves job `id` (running at this home node) to node `to`. Throws MigrationError. */
+  /**
+   * Moves job `id` (a job of this home node) to node `to`. When it runs here, this node is the
+   * source; when it runs elsewhere, that node is asked to be the source (`mig.move`), and the
+   * destination may be this node (the job comes home and the deputy adopts it). Throws
+   * MigrationError.
+   */
   async migrate(id: number, to: number | "home"): Promise<MigrationReport> {
-    const { deputy, nodeId, logger } = this.#options;
+    const { deputy, nodeId } = this.#options;
     const start = now();
     const job = deputy.jobs.get(id);
     const target = to === "home" ? job.home : to;
     if (job.output.exit) {
       throw new MigrationError(`Cannot migrate job ${id}: it has ended`, undefined);
     }
-    if (job.node !== nodeId) {
-      throw new MigrationError(
-        `Cannot migrate job ${id}: it runs on node ${job.node}; moving it from there is not yet done (this om moves jobs from their home node only)`,
-        undefined,
-      );
-    }
-    if (target === nodeId) {
+    if (target === job.node) {
       throw new MigrationError(
         `Cannot migrate job ${id}: it runs on node ${target} already`,
         undefined,
       );
     }
+    // Stdin writes wait from here until the job runs again, here or there.
+    const release = await deputy.holdInput(id);
+    try {
+      if (job.node === nodeId) {
+        const pid = deputy.localPid(id) ?? id;
+        const report = await this.#send({
+          id,
+          pid,
+          home: job.home,
+          command: job.command,
+          target,
+          start,
+          detach: () => deputy.detachInput(id).then((d) => d?.eof),
+          reattach: (writer, eof) => deputy.reattachInput(id, writer, eof),
+        });
+        await deputy.moved(id, target);
+        return { ...report, totalMs: Math.round(now() - start) };
+      }
+      return await this.#moveRemote(job, target, start);
+    } finally {
+      release();
+    }
+  }
+
+  /** Asks the node job `job` runs on to move it to `target` (which may be this home node). */
+  async #moveRemote(job: Job, target: number, start: number): Promise<MigrationReport> {
+    const { deputy, nodeId, logger } = this.#options;
+    const id = job.id;
+    const source = job.node;
+    let arrived!: () => void;
+    const arrival = { node: target, done: new Promise<void>((resolve) => arrived = resolve) };
+    this.#arrivals.set(id, arrival);
+    let client: ChannelClient | undefined;
+    try {
+      try {
+        client = await this.#options.connect(source);
+      } catch (error) {
+        throw new MigrationError(
+          `Cannot migrate job ${id} to node ${target}: cannot reach node ${source}, where it runs: ${
+            message(error)
+          }`,
+          undefined,
+        );
+      }
+      let report: MigrationReport;
+      try {
+        const reply = await client.request("mig.move", json({ id, to: target }), {
+          timeoutMs: 0,
+        });
+        report = JSON.parse(decoder.decode(reply));
+      } catch (error) {
+        const text = error instanceof Error && "error" in error
+          ? String((error as { error: unknown }).error)
+          : message(error);
+        const step = /: (preflight|target check|dump|transfer|restore) failed on/.exec(text)
+          ?.[1] as MigrationStep | undefined;
+        throw new MigrationError(text, step, /\(log: ([^)]+)\)/.exec(text)?.[1]);
+      }
+      if (target === nodeId) deputy.adopted(id);
+      else await deputy.placed(id, target);
+      logger.info("job {id}: moved from node {from} to node {to}", {
+        id,
+        from: source,
+        to: target,
+      });
+      return { ...report, totalMs: Math.round(now() - start) };
+    } catch (error) {
+      if (target === nodeId) deputy.dropAdoption(id);
+      throw error;
+    } finally {
+      this.#arrivals.delete(id);
+      arrived();
+      await client?.close().catch(() => {});
+    }
+  }
+
+  /**
+   * The source's side of a migration: preflight, dump (leave-stopped), the job's unread stdin,
+   * the images, the restore at `target`. On failure after the dump the stdin bytes are put back
+   * and the job is continued; throws MigrationError. On success the caller kills the old copy.
+   */
+  async #send(o: {
+    id: number;
+    pid: number;
+    home: number;
+    command: readonly string[];
+    target: number;
+    start: number;
+    /** Closes this node's write end of the job's stdin; says whether it had reached its end. */
+    detach: () => Promise<boolean | undefined>;
+    reattach: (writer: WritableStreamDefaultWriter<Uint8Array>, eof: boolean) => void;
+  }): Promise<MigrationReport> {
+    const { nodeId, logger } = this.#options;
+    const { id, pid, target } = o;
     const dir = `${this.#dir}/${id}-out`;
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     await Deno.mkdir(dir, { recursive: true });
@@ -357,14 +535,14 @@ export class Migration {
       }
       const fds: (string | null)[] = [];
       for (const fd of [0, 1, 2]) {
-        const key = await fdKey(id, fd).catch(() => null);
+        const key = await fdKey(pid, fd).catch(() => null);
         fds.push(key && /^pipe:\[\d+\]$/.test(key) && !fds.includes(key) ? key : null);
       }
 
       // Frozen from here.
       const frozen = now();
       const logPath = `${dir}/dump.log`;
-      const args = [...dumpArgs({ pid: id, imagesDir: dir, logFile: logPath }), "--leave-stopped"];
+      const args = [...dumpArgs({ pid, imagesDir: dir, logFile: logPath }), "--leave-stopped"];
       let code: number;
       try {
         code = (await new Deno.Command(this.#criu.binary, {
@@ -380,14 +558,27 @@ export class Migration {
         throw fail("dump", await criuFailure("dump", `dump job ${id}`, code, logPath));
       }
 
-      let step: MigrationStep = "transfer";
+      let step: MigrationStep = "dump";
       let transferMs = 0;
       let restoreMs = 0;
       let bytes = 0;
+      let stdin: { data: Uint8Array; eof: boolean } | undefined;
       try {
+        // Bytes written to the job's stdin that it had not read: CRIU does not refill an
+        // inherited pipe, so they go with the images (and back into the pipe on failure).
+        const eof = fds[0] ? await o.detach() : undefined;
+        if (eof !== undefined) stdin = { data: new Uint8Array(0), eof };
+        if (stdin) stdin.data = await drainStdin(pid);
+        step = "transfer";
         await client.request(
           "mig.begin",
-          json({ id, home: job.home, command: job.command, fds }),
+          json({
+            id,
+            home: o.home,
+            command: o.command,
+            fds,
+            ...(stdin ? { stdin: encodeBase64(stdin.data), stdinEof: stdin.eof } : {}),
+          }),
           { timeoutMs: 30_000 },
         );
         const transfer = now();
@@ -421,7 +612,11 @@ export class Migration {
         restoreMs = now() - restore;
       } catch (error) {
         await client.request("mig.abort", json({ id }), { timeoutMs: 5000 }).catch(() => {});
-        await continueTree(id);
+        if (stdin) {
+          const writer = await reopenStdin(pid, stdin.data).catch(() => undefined);
+          if (writer) o.reattach(writer, stdin.eof);
+        }
+        await continueTree(pid);
         logger.warn("job {id}: migration to node {to} failed at {step}; continued here", {
           id,
           to: target,
@@ -434,7 +629,6 @@ export class Migration {
         throw fail(step, error, where);
       }
       const frozenMs = now() - frozen;
-      await deputy.moved(id, target);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       const report: MigrationReport = {
         id,
@@ -443,7 +637,7 @@ export class Migration {
         frozenMs: Math.round(frozenMs),
         transferMs: Math.round(transferMs),
         restoreMs: Math.round(restoreMs),
-        totalMs: Math.round(now() - start),
+        totalMs: Math.round(now() - o.start),
         bytes,
       };
       logger.info("job {id}: migrated to node {to} ({report})", {
@@ -457,6 +651,40 @@ export class Migration {
     }
   }
 
+  /**
+   * `mig.move` at the node a guest runs on, asked by its home: sends the guest to `to` (#send),
+   * then marks it moved (its end is not the job's), kills it and waits until its last output
+   * reached home, so that the output from its new node follows it.
+   */
+  async #moveGuest(guest: Guest, to: number): Promise<MigrationReport> {
+    const start = now();
+    const report = await this.#send({
+      id: guest.id,
+      pid: guest.pid,
+      home: guest.home,
+      command: guest.command,
+      target: to,
+      start,
+      detach: async () => {
+        const eof = guest.eof === true;
+        guest.eof = true;
+        if (!eof) await guest.stdin.close().catch(() => {});
+        return eof;
+      },
+      reattach: (writer, eof) => {
+        guest.stdin = writer;
+        guest.eof = eof;
+        if (eof) void writer.close().catch(() => {});
+      },
+    });
+    guest.moved = true;
+    try {
+      Deno.kill(guest.pid, "SIGKILL");
+    } catch { /* gone */ }
+    await guest.served;
+    return { ...report, totalMs: Math.round(now() - start) };
+  }
+
   /** The TCP channel's migration commands and the guest jobs' input and signals. */
   channelHandlers(): Map<string, Handler> {
     const { deputy } = this.#options;
@@ -467,18 +695,47 @@ export class Migration {
         await Deno.mkdir(this.#dir, { recursive: true });
         return json({ criu: await this.#preflight(this.#dir) });
       }],
+      ["mig.move", async (body, peer: Peer) => {
+        const { id, to } = bodyOf<{ id: number; to: number }>(
+          "mig.move",
+          body,
+          (r) => isId(r.id) && Number.isInteger(r.to) && r.to > 0,
+        );
+        const guest = this.#guest(id);
+        if (peer.nodeId !== guest.home) {
+          throw new Error(`job ${id} is not a job of node ${peer.nodeId}`);
+        }
+        return json(await this.#moveGuest(guest, to));
+      }],
       ["mig.begin", async (body, peer: Peer) => {
-        const request = bodyOf<{ id: number; home: number; command: string[]; fds: unknown[] }>(
+        const request = bodyOf<
+          {
+            id: number;
+            home: number;
+            command: string[];
+            fds: unknown[];
+            stdin?: string;
+            stdinEof?: boolean;
+          }
+        >(
           "mig.begin",
           body,
           (r) =>
             isId(r.id) && Number.isInteger(r.home) && Array.isArray(r.command) &&
+            (r.stdin === undefined || typeof r.stdin === "string") &&
+            (r.stdinEof === undefined || typeof r.stdinEof === "boolean") &&
             Array.isArray(r.fds) && r.fds.length === 3 &&
             r.fds.every((k) => k === null || (typeof k === "string" && /^pipe:\[\d+\]$/.test(k))),
         );
         await this.#refuseWhenBlocked();
         if (this.#guests.has(request.id)) {
           throw new Error(`job ${request.id} runs here already`);
+        }
+        if (request.home === this.#options.nodeId) {
+          // The job comes home: only when this node asked for it (mig.move).
+          if (this.#arrivals.get(request.id)?.node !== request.home) {
+            throw new Error(`job ${request.id} is not on its way here`);
+          }
         }
         const dir = `${this.#dir}/${request.id}-in`;
         await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -488,8 +745,10 @@ export class Migration {
           home: request.home,
           command: request.command,
           fds: request.fds as (string | null)[],
+          stdin: request.stdin ? decodeBase64(request.stdin) : undefined,
+          stdinEof: request.stdinEof,
           dir,
-          homeAddress: peer.address,
+          homeAddress: peer.nodeId === request.home ? peer.address : undefined,
         });
         return await ok();
       }],
@@ -530,6 +789,7 @@ export class Migration {
           body,
           (r) => isId(r.id) && (r.fd === 1 || r.fd === 2) && typeof r.data === "string",
         );
+        await this.#arrived(push.id, peer);
         await deputy.drained(push.id);
         const job = this.#movedJob(push.id, peer);
         job.output.append(push.fd, decodeBase64(push.data));
@@ -545,6 +805,7 @@ export class Migration {
             (Number.isInteger((r.exit as { code: number }).code) ||
               typeof (r.exit as { signal: string }).signal === "string"),
         );
+        await this.#arrived(id, peer);
         await deputy.drained(id);
         this.#movedJob(id, peer);
         deputy.jobs.finish(id, exit);
@@ -558,8 +819,13 @@ export class Migration {
           (r) => isId(r.id) && (typeof r.data === "string" || r.eof === true),
         );
         const guest = this.#guest(request.id);
-        if (request.data) await guest.stdin.write(decodeBase64(request.data)).catch(() => {});
-        if (request.eof) await guest.stdin.close().catch(() => {});
+        if (request.data && !guest.eof) {
+          await guest.stdin.write(decodeBase64(request.data)).catch(() => {});
+        }
+        if (request.eof && !guest.eof) {
+          guest.eof = true;
+          await guest.stdin.close().catch(() => {});
+        }
         return json({});
       }],
       ["job.signal", async (body) => {
@@ -571,6 +837,12 @@ export class Migration {
         return json({ sent: await this.#signal(this.#guest(id), signal) });
       }],
     ]);
+  }
+
+  /** Output from the node a job is moving to waits until the move is done (and the old node's output is in). */
+  async #arrived(id: number, peer: Peer): Promise<void> {
+    const arrival = this.#arrivals.get(id);
+    if (arrival && arrival.node === peer.nodeId) await arrival.done;
   }
 
   #movedJob(id: number, peer: Peer): Job {
@@ -617,6 +889,10 @@ export class Migration {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    // The job's unread stdin goes first into its new pipe (it buffers until the job reads).
+    const stdin = child.stdin.getWriter();
+    if (incoming.stdin?.length) void stdin.write(incoming.stdin).catch(() => {});
+    if (incoming.stdinEof) void stdin.close().catch(() => {});
     let exited: Deno.CommandStatus | undefined;
     const status = child.status.then((s) => exited = s);
     while (!exited && !(await exists(marker))) {
@@ -627,15 +903,23 @@ export class Migration {
     if (exited || !(Number.isInteger(pid) && pid > 0)) {
       await status;
       await Promise.all([child.stdout.cancel(), child.stderr.cancel()]).catch(() => {});
-      await child.stdin.close().catch(() => {});
+      await stdin.close().catch(() => {});
       throw await criuFailure("restore", `restore job ${id}`, exited?.code ?? 125, logPath);
+    }
+    if (incoming.home === nodeId) {
+      // The job came home: the deputy runs it again, once the move is done.
+      this.#options.deputy.adopt(id, child, pid, stdin, incoming.stdinEof === true);
+      logger.info("job {id}: restored at home as pid {pid}", { id, pid });
+      void Deno.remove(dir, { recursive: true }).catch(() => {});
+      return ms;
     }
     const guest: Guest = {
       id,
       home: incoming.home,
       command: incoming.command,
       pid,
-      stdin: child.stdin.getWriter(),
+      stdin,
+      eof: incoming.stdinEof === true,
     };
     this.#guests.set(id, guest);
     const record = `${this.#options.root}/jobs/${id}`;
@@ -655,7 +939,7 @@ export class Migration {
       home: incoming.home,
       pid,
     });
-    void this.#serveGuest(guest, child, status, incoming.homeAddress, dir, record);
+    guest.served = this.#serveGuest(guest, child, status, incoming.homeAddress, dir, record);
     return ms;
   }
 
@@ -664,7 +948,7 @@ export class Migration {
     guest: Guest,
     child: Deno.ChildProcess,
     status: Promise<Deno.CommandStatus>,
-    homeAddress: string,
+    homeAddress: string | undefined,
     dir: string,
     record: string,
   ): Promise<void> {
@@ -697,6 +981,13 @@ export class Migration {
     this.#guests.delete(guest.id);
     await guest.stdin.close().catch(() => {});
     const exit: JobExit = guest.killedFor ? { signal: guest.killedFor } : { code: ended.code };
+    if (guest.moved) {
+      await home?.close().catch(() => {});
+      await Deno.remove(record).catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      logger.info("job {id} of node {home}: moved on", { id: guest.id, home: guest.home });
+      return;
+    }
     await home?.request("job.exited", json({ id: guest.id, exit })).catch((error) =>
       logger.warn("job {id}: its exit did not reach home: {error}", {
         id: guest.id,

@@ -31,8 +31,13 @@ const counter = (n: number) =>
 
 /** Starts `om run` in node 1; collects its stdout as it comes. */
 function startRun(lab: Lab, ...argv: string[]) {
+  return startRunWith(lab, "null", ...argv);
+}
+
+/** startRun with its stdin piped or not. */
+function startRunWith(lab: Lab, stdin: "null" | "piped", ...argv: string[]) {
   const child = execInNode(lab, 1, omCommand(["run", "--", ...argv]), {
-    stdin: "null",
+    stdin,
     stdout: "piped",
     stderr: "piped",
   });
@@ -210,5 +215,143 @@ Deno.test({
       const code = await run.finish();
       assert.deepEqual(lines(run.sink.out), counts(40), run.sink.err);
       assert.equal(code, 5);
+    }),
+});
+
+/** Reads lines slowly (so some wait in the pipe at the dump), echoes them counted, exits 7. */
+const slowReader =
+  'n=0; while IFS= read -r l; do n=$((n+1)); echo "$n:$l"; sleep 0.3; done; exit 7';
+
+/** The HOWTO's CPU-bound awk loop (about 3 s here). */
+const AWK_LOOP = "BEGIN {for(i=0;i<80000000;i++) s+=i%7; print s}";
+
+Deno.test({
+  name: "migrate: stdin survives a migration; a CPU-bound job gives the same result",
+  ignore,
+  fn: () =>
+    withLab("migs", planLab(2), async (lab) => {
+      for (const node of lab.record.nodes) {
+        await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
+      }
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+
+      // A job reading stdin: lines written before (some still unread in the pipe at the dump)
+      // and after the migration come back once each, in order; EOF ends it with its code.
+      await (async () => {
+        const run = startRunWith(lab, "piped", "sh", "-c", slowReader);
+        const input = run.child.stdin.getWriter();
+        const job = await jobOn(lab, 1, "IFS");
+        const words = Array.from({ length: 12 }, (_, i) => `line ${i}`);
+        await input.write(
+          new TextEncoder().encode(words.slice(0, 6).map((w) => w + "\n").join("")),
+        );
+        await retryUntil(() => lines(run.sink.out).length >= 1, 10_000, {
+          what: "the first line back",
+        });
+        const moved = await runIn(lab, 1, omCommand(["migrate", String(job.pid), "2"]));
+        assert.equal(moved.code, 0, moved.err);
+        console.log(`migrate (stdin): ${moved.out.trim()}`);
+        assert.ok(lines(run.sink.out).length < 6, "some lines were still unread at the dump");
+
+        await input.write(new TextEncoder().encode(words.slice(6).map((w) => w + "\n").join("")));
+        await input.close();
+        const code = await run.finish();
+        assert.deepEqual(lines(run.sink.out), words.map((w, i) => `${i + 1}:${w}`), run.sink.err);
+        assert.equal(code, 7, run.sink.err);
+      })();
+
+      // The HOWTO's awk loop: the same output and status with and without a migration.
+      await (async () => {
+        const plainStart = performance.now();
+        const plain = startRun(lab, "awk", AWK_LOOP);
+        const plainCode = await plain.finish();
+        const plainMs = performance.now() - plainStart;
+        assert.equal(plainCode, 0, plain.sink.err);
+        const start = performance.now();
+        const run = startRun(lab, "awk", AWK_LOOP);
+        const job = await jobOn(lab, 1, "BEGIN");
+        await new Promise((resolve) => setTimeout(resolve, plainMs / 2));
+        const moved = await runIn(lab, 1, omCommand(["migrate", String(job.pid), "2"]));
+        assert.equal(moved.code, 0, moved.err);
+        console.log(`migrate (awk): ${moved.out.trim()}`);
+        const code = await run.finish();
+        console.log(
+          `awk: plain ${Math.round(plainMs)} ms, migrated ${
+            Math.round(performance.now() - start)
+          } ms`,
+        );
+        assert.equal(run.sink.out, plain.sink.out);
+        assert.equal(lines(plain.sink.out).length, 1);
+        assert.equal(code, plainCode);
+      })();
+    }),
+});
+
+/** Migrates job `pid` from its home (node 1) to NODE; asserts it worked; returns the report line. */
+async function migrateTo(lab: Lab, pid: number, node: string): Promise<string> {
+  const moved = await runIn(lab, 1, omCommand(["migrate", String(pid), node]));
+  assert.equal(moved.code, 0, moved.err);
+  return moved.out.trim();
+}
+
+/** The record of job `pid` on node `index` as [node, home], or undefined. */
+const recordOn = async (lab: Lab, index: number, pid: number) => {
+  const job = (await readJobRecords(`${nodeRoot(lab, index)}/jobs`)).find((j) => j.pid === pid);
+  return job ? [job.node, job.home] : undefined;
+};
+
+Deno.test({
+  name: "migrate: a job moved on from where it runs: back home, and to a third node",
+  ignore,
+  fn: () =>
+    withLab("migm", planLab(3), async (lab) => {
+      for (const node of lab.record.nodes) {
+        await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
+      }
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+
+      // 1 -> 2 -> 1 (home): the job runs at home again, adopted by its deputy.
+      await (async () => {
+        const run = startRun(lab, "sh", "-c", counter(50));
+        const job = await jobOn(lab, 1, "while");
+        await retryUntil(() => lines(run.sink.out).length >= 8, 10_000);
+        console.log(`1->2: ${await migrateTo(lab, job.pid, "2")}`);
+        assert.deepEqual(await recordOn(lab, 2, job.pid), [2, 1]);
+        const at = lines(run.sink.out).length;
+        await retryUntil(() => lines(run.sink.out).length >= at + 8, 10_000, {
+          what: "lines from node 2",
+        });
+        console.log(`2->1: ${await migrateTo(lab, job.pid, "home")}`);
+        assert.deepEqual(await recordOn(lab, 1, job.pid), [1, 1], "home runs it again");
+        await retryUntil(async () => !(await recordOn(lab, 2, job.pid)), 5000, {
+          what: "node 2 to forget it",
+        });
+        const code = await run.finish();
+        assert.deepEqual(lines(run.sink.out), counts(50), run.sink.err);
+        assert.equal(code, 5, run.sink.err);
+      })();
+
+      // 1 -> 2 -> 3.
+      await (async () => {
+        const run = startRun(lab, "sh", "-c", counter(50));
+        const job = await jobOn(lab, 1, "while");
+        await retryUntil(() => lines(run.sink.out).length >= 8, 10_000);
+        console.log(`1->2: ${await migrateTo(lab, job.pid, "2")}`);
+        const at = lines(run.sink.out).length;
+        await retryUntil(() => lines(run.sink.out).length >= at + 8, 10_000, {
+          what: "lines from node 2",
+        });
+        console.log(`2->3: ${await migrateTo(lab, job.pid, "3")}`);
+        assert.deepEqual(await recordOn(lab, 1, job.pid), [3, 1], "home sees it on node 3");
+        assert.deepEqual(await recordOn(lab, 3, job.pid), [3, 1], "node 3 records its guest");
+        await retryUntil(async () => !(await recordOn(lab, 2, job.pid)), 5000, {
+          what: "node 2 to forget it",
+        });
+        const code = await run.finish();
+        assert.deepEqual(lines(run.sink.out), counts(50), run.sink.err);
+        assert.equal(code, 5, run.sink.err);
+      })();
     }),
 });
