@@ -5,11 +5,15 @@
 import { connectChannel } from "../lib/channel.ts";
 import type { CommandSpec, Parsed } from "../lib/cli.ts";
 import { UsageError } from "../lib/cli.ts";
-import { loadSettings } from "../lib/config.ts";
+import { loadSettings, type Settings } from "../lib/config.ts";
 import type { Context } from "../lib/context.ts";
 import { localSocketPath } from "../lib/deputy.ts";
 import type { MigrationReport } from "../lib/migration.ts";
+import { readJobRecords } from "../lib/jobs.ts";
+import { listNodeInfo, type NodeInfo } from "../lib/nodestate.ts";
+import { chooseTarget, loadAfterLeaving, loadPerCpu } from "../lib/placement.ts";
 import { ROOT_OPTION } from "../lib/stateflags.ts";
+import { readMap, resolveStatePaths } from "../lib/statetree.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {
@@ -25,10 +29,16 @@ milliseconds.
 
 Run it on the job's home node (where om run started it): only the home node knows its jobs. A
 job that already runs elsewhere is moved by the node it runs on, at the home's request: back
-home (om migrate PID home) or on to another node (balance is still to come). If any step
+home (om migrate PID home) or on to another node. If any step
 fails (NODE blocks guests with mosctl block, NODE goes away, the restore fails), the job goes on
 where it was, and om migrate says which step failed and where the CRIU log is, and exits 1.
-Root only for now (the local socket $OM_ROOT/omdiscd.sock).`,
+Root only for now (the local socket $OM_ROOT/omdiscd.sock).
+
+om migrate PID balance lets this node choose: among the nodes that are up, other than the one the
+job runs on, with at least the job's resident memory available, the one least loaded per CPU (load
+is already relative to speed), drawn at random among those within 0.1 of the best; and only when
+it is less loaded per CPU than the job's node would be without the job. It says which node it
+chose and why, then moves the job there; when no node is better, it says so, and the job stays.`,
   options: [ROOT_OPTION],
   args: [
     { name: "PID", help: "the job's PID, as om ps lists it", complete: "none" },
@@ -41,6 +51,7 @@ Root only for now (the local socket $OM_ROOT/omdiscd.sock).`,
   examples: [
     { command: "om migrate 4711 2", says: "moves job 4711 to node 2 and prints the times" },
     { command: "om migrate 4711 0x0adc", says: "the same, with a node id as showmap prints it" },
+    { command: "om migrate 4711 balance", says: "moves job 4711 to the least loaded node" },
   ],
 };
 
@@ -61,19 +72,103 @@ export function parseTarget(text: string): number | "home" {
 export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   const [pidText, nodeText, ...rest] = parsed.args;
   if (pidText === undefined || nodeText === undefined || rest.length > 0) {
-    throw new UsageError("Cannot migrate: give a PID and a NODE (or home)");
+    throw new UsageError("Cannot migrate: give a PID and a NODE (or home or balance)");
   }
   if (!/^\d+$/.test(pidText) || Number(pidText) < 1) {
     throw new UsageError(`Cannot use "${pidText}" as a PID: not a positive whole number`);
   }
-  if (nodeText === "balance") {
-    ctx.err("om migrate: not yet: the load balancer comes with a later om\n");
-    return 1;
-  }
-  const to = parseTarget(nodeText);
   const id = Number(pidText);
+  const to = nodeText === "balance" ? "balance" : parseTarget(nodeText);
   const settings = await loadSettings({ root: parsed.options.root as string | undefined }, ctx.env);
-  const path = localSocketPath(settings.root);
+  if (to !== "balance") return await migrate(settings.root, id, to, ctx);
+  const chosen = await balance(settings, id, ctx);
+  return chosen === undefined
+    ? 0
+    : typeof chosen === "number"
+    ? migrate(settings.root, id, chosen, ctx)
+    : 1;
+}
+
+/** The job's resident memory (VmRSS of PID on this node), in bytes; 0 when unknown. */
+async function residentBytes(pid: number): Promise<number> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const match = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The job's own share of this node's load: 100 × 10000 / speed times the fraction of 5 samples,
+ * 20 ms apart, in which its PID is runnable (state R); 0 when it cannot be read.
+ */
+async function jobLoadHere(pid: number, here: NodeInfo | undefined): Promise<number> {
+  let runnable = 0;
+  const samples = 5;
+  for (let i = 0; i < samples; i++) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      const end = stat.lastIndexOf(")");
+      if (stat.slice(end + 2, end + 3) === "R") runnable++;
+    } catch {
+      return 0;
+    }
+  }
+  return (runnable / samples) * 100 * 10000 / Math.max(1, here?.speed || 10000);
+}
+
+const perCpu = (load: number) => (load / 100).toFixed(2);
+
+/**
+ * Chooses where job `id` should go (lib/placement.ts) and says why: the node id, undefined when
+ * it stays (said on stdout), or "failed" (said on stderr).
+ */
+async function balance(
+  settings: Settings,
+  id: number,
+  ctx: Context,
+): Promise<number | undefined | "failed"> {
+  const paths = resolveStatePaths(settings);
+  const self = (await readMap(paths).catch(() => undefined))?.self;
+  const job = (await readJobRecords(`${settings.root}/jobs`)).find((j) => j.pid === id);
+  if (!job || self === undefined || job.home !== self) {
+    ctx.err(
+      `om migrate: Cannot balance job ${id}: no such job on this node (run it on the job's home)\n`,
+    );
+    return "failed";
+  }
+  const nodes = await listNodeInfo(paths.nodes);
+  const current = job.node;
+  const runsHere = current === self;
+  const needMem = runsHere ? await residentBytes(id) : 0;
+  const jobLoad = runsHere ? await jobLoadHere(id, nodes.find((n) => n.id === current)) : 0;
+  const target = chooseTarget(nodes, { current, needMem, jobLoad });
+  const stay = loadAfterLeaving(nodes, current, jobLoad);
+  if (target === undefined) {
+    ctx.out(`balance: no node is better than node ${current} for job ${id}; it stays\n`);
+    return undefined;
+  }
+  const chosen = nodes.find((n) => n.id === target)!;
+  const where = runsHere ? "here" : `on node ${current}`;
+  ctx.out(
+    `balance: node ${target} (load ${perCpu(loadPerCpu(chosen))} per CPU against ${
+      stay === undefined ? "unknown" : perCpu(stay)
+    } ${where} without the job)\n`,
+  );
+  return target;
+}
+
+/** Asks this node's om discover to move job `id` to `to`; prints the step times. */
+async function migrate(
+  root: string,
+  id: number,
+  to: number | "home",
+  ctx: Context,
+): Promise<number> {
+  const path = localSocketPath(root);
   let client;
   try {
     client = await connectChannel({ path, timeoutMs: 5000 });

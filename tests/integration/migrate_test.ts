@@ -17,6 +17,7 @@ import { findCriu } from "../../lib/criu.ts";
 import { decodeFileChunk, encodeFileChunk, TEST_FILE_DELAY_ENV } from "../../lib/migration.ts";
 import { parseTarget } from "../../commands/migrate.ts";
 import { readJobRecords } from "../../lib/jobs.ts";
+import { listNodeInfo } from "../../lib/nodestate.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
 import { ROOT, runIn, withLab } from "../tools/labkit.ts";
@@ -353,5 +354,57 @@ Deno.test({
         assert.deepEqual(lines(run.sink.out), counts(50), run.sink.err);
         assert.equal(code, 5, run.sink.err);
       })();
+    }),
+});
+
+Deno.test({
+  name: "migrate: balance picks the idle node, not the busy one",
+  ignore,
+  fn: () =>
+    withLab("migb", planLab(3), async (lab) => {
+      for (const node of lab.record.nodes) {
+        await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
+      }
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      const hog = (index: number) =>
+        execInNode(lab, index, ["sh", "-c", "while :; do :; done"], {
+          stdout: "null",
+          stderr: "null",
+        });
+      const hogs = [hog(2), hog(1)];
+      try {
+        // Node 1 sees node 2 and itself busy, node 3 idle.
+        let seen = "";
+        await retryUntil(
+          async () => {
+            const nodes = await listNodeInfo(`${nodeRoot(lab, 1)}/nodes`);
+            seen = nodes.map((n) => `${n.id}:${n.status}:${n.load}/${n.cpus}`).join(" ");
+            const load = (id: number) => nodes.find((n) => n.id === id && n.status === "up")?.load;
+            return (load(1) ?? 0) >= 25 && (load(2) ?? 0) >= 25 && (load(3) ?? 1000) < 10;
+          },
+          20_000,
+          { what: "node 1 to see nodes 1 and 2 busy, node 3 idle" },
+        ).catch((error) => {
+          throw new Error(`${error.message} (seen: ${seen})`);
+        });
+        const run = startRun(lab, "sh", "-c", counter(40));
+        const job = await jobOn(lab, 1, "while");
+        await retryUntil(() => lines(run.sink.out).length >= 10, 10_000);
+        const moved = await runIn(lab, 1, omCommand(["migrate", String(job.pid), "balance"]));
+        assert.equal(moved.code, 0, moved.err);
+        console.log(`balance: ${moved.out.trim()}`);
+        assert.match(moved.out, /^balance: node 3 \(load \d+\.\d\d per CPU against/);
+        assert.match(moved.out, /node 1 -> node 3: frozen \d+ ms/);
+        assert.deepEqual(await recordOn(lab, 1, job.pid), [3, 1], "home sees it on node 3");
+        const code = await run.finish();
+        assert.deepEqual(lines(run.sink.out), counts(40), run.sink.err);
+        assert.equal(code, 5, run.sink.err);
+      } finally {
+        for (const h of hogs) {
+          h.kill("SIGKILL");
+          await h.status;
+        }
+      }
     }),
 });
