@@ -27,6 +27,7 @@ import {
 import type { Logger } from "./log.ts";
 import { retryUntil } from "./retry.ts";
 import { replaceFile } from "./statetree.ts";
+import { bodyOf, isId } from "./jsonbody.ts";
 
 /** How long `job.output` waits for output before answering with none. */
 export const OUTPUT_POLL_MS = 20_000;
@@ -92,7 +93,6 @@ export interface RemoteJobs {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function base64(bytes: Uint8Array): string {
   let text = "";
@@ -130,22 +130,6 @@ export function decodeOutput(
 }
 
 export { base64 as encodeBase64, unbase64 as decodeBase64 };
-
-/** A request body as JSON of the expected shape, or a TypeError naming the command. */
-function bodyOf<T>(command: string, body: Uint8Array, check: (value: T) => boolean): T {
-  let value: T;
-  try {
-    value = JSON.parse(decoder.decode(body));
-  } catch {
-    throw new TypeError(`Cannot read the body of ${command}: not JSON`);
-  }
-  if (value === null || typeof value !== "object" || !check(value)) {
-    throw new TypeError(`Cannot read the body of ${command}: fields missing or of the wrong type`);
-  }
-  return value;
-}
-
-const isId = (id: unknown) => Number.isInteger(id) && (id as number) > 0;
 
 /** The signal masks of /proc/<pid>/status: does the process catch or ignore signal `n`? */
 export function handlesSignal(status: string, signal: number): boolean {

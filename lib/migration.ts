@@ -47,6 +47,7 @@ import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy
 import { type Job, type JobExit, type OutputFd, SIGNAL_NUMBERS } from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
+import { bodyOf, isId } from "./jsonbody.ts";
 
 /** Image bytes per `mig.file` request (a frame holds 16 MiB). */
 export const FILE_CHUNK = 4 * 1024 * 1024;
@@ -154,20 +155,6 @@ const decoder = new TextDecoder();
 const json = (value: unknown) => encoder.encode(JSON.stringify(value));
 const now = () => performance.now();
 
-function bodyOf<T>(command: string, body: Uint8Array, check: (value: T) => boolean): T {
-  let value: T;
-  try {
-    value = JSON.parse(decoder.decode(body));
-  } catch {
-    throw new TypeError(`Cannot read the body of ${command}: not JSON`);
-  }
-  if (value === null || typeof value !== "object" || !check(value)) {
-    throw new TypeError(`Cannot read the body of ${command}: fields missing or of the wrong type`);
-  }
-  return value;
-}
-
-const isId = (id: unknown) => Number.isInteger(id) && (id as number) > 0;
 const message = (error: unknown) => error instanceof Error ? error.message : String(error);
 
 /** A `mig.file` body: u32 header length (big-endian), JSON header, then the raw bytes. */
