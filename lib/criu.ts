@@ -588,17 +588,8 @@ export async function startJob(
     env: options.env,
     cwd: options.cwd,
   }).spawn();
-  const find = async (): Promise<number | undefined> => {
-    const children = await readLog(`/proc/${process.pid}/task/${process.pid}/children`);
-    const pid = Number(children.trim().split(/\s+/)[0]);
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    const status = await readLog(`/proc/${pid}/status`);
-    // NSpid: host PID, then the PID in each nested namespace; the last must be 1.
-    const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
-    return nspid?.at(-1) === "1" ? pid : undefined;
-  };
   try {
-    const pid = await retryUntil(find, 2000, {
+    const pid = await retryUntil(() => namespacePid1(process.pid), 2000, {
       intervalMs: 5,
       what: "the job's PID 1",
       clock: options.clock,
@@ -615,6 +606,20 @@ export async function startJob(
       cause: error,
     });
   }
+}
+
+/**
+ * The host PID of the PID-1 child of `parent` (the `unshare --pid --fork` process of a job), or
+ * undefined while it does not exist yet.
+ */
+export async function namespacePid1(parent: number): Promise<number | undefined> {
+  const children = await readLog(`/proc/${parent}/task/${parent}/children`);
+  const pid = Number(children.trim().split(/\s+/)[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const status = await readLog(`/proc/${pid}/status`);
+  // NSpid: host PID, then the PID in each nested namespace; the last must be 1.
+  const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
+  return nspid?.at(-1) === "1" ? pid : undefined;
 }
 
 /** The key CRIU knows descriptor `fd` of process `pid` by (`pipe:[INODE]`, `socket:[...]`, a path). */

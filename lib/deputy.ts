@@ -14,7 +14,7 @@
  */
 import { type Handler, serveChannel } from "./channel.ts";
 import type { Clock } from "./clock.ts";
-import { startJobArgs } from "./criu.ts";
+import { namespacePid1, startJobArgs } from "./criu.ts";
 import {
   type Job,
   type JobExit,
@@ -560,17 +560,6 @@ export class Deputy {
     this.#stopExpiry();
     for (const job of this.jobs.list()) await this.#removeRecord(job.id);
   }
-}
-
-/** The host PID of the PID-1 child of `parent` (the unshare process), if it exists yet. */
-async function namespacePid1(parent: number): Promise<number | undefined> {
-  const children = await Deno.readTextFile(`/proc/${parent}/task/${parent}/children`);
-  const pid = Number(children.trim().split(/\s+/)[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  // NSpid: host PID, then the PID in each nested namespace; the last must be 1.
-  const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
-  return nspid?.at(-1) === "1" ? pid : undefined;
 }
 
 /** The daemon's local control socket in the state tree (PROTOCOL.md §10). */

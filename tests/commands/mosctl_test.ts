@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import type { ClusterMap } from "../../lib/hpcmap.ts";
 import type { HostResolver } from "../../lib/mosctlwhois.ts";
 import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/nodestate.ts";
-import { resolveStatePaths, type StatePaths, writeMap } from "../../lib/statetree.ts";
-import { invoke } from "../tools/sandbox.ts";
+import { writeMap } from "../../lib/statetree.ts";
+import { invoke, sandbox as shared } from "../tools/sandbox.ts";
 import { run, spec } from "../../commands/mosctl.ts";
 
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;
@@ -48,19 +48,8 @@ const OTHER: NodeInfo = {
  * openMosix /proc: OM_PROC holds hpc/admin/ and hpc/nodes/, so om uses them in place.
  */
 async function sandbox(options: { kernel?: boolean } = {}) {
-  const dir = await Deno.makeTempDir({ prefix: "om-mosctl-" });
-  await Deno.writeTextFile(`${dir}/om.conf`, "");
-  const env: Record<string, string> = {
-    OM_ROOT: `${dir}/root`,
-    OM_PROC: `${dir}/proc`,
-    OM_CONFIG: `${dir}/om.conf`,
-  };
-  if (options.kernel) await Deno.mkdir(`${dir}/proc/hpc/admin`, { recursive: true });
-  const paths: StatePaths = resolveStatePaths({
-    root: env.OM_ROOT,
-    proc: env.OM_PROC,
-    alpha: false,
-  });
+  const box = await shared("mosctl", options);
+  const { paths } = box;
   assert.equal(paths.backend, options.kernel ? "kernel" : "userland");
   const admin = async (name: string) => {
     try {
@@ -75,7 +64,7 @@ async function sandbox(options: { kernel?: boolean } = {}) {
     await writeMap(paths, 2780, MAP);
     for (const info of [SELF, OTHER, downInfo(2646)]) await writeNodeInfo(paths.nodes, info);
   };
-  return { dir, env, paths, admin, cluster, cleanup: () => Deno.remove(dir, { recursive: true }) };
+  return { ...box, admin, cluster };
 }
 
 /** Runs mosctl in-process as main.ts does, with an injected host-name resolver. */
