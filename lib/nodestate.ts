@@ -3,7 +3,7 @@
  * as openMosix's /proc/hpc/nodes/<id>/ looked, one decimal value (or word) and a newline per file.
  * The discovery daemon writes them; mosctl, ps and mon read them. PROTOCOL.md §3.7.
  */
-import { replaceFile, writeFileAtomic } from "./statetree.ts";
+import { replaceFile } from "./statetree.ts";
 
 /** The measured state of one node, as shared in the node-information message. */
 export interface NodeInfo {
@@ -41,12 +41,7 @@ const encoder = new TextEncoder();
 
 /** Writes one node's files (each replaced atomically). */
 export async function writeNodeInfo(nodesDir: string, info: NodeInfo): Promise<void> {
-  const dir = `${nodesDir}/${info.id}`;
-  await Deno.mkdir(dir, { recursive: true });
-  await Promise.all(NODE_FILES.map((name) => {
-    const value = name === "status" ? info.status : String(Math.round(info[name]));
-    return writeFileAtomic(`${dir}/${name}`, encoder.encode(`${value}\n`));
-  }));
+  await nodeInfoWriter(nodesDir)(info);
 }
 
 /** A node marked down: status "down", every number 0. */

@@ -80,11 +80,14 @@ export async function readMap(
  */
 export function mapWriter(paths: StatePaths): (self: number, map: ClusterMap) => Promise<void> {
   let writtenSelf: number | undefined;
-  let dirMade = paths.backend === "kernel";
+  // The files' own directories (the ALPHA files are not in admin/); /proc/hpc exists already.
+  let dirsMade = paths.backend === "kernel";
   return async (self, map) => {
-    if (!dirMade) {
-      await Deno.mkdir(paths.admin, { recursive: true });
-      dirMade = true;
+    if (!dirsMade) {
+      for (const file of [paths.mospe, paths.config]) {
+        await Deno.mkdir(file.slice(0, file.lastIndexOf("/")) || "/", { recursive: true });
+      }
+      dirsMade = true;
     }
     const replace = paths.backend === "kernel"
       ? (path: string, bytes: Uint8Array) => Deno.writeFile(path, bytes)
@@ -115,11 +118,5 @@ export function replaceFile(path: string, bytes: Uint8Array): Promise<void> {
  * atomically; /proc/hpc files are written in place, as the kernel expects.
  */
 export async function writeMap(paths: StatePaths, self: number, map: ClusterMap): Promise<void> {
-  if (paths.backend === "kernel") {
-    await Deno.writeFile(paths.mospe, encodeMospe(self));
-    await Deno.writeFile(paths.config, encodeConfig(map));
-    return;
-  }
-  await writeFileAtomic(paths.mospe, encodeMospe(self));
-  await writeFileAtomic(paths.config, encodeConfig(map));
+  await mapWriter(paths)(self, map);
 }
