@@ -16,8 +16,10 @@ import { type Handler, serveChannel } from "./channel.ts";
 import type { Clock } from "./clock.ts";
 import { namespacePid1, startJobArgs } from "./criu.ts";
 import {
+  isJobPolicy,
   type Job,
   type JobExit,
+  type JobPolicy,
   jobRecord,
   JobTable,
   type OutputFd,
@@ -48,6 +50,8 @@ export interface RunRequest {
   readonly argv: readonly string[];
   readonly cwd: string;
   readonly env: Record<string, string>;
+  /** Lock and hints (mosrun's options); DEFAULT_POLICY when absent. */
+  readonly policy?: JobPolicy;
 }
 
 /** Body of a `job.output` reply: the chunks' data in base64. */
@@ -176,7 +180,8 @@ export class Deputy {
           (r) =>
             Array.isArray(r.argv) && r.argv.length > 0 &&
             r.argv.every((a) => typeof a === "string") && typeof r.cwd === "string" &&
-            typeof r.env === "object" && r.env !== null,
+            typeof r.env === "object" && r.env !== null &&
+            (r.policy === undefined || isJobPolicy(r.policy)),
         );
         return await json({ id: await this.start(request) });
       }],
@@ -251,6 +256,7 @@ export class Deputy {
       home: this.#options.nodeId,
       node: this.#options.nodeId,
       command: request.argv,
+      policy: request.policy,
     });
     this.#running.set(id, { process, pid: id, stdin });
     await this.#writeRecord(job);

@@ -209,6 +209,31 @@ export class OutputLog {
   }
 }
 
+/** A hint about what a job does (mosrun -c, -i): cpu-bound or io-bound. */
+export type JobKind = "cpu" | "io";
+/** How fast a job's load history is forgotten (mosrun -s, -f, -n): lib/balancer.ts. */
+export type JobDecay = "slow" | "fast" | "none";
+
+/** What `om run` said about a job (mosrun's options); the balancer acts on it. */
+export interface JobPolicy {
+  /** Locked: the balancer never moves it (om migrate, expel and bring still do). */
+  readonly lock: boolean;
+  /** cpu-bound or io-bound, when it was said. */
+  readonly kind?: JobKind;
+  readonly decay: JobDecay;
+}
+
+/** A plain `om run`: unlocked, no hint, slow decay. */
+export const DEFAULT_POLICY: JobPolicy = { lock: false, decay: "slow" };
+
+/** Whether `value` is a JobPolicy (a request body's field). */
+export function isJobPolicy(value: unknown): value is JobPolicy {
+  const v = value as JobPolicy | null;
+  return typeof v === "object" && v !== null && typeof v.lock === "boolean" &&
+    (v.kind === undefined || v.kind === "cpu" || v.kind === "io") &&
+    (v.decay === "slow" || v.decay === "fast" || v.decay === "none");
+}
+
 /** What a job is, as `om ps` and `job.list` show it (and `$OM_ROOT/jobs/<id>` holds). */
 export interface JobRecord {
   /** The job's PID: the host PID its home node gave its PID 1; it never changes. */
@@ -220,6 +245,9 @@ export interface JobRecord {
   readonly command: readonly string[];
   /** Milliseconds since the epoch. */
   readonly started: number;
+  readonly policy: JobPolicy;
+  /** How many times it moved (openMosix's /proc/PID/nmigs). */
+  readonly migrations: number;
 }
 
 /** One job of the table. */
@@ -230,6 +258,11 @@ export interface Job {
   node: number;
   readonly command: readonly string[];
   readonly started: number;
+  readonly policy: JobPolicy;
+  /** How many times it moved. */
+  migrations: number;
+  /** When it last moved (clock milliseconds). */
+  movedAt?: number;
   readonly output: OutputLog;
   /** When its end was recorded (clock milliseconds), for the table's cleanup. */
   ended?: number;
@@ -243,6 +276,8 @@ export function jobRecord(job: Job): JobRecord {
     home: job.home,
     command: job.command,
     started: job.started,
+    policy: job.policy,
+    migrations: job.migrations,
   };
 }
 
@@ -269,9 +304,21 @@ export class JobTable {
   }
 
   /** Adds a job that just started here. */
-  add(job: { id: number; home: number; node: number; command: readonly string[] }): Job {
+  add(job: {
+    id: number;
+    home: number;
+    node: number;
+    command: readonly string[];
+    policy?: JobPolicy;
+  }): Job {
     if (this.#jobs.has(job.id)) throw new RangeError(`Cannot add job ${job.id}: it exists`);
-    const added: Job = { ...job, started: this.#clock.now(), output: new OutputLog(this.#clock) };
+    const added: Job = {
+      ...job,
+      policy: job.policy ?? DEFAULT_POLICY,
+      migrations: 0,
+      started: this.#clock.now(),
+      output: new OutputLog(this.#clock),
+    };
     this.#jobs.set(job.id, added);
     return added;
   }
@@ -327,6 +374,8 @@ export function parseJobRecord(text: string): JobRecord | undefined {
         home: value.home,
         command: value.command,
         started: value.started,
+        policy: isJobPolicy(value.policy) ? value.policy : DEFAULT_POLICY,
+        migrations: Number.isInteger(value.migrations) ? value.migrations : 0,
       }
       : undefined;
   } catch {

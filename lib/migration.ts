@@ -410,6 +410,8 @@ export class Migration {
           detach: () => deputy.detachInput(id).then((d) => d?.eof),
           reattach: (writer, eof) => deputy.reattachInput(id, writer, eof),
         });
+        job.migrations++;
+        job.movedAt = Date.now();
         await deputy.moved(id, target);
         return { ...report, totalMs: Math.round(now() - start) };
       }
@@ -453,6 +455,8 @@ export class Migration {
           ?.[1] as MigrationStep | undefined;
         throw new MigrationError(text, step, /\(log: ([^)]+)\)/.exec(text)?.[1]);
       }
+      job.migrations++;
+      job.movedAt = Date.now();
       if (target === nodeId) deputy.adopted(id);
       else await deputy.placed(id, target);
       logger.info("job {id}: moved from node {from} to node {to}", {

@@ -145,8 +145,28 @@ Deno.test("jobs: the table finds, lists, forgets and expires jobs", () => {
 });
 
 Deno.test("jobs: job records parse, and anything else is not one", () => {
-  const record = { pid: 5, node: 1, home: 1, command: ["a", "b"], started: 12 };
+  const record = {
+    pid: 5,
+    node: 1,
+    home: 1,
+    command: ["a", "b"],
+    started: 12,
+    policy: { lock: true, kind: "io" as const, decay: "fast" as const },
+    migrations: 2,
+  };
   assert.deepEqual(parseJobRecord(JSON.stringify(record)), record);
+  // A record without policy or count (an older om) reads with the defaults.
+  const { policy: _, migrations: __, ...old } = record;
+  assert.deepEqual(parseJobRecord(JSON.stringify(old)), {
+    ...old,
+    policy: { lock: false, decay: "slow" },
+    migrations: 0,
+  });
+  assert.equal(
+    parseJobRecord(JSON.stringify({ ...record, policy: { lock: 1, decay: "slow" } }))?.policy
+      .lock,
+    false,
+  );
   assert.equal(parseJobRecord("{"), undefined);
   assert.equal(parseJobRecord(JSON.stringify({ ...record, command: [1] })), undefined);
   assert.equal(parseJobRecord(JSON.stringify({ ...record, pid: "5" })), undefined);
