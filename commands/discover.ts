@@ -24,6 +24,7 @@ import { makeAcl } from "../lib/acl.ts";
 import { type ChannelServer, connectChannel, type Handler, serveChannel } from "../lib/channel.ts";
 import { findCriu } from "../lib/criu.ts";
 import { Migration } from "../lib/migration.ts";
+import { Balancer } from "../lib/balancer.ts";
 import { type ClusterKey, loadKey } from "../lib/key.ts";
 import { serveLocal } from "../lib/deputy.ts";
 import { Meter, REFERENCE_SPEED, speedOfCpuinfo } from "../lib/measure.ts";
@@ -201,6 +202,7 @@ const READY = "\u0000om-discover-ready\n";
 
 /** The channel commands lib/migration.ts answers (PROTOCOL.md §11). */
 const MIGRATION_COMMANDS = [
+  "mig.request",
   "mig.check",
   "mig.begin",
   "mig.file",
@@ -505,6 +507,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   const id = nodeIdOf(self.address);
   let local: ReturnType<typeof serveLocal> | undefined;
   let migration: Migration | undefined;
+  let balancer: Balancer | undefined;
   const connectNode = (node: number, address?: string) => {
     const member = daemon.membership.members().find((m) => m.id === node);
     const hostname = member?.address ?? address;
@@ -537,7 +540,11 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
           blocked: () => readFlag(paths, "block"),
           env: ctx.env,
         });
-        return migration.localHandlers();
+        // On an openMosix kernel the kernel balances (and there is no exchange to read).
+        if (!info) return migration.localHandlers();
+        balancer = new Balancer({ nodeId: id, paths, info, deputy, migration, logger });
+        balancer.start();
+        return new Map([...migration.localHandlers(), ...balancer.localHandlers()]);
       },
     });
   } catch (error) {
@@ -586,6 +593,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
 
   const signal = await signals.stopped;
   logger.info("{signal}: leaving the cluster", { signal });
+  await balancer?.stop();
   await migration?.close();
   await local.close();
   await channel.close();

@@ -42,6 +42,7 @@ import { listNodeInfo, type NodeInfo, readNodeInfo } from "../lib/nodestate.ts";
 import { readMap, resolveStatePaths, type StatePaths } from "../lib/statetree.ts";
 import { ALPHA_OPTION, ROOT_OPTION } from "../lib/stateflags.ts";
 import { meta } from "./index.ts";
+import type { SweepReport } from "../lib/balancer.ts";
 
 /** Per-node figures: the file of nodes/<id>/ each verb prints, and how messages name it. */
 const FIGURE_VERBS = {
@@ -62,8 +63,8 @@ const VERBS: readonly ArgSpec[] = [
   { name: "noquiet", help: "gather load-balancing information (also -quiet)" },
   { name: "nomfs", help: "disable MFS (admin/nomfs 1)" },
   { name: "mfs", help: "enable MFS (admin/nomfs 0)" },
-  { name: "expel", help: "send guest processes away; implies block (recorded only)" },
-  { name: "bring", help: "bring migrated processes home; implies lstay (recorded only)" },
+  { name: "expel", help: "send guest jobs home, return when done; implies block" },
+  { name: "bring", help: "bring this node's jobs home, return when done; implies lstay" },
   { name: "gettune", help: "show the overhead parameters (admin/overheads)" },
   { name: "getyard", help: "show the yardstick: NAME SPEED" },
   { name: "setyard", help: "set the yardstick: PIII-1000, node ID's speed, or this node's" },
@@ -118,9 +119,12 @@ The on/off verbs write 1 or 0 to the file of their name (mfs and nomfs: admin/no
 flag is already so they change nothing and say so, e.g. "automatic load-balancing already
 enabled." (an absent file counts as 0).
 
-expel writes admin/block 1 and admin/expel 1; bring writes admin/lstay 1 and admin/bring 1. For
-now they only RECORD the request (status shows it as pending): sending guests away and bringing
-processes home come with process migration, in a later om. Neither waits.
+expel writes admin/block 1 (no new guests) and admin/expel 1, then has om discover send every
+guest job home and returns when that is done; bring writes admin/lstay 1 (this node's jobs stay
+home) and admin/bring 1, then has om discover bring every job of this node home, and returns when
+done. Each prints the jobs it could not move and then fails (they go on where they were). om
+discover clears admin/expel or admin/bring when done. On an openMosix kernel the kernel acts on
+the files.
 
 Tuning, with om's defaults when the file is absent:
   setspeed N     admin/speed; getspeed without ID prints it, else this node's published speed
@@ -328,11 +332,48 @@ async function flagVerb(job: Job, verb: FlagVerb): Promise<number> {
   return 0;
 }
 
-/** expel (with block) or bring (with lstay): recorded for the migration to come. */
+/**
+ * expel (with block) or bring (with lstay): the files, then om discover does it (`node.expel`,
+ * `node.bring` on the local socket) and replies when done. The kernel acts on the files itself.
+ */
 async function request(job: Job, file: "expel" | "bring", implies: AdminFlag): Promise<number> {
   if (!await readFlag(job.paths, implies)) await writeAdmin(job.paths, implies, "1");
   await writeAdmin(job.paths, file, "1");
-  return 0;
+  if (job.paths.backend === "kernel") return 0;
+  // Loaded here only: every other verb starts without the channel's code.
+  const [{ connectChannel }, { localSocketPath }] = await Promise.all([
+    import("../lib/channel.ts"),
+    import("../lib/deputy.ts"),
+  ]);
+  const path = localSocketPath(job.paths.root);
+  let client;
+  try {
+    client = await connectChannel({ path, timeoutMs: 5000 });
+  } catch {
+    job.ctx.err(`mosctl: Cannot reach om discover at ${path}: is it running?\n`);
+    return 1;
+  }
+  try {
+    const reply: SweepReport = JSON.parse(
+      new TextDecoder().decode(
+        await client.request(`node.${file}`, new Uint8Array(), { timeoutMs: 0 }),
+      ),
+    );
+    if (job.json) job.ctx.out(JSON.stringify(reply) + "\n");
+    for (const failed of reply.failed) {
+      job.ctx.err(
+        `mosctl: Cannot ${
+          file === "expel" ? "send job" : "bring job"
+        } ${failed.id} home: ${failed.error}\n`,
+      );
+    }
+    return reply.failed.length ? 1 : 0;
+  } catch (error) {
+    job.ctx.err(`mosctl: ${file} failed: ${error instanceof Error ? error.message : error}\n`);
+    return 1;
+  } finally {
+    await client.close().catch(() => {});
+  }
 }
 
 /** A decimal setting of admin/ in a range, its default when absent; anything else is an error. */

@@ -8,8 +8,12 @@
  *    the movable job with the most resident memory to a node that keeps at least USHER_KEEP of
  *    its own total free after taking it, the least loaded such node.
  * 2. Then load: a movable job goes from this node S to a node T when T, with the job, would still
- *    be less loaded per CPU than S is now, by more than BALANCE_MARGIN:
- *      (load(T) + jobLoad(T)) / cpus(T) + BALANCE_MARGIN < load(S) / cpus(S)
+ *    be less loaded per CPU than S is now, by more than a margin: half the job's own load per CPU
+ *    at T (JOB_MARGIN), and at least BALANCE_MARGIN:
+ *      there = (load(T) + jobLoad(T)) / cpus(T)
+ *      there + max(BALANCE_MARGIN, JOB_MARGIN * jobLoad(T) / cpus(T)) < load(S) / cpus(S)
+ *    On equal nodes that is a difference of more than one and a half jobs: they end within one
+ *    job of each other, and a noisy figure of half a job does not send a job back and forth.
  *    Loads are openMosix's (100 = one task always runnable on a reference-speed CPU; a slower
  *    node shows more load for the same tasks, so it sheds jobs and a faster one attracts them).
  *    jobLoad(T) is the job's own load history (JobLoad) at T's speed. The jobs are tried the
@@ -30,6 +34,8 @@ import { BALANCE_MARGIN } from "./placement.ts";
 
 export { BALANCE_MARGIN };
 
+/** The part of a job's own load per CPU that a move must gain beyond the job itself. */
+export const JOB_MARGIN = 0.5;
 /** A moved (or new) job stays where it is for at least this many information intervals. */
 export const STAY_INTERVALS = 10;
 /** A job loading its node less than this (load units) is not moved for load. */
@@ -100,6 +106,9 @@ export interface Move {
   /** The job's load here and at `to`, in load units (for the corrections after the move). */
   readonly loadHere: number;
   readonly loadThere: number;
+  /** Load per CPU here now, and at `to` with the job (what the decision compared). */
+  readonly here: number;
+  readonly there: number;
 }
 
 /** A job's load at a node of speed `speed`, in load units. */
@@ -141,13 +150,19 @@ export function planMove(view: BalanceView): Move | undefined {
     n.id !== view.self && n.up && !n.block && !view.exclude?.has(n.id)
   );
   const jobs = view.jobs.filter((j) => movable(view, j));
-  const move = (job: JobView, to: number, reason: Move["reason"]): Move => ({
-    id: job.id,
-    to,
-    reason,
-    loadHere: jobLoadAt(tasksOf(job), self.speed),
-    loadThere: jobLoadAt(tasksOf(job), view.nodes.find((n) => n.id === to)!.speed),
-  });
+  const move = (job: JobView, to: number, reason: Move["reason"]): Move => {
+    const target = view.nodes.find((n) => n.id === to)!;
+    const loadThere = jobLoadAt(tasksOf(job), target.speed);
+    return {
+      id: job.id,
+      to,
+      reason,
+      loadHere: jobLoadAt(tasksOf(job), self.speed),
+      loadThere,
+      here: Math.round(perCpu(self)),
+      there: Math.round(perCpu(target, loadThere)),
+    };
+  };
 
   if (self.tmem > 0 && self.mem < USHER_LOW * self.tmem) {
     for (const job of [...jobs].sort((a, b) => b.rss - a.rss || a.id - b.id)) {
@@ -169,9 +184,12 @@ export function planMove(view: BalanceView): Move | undefined {
     .sort((a, b) => tasksOf(b) - tasksOf(a) || (a.since ?? 0) - (b.since ?? 0) || a.id - b.id);
   for (const job of busiest) {
     const to = draw(
-      targets.filter((t) => t.mem >= job.rss)
-        .map((t) => ({ id: t.id, score: perCpu(t, jobLoadAt(tasksOf(job), t.speed)) }))
-        .filter((s) => s.score + BALANCE_MARGIN < here),
+      targets.filter((t) => t.mem >= job.rss).flatMap((t) => {
+        const load = jobLoadAt(tasksOf(job), t.speed);
+        const score = perCpu(t, load);
+        const margin = Math.max(BALANCE_MARGIN, JOB_MARGIN * load / Math.max(1, t.cpus));
+        return score + margin < here ? [{ id: t.id, score }] : [];
+      }),
       random,
     );
     if (to !== undefined) return move(job, to, "load");

@@ -28,6 +28,8 @@ export interface InfoDeps {
 interface Heard {
   readonly info: NodeInfo;
   readonly at: number;
+  /** It refuses guests (the message's block flag). */
+  readonly block: boolean;
 }
 
 export class InfoExchange {
@@ -39,6 +41,10 @@ export class InfoExchange {
   readonly #heard = new Map<number, Heard>();
   /** This node's last figures (what `nodes/<self>` shows). */
   own?: NodeInfo;
+  /** Whether this node blocked guests at its last figures. */
+  ownBlock = false;
+  /** How many times this node's figures were computed (tells a new figure from the last). */
+  ownCount = 0;
 
   constructor(deps: InfoDeps, self: { id: number; address: string; interval: number }) {
     this.#deps = deps;
@@ -75,6 +81,8 @@ export class InfoExchange {
     const runnable = window.slice(1).reduce((sum, s) => sum + s.runnable, 0) / (window.length - 1);
     const measured: Figures = figures(window[0], window[window.length - 1], runnable, speed);
     this.own = { id: this.#selfId, status: "up", speed, ...measured };
+    this.ownBlock = admin.block;
+    this.ownCount++;
     await this.#deps.write(this.own);
     if (admin.quiet) return undefined;
     const message: InfoMessage = {
@@ -99,7 +107,7 @@ export class InfoExchange {
       tmem: message.tmem,
       util: message.util,
     };
-    this.#heard.set(id, { info, at: now });
+    this.#heard.set(id, { info, at: now, block: message.block });
     await this.#deps.write(info);
   }
 
@@ -123,6 +131,11 @@ export class InfoExchange {
   async stop(): Promise<void> {
     for (const id of [...this.#heard.keys()]) await this.forget(id);
     await this.#deps.write(downInfo(this.#selfId));
+  }
+
+  /** Every other node's figures as last heard, with its block flag. */
+  known(): { info: NodeInfo; block: boolean; at: number }[] {
+    return [...this.#heard.values()].map(({ info, block, at }) => ({ info, block, at }));
   }
 
   /** The figures last heard from a node. */

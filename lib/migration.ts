@@ -44,7 +44,15 @@ import {
   restoreArgs,
 } from "./criu.ts";
 import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy.ts";
-import { type Job, type JobExit, type OutputFd, SIGNAL_NUMBERS } from "./jobs.ts";
+import {
+  DEFAULT_POLICY,
+  isJobPolicy,
+  type Job,
+  type JobExit,
+  type JobPolicy,
+  type OutputFd,
+  SIGNAL_NUMBERS,
+} from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
 import { bodyOf, isId } from "./jsonbody.ts";
@@ -124,6 +132,7 @@ interface Incoming {
   readonly id: number;
   readonly home: number;
   readonly command: readonly string[];
+  readonly policy: JobPolicy;
   readonly fds: readonly (string | null)[];
   /** What the job had not read of its stdin at the dump, and whether it had reached its end. */
   readonly stdin?: Uint8Array;
@@ -133,12 +142,20 @@ interface Incoming {
   readonly homeAddress?: string;
 }
 
-/** A job running here for another home node. */
-interface Guest {
+/** A job running here for another home node, as the balancer sees it. */
+export interface GuestView {
   readonly id: number;
   readonly home: number;
-  readonly command: readonly string[];
+  /** Its PID 1 on this host. */
   readonly pid: number;
+  readonly policy: JobPolicy;
+  /** When it arrived here (ms since the epoch). */
+  readonly arrived: number;
+}
+
+/** A job running here for another home node. */
+interface Guest extends GuestView {
+  readonly command: readonly string[];
   /** The write end of its stdin; replaced when a failed migration reopens it. */
   stdin: WritableStreamDefaultWriter<Uint8Array>;
   /** End of file was asked for: the write end is closed. */
@@ -295,6 +312,8 @@ export class Migration {
   readonly #arrivals = new Map<number, { node: number; done: Promise<void> }>();
   /** Channels to the nodes moved jobs run on, for their stdin and their signals. */
   readonly #relays = new Map<string, Promise<ChannelClient>>();
+  /** At home: the jobs a migration is under way for. */
+  readonly #moving = new Set<number>();
   #preflightUntil = 0;
 
   constructor(options: MigrationOptions) {
@@ -395,6 +414,10 @@ export class Migration {
         undefined,
       );
     }
+    if (this.#moving.has(id)) {
+      throw new MigrationError(`Cannot migrate job ${id}: it is being moved already`, undefined);
+    }
+    this.#moving.add(id);
     // Stdin writes wait from here until the job runs again, here or there.
     const release = await deputy.holdInput(id);
     try {
@@ -405,6 +428,7 @@ export class Migration {
           pid,
           home: job.home,
           command: job.command,
+          policy: job.policy,
           target,
           start,
           detach: () => deputy.detachInput(id).then((d) => d?.eof),
@@ -418,6 +442,46 @@ export class Migration {
       return await this.#moveRemote(job, target, start);
     } finally {
       release();
+      this.#moving.delete(id);
+    }
+  }
+
+  /** The guests running here now. */
+  guests(): GuestView[] {
+    return [...this.#guests.values()].filter((g) => !g.moved).map((g) => ({
+      id: g.id,
+      home: g.home,
+      pid: g.pid,
+      policy: g.policy,
+      arrived: g.arrived,
+    }));
+  }
+
+  /**
+   * Asks the home of guest `id` to move it to `to` (a node id, or its home): the home decides,
+   * as for every move of its jobs, and asks this node to send it (`mig.request`, then `mig.move`).
+   */
+  async requestMove(id: number, to: number | "home"): Promise<MigrationReport> {
+    const guest = this.#guest(id);
+    let client: ChannelClient;
+    try {
+      client = await this.#options.connect(guest.home);
+    } catch (error) {
+      throw new MigrationError(
+        `Cannot move job ${id}: cannot reach its home node ${guest.home}: ${message(error)}`,
+        undefined,
+      );
+    }
+    try {
+      const reply = await client.request("mig.request", json({ id, to }), { timeoutMs: 0 });
+      return JSON.parse(decoder.decode(reply));
+    } catch (error) {
+      const text = error instanceof Error && "error" in error
+        ? String((error as { error: unknown }).error)
+        : message(error);
+      throw new MigrationError(text, undefined);
+    } finally {
+      await client.close().catch(() => {});
     }
   }
 
@@ -485,6 +549,7 @@ export class Migration {
     pid: number;
     home: number;
     command: readonly string[];
+    policy: JobPolicy;
     target: number;
     start: number;
     /** Closes this node's write end of the job's stdin; says whether it had reached its end. */
@@ -567,6 +632,7 @@ export class Migration {
             id,
             home: o.home,
             command: o.command,
+            policy: o.policy,
             fds,
             ...(stdin ? { stdin: encodeBase64(stdin.data), stdinEof: stdin.eof } : {}),
           }),
@@ -654,6 +720,7 @@ export class Migration {
       pid: guest.pid,
       home: guest.home,
       command: guest.command,
+      policy: guest.policy,
       target: to,
       start,
       detach: async () => {
@@ -681,6 +748,16 @@ export class Migration {
     const { deputy } = this.#options;
     const ok = () => Promise.resolve(json({}));
     return new Map<string, Handler>([
+      // At home: the node a job runs on asks to move it (its balancer, or expel).
+      ["mig.request", async (body, peer) => {
+        const { id, to } = bodyOf<{ id: number; to: number | "home" }>(
+          "mig.request",
+          body,
+          (r) => isId(r.id) && (r.to === "home" || (Number.isInteger(r.to) && r.to > 0)),
+        );
+        this.#movedJob(id, peer);
+        return json(await this.migrate(id, to));
+      }],
       ["mig.check", async () => {
         await this.#refuseWhenBlocked();
         await Deno.mkdir(this.#dir, { recursive: true });
@@ -704,6 +781,7 @@ export class Migration {
             id: number;
             home: number;
             command: string[];
+            policy?: JobPolicy;
             fds: unknown[];
             stdin?: string;
             stdinEof?: boolean;
@@ -714,6 +792,7 @@ export class Migration {
           (r) =>
             isId(r.id) && Number.isInteger(r.home) && Array.isArray(r.command) &&
             (r.stdin === undefined || typeof r.stdin === "string") &&
+            (r.policy === undefined || isJobPolicy(r.policy)) &&
             (r.stdinEof === undefined || typeof r.stdinEof === "boolean") &&
             Array.isArray(r.fds) && r.fds.length === 3 &&
             r.fds.every((k) => k === null || (typeof k === "string" && /^pipe:\[\d+\]$/.test(k))),
@@ -735,6 +814,7 @@ export class Migration {
           id: request.id,
           home: request.home,
           command: request.command,
+          policy: request.policy ?? DEFAULT_POLICY,
           fds: request.fds as (string | null)[],
           stdin: request.stdin ? decodeBase64(request.stdin) : undefined,
           stdinEof: request.stdinEof,
@@ -908,6 +988,8 @@ export class Migration {
       id,
       home: incoming.home,
       command: incoming.command,
+      policy: incoming.policy,
+      arrived: Date.now(),
       pid,
       stdin,
       eof: incoming.stdinEof === true,
@@ -923,6 +1005,7 @@ export class Migration {
         home: incoming.home,
         command: incoming.command,
         started: Date.now(),
+        policy: incoming.policy,
       }),
     ).catch(() => {});
     logger.info("job {id} of node {home}: restored here as pid {pid}", {

@@ -73,6 +73,17 @@ const jobOn = (lab: Lab, index: number, word: string) =>
     { what: `a job running ${word} on node ${index}`, intervalMs: 20 },
   );
 
+/**
+ * These tests move jobs by hand: every node gets admin/stay (mosctl stay), so that the balancer
+ * (tests/integration/balance_test.ts) moves nothing behind their back.
+ */
+async function manualOnly(lab: Lab): Promise<void> {
+  for (const node of lab.record.nodes) {
+    await Deno.mkdir(`${nodeRoot(lab, node.index)}/admin`, { recursive: true });
+    await Deno.writeTextFile(`${nodeRoot(lab, node.index)}/admin/stay`, "1\n");
+  }
+}
+
 const lines = (text: string) => text.split("\n").filter((line) => line !== "");
 const counts = (n: number) => Array.from({ length: n }, (_, i) => `${i}`);
 
@@ -98,6 +109,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("mig", planLab(2), async (lab) => {
+      await manualOnly(lab);
       for (const node of lab.record.nodes) {
         await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
       }
@@ -188,6 +200,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migk", planLab(2), async (lab) => {
+      await manualOnly(lab);
       await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
       // Test-only hook (lib/migration.ts): node 2 stores each image chunk 500 ms late.
       await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "500" } });
@@ -231,6 +244,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migs", planLab(2), async (lab) => {
+      await manualOnly(lab);
       for (const node of lab.record.nodes) {
         await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
       }
@@ -307,6 +321,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migm", planLab(3), async (lab) => {
+      await manualOnly(lab);
       for (const node of lab.record.nodes) {
         await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
       }
@@ -362,6 +377,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migb", planLab(3), async (lab) => {
+      await manualOnly(lab);
       for (const node of lab.record.nodes) {
         await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
       }

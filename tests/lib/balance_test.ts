@@ -90,9 +90,10 @@ Deno.test("balance: no move when the target would be as loaded as this node", ()
   // 2 jobs here, 1 there: moving one makes it 1 and 2; no better.
   const nodes = [node(1, 200), node(2, 100)];
   assert.equal(planMove(view({ nodes, jobs: [job(10), job(11)] })), undefined);
-  // Within the margin: no move either.
-  const close = [node(1, 200), node(2, 100 - BALANCE_MARGIN)];
+  // Within the margin (half a job): no move either.
+  const close = [node(1, 300), node(2, 150)];
   assert.equal(planMove(view({ nodes: close, jobs: [job(10), job(11)] })), undefined);
+  assert.equal(planMove(view({ nodes: [node(1, 300), node(2, 149)], jobs: [job(10)] }))?.to, 2);
   // Clearly better: the move.
   const better = [node(1, 300), node(2, 100)];
   assert.deepEqual(planMove(view({ nodes: better, jobs: [job(10), job(11), job(12)] })), {
@@ -101,6 +102,8 @@ Deno.test("balance: no move when the target would be as loaded as this node", ()
     reason: "load",
     loadHere: 100,
     loadThere: 100,
+    here: 300,
+    there: 200,
   });
 });
 
@@ -136,7 +139,7 @@ Deno.test("balance: a moved job stays put for STAY_INTERVALS intervals", () => {
 Deno.test("balance: blocked, down, excluded and short-of-memory nodes are not chosen", () => {
   const jobs = [job(10, { rss: GiB })];
   const pick = (other: NodeView, exclude?: Set<number>) =>
-    planMove(view({ nodes: [node(1, 300), other, node(3, 150)], jobs, exclude }))?.to;
+    planMove(view({ nodes: [node(1, 300), other, node(3, 100)], jobs, exclude }))?.to;
   assert.equal(pick(node(2, 0)), 2);
   assert.equal(pick(node(2, 0, { block: true })), 3);
   assert.equal(pick(node(2, 0, { up: false })), 3);
@@ -163,6 +166,8 @@ Deno.test("balance: a node short of memory ushers its biggest job, even against 
     reason: "memory",
     loadHere: 100,
     loadThere: 100,
+    here: 100,
+    there: 300,
   });
   // Not to a node that would then be short itself: 3 GiB of 4 leaves less than 20% of 8.
   const tight = node(2, 0, { mem: 4 * GiB });

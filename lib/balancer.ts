@@ -1,0 +1,385 @@
+/**
+ * The daemon's load balancer (openMosix's automatic migration, PROTOCOL.md §12): it samples the
+ * jobs running on this node, keeps their load history, and once per information interval asks
+ * the policy (lib/balance.ts) whether one should go, and moves it: a job of this home node
+ * through Migration.migrate, a guest by asking its home (`mig.request`), which decides every move
+ * of its jobs. One move at a time; after a move the next decision follows at once, with the loads
+ * of the two nodes corrected until their figures show the move.
+ *
+ * It also carries out `mosctl expel` (every guest goes home) and `mosctl bring` (every job of
+ * this node comes home), on the local socket (`node.expel`, `node.bring`), replying when done.
+ */
+import { readFlag, readNumber, writeAdmin } from "./admin.ts";
+import {
+  ADJUST_INTERVALS,
+  type BalanceView,
+  decayFactor,
+  DEFAULT_DECAY,
+  JobLoad,
+  type JobView,
+  type Move,
+  type NodeView,
+  planMove,
+  STAY_INTERVALS,
+} from "./balance.ts";
+import type { Handler } from "./channel.ts";
+import type { Deputy } from "./deputy.ts";
+import type { InfoExchange } from "./infoexchange.ts";
+import type { JobDecay, JobPolicy } from "./jobs.ts";
+import type { Logger } from "./log.ts";
+import { stateOfStat } from "./measure.ts";
+import { type Migration, MigrationError } from "./migration.ts";
+import type { NodeInfo } from "./nodestate.ts";
+import type { StatePaths } from "./statetree.ts";
+
+/** What the balancer works with. */
+export interface BalancerOptions {
+  readonly nodeId: number;
+  readonly paths: StatePaths;
+  readonly info: InfoExchange;
+  readonly deputy: Deputy;
+  readonly migration: Migration;
+  readonly logger: Logger;
+}
+
+/** A job running here, with its PID 1 on this host. */
+interface Here {
+  readonly id: number;
+  readonly home: number;
+  readonly pid: number;
+  readonly policy: JobPolicy;
+  readonly since?: number;
+  readonly guest: boolean;
+}
+
+/** What `node.expel` and `node.bring` reply. */
+export interface SweepReport {
+  readonly moved: number[];
+  readonly failed: { id: number; error: string }[];
+}
+
+const encoder = new TextEncoder();
+const json = (value: unknown) => encoder.encode(JSON.stringify(value));
+const message = (error: unknown) => error instanceof Error ? error.message : String(error);
+
+// Synchronous reads of small /proc files, as lib/measure.ts does (no worker-thread hand-offs).
+function read(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process and its descendants (through /proc/<pid>/task/<tid>/children). */
+export function processTree(pid: number): number[] {
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0 && found.length < 10_000) {
+    const next = queue.shift()!;
+    found.push(next);
+    let tasks: string[] = [];
+    try {
+      tasks = [...Deno.readDirSync(`/proc/${next}/task`)].map((e) => e.name);
+    } catch { /* gone */ }
+    for (const tid of tasks) {
+      for (const child of (read(`/proc/${next}/task/${tid}/children`) ?? "").split(" ")) {
+        if (/^\d+$/.test(child)) queue.push(Number(child));
+      }
+    }
+  }
+  return found;
+}
+
+/** Runnable tasks (threads) and resident bytes of a job's processes. */
+export function measureJob(pid: number): { runnable: number; rss: number } {
+  let runnable = 0;
+  let rss = 0;
+  for (const process of processTree(pid)) {
+    const status = read(`/proc/${process}/status`) ?? "";
+    rss += Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+    let tasks: string[] = [];
+    try {
+      tasks = [...Deno.readDirSync(`/proc/${process}/task`)].map((e) => e.name);
+    } catch { /* gone */ }
+    for (const tid of tasks) {
+      const stat = read(`/proc/${process}/task/${tid}/stat`);
+      if (stat && stateOfStat(stat) === "R") runnable++;
+    }
+  }
+  return { runnable, rss };
+}
+
+export class Balancer {
+  readonly #options: BalancerOptions;
+  readonly #loads = new Map<number, JobLoad>();
+  readonly #rss = new Map<number, number>();
+  /** Each node's last two loads, and which figure the last one was (see #view). */
+  readonly #loadsSeen = new Map<number, { figure: number; last: number; before: number }>();
+  /** Load corrections after moves: added to a node's published load until `until`. */
+  #adjust: { node: number; delta: number; until: number }[] = [];
+  /** Nodes that refused or failed a move, until when. */
+  readonly #exclude = new Map<number, number>();
+  /** Done when the move (or expel/bring) under way is; undefined when none is. */
+  #busy: Promise<unknown> | undefined;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #lastFold = Date.now();
+  /** No moves before this (this node failed its own preflight). */
+  #pausedUntil = 0;
+  #stopped = false;
+
+  constructor(options: BalancerOptions) {
+    this.#options = options;
+  }
+
+  /** Starts sampling (4x per interval) and deciding (once per interval). */
+  start(): void {
+    const interval = this.#options.info.interval;
+    this.#timers.push(setInterval(() => void this.#sample(), Math.max(10, interval / 4)));
+    this.#timers.push(setInterval(() => void this.#decide(), interval));
+  }
+
+  /** Stops the timers; a move under way finishes. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#timers = [];
+    await this.#busy?.catch(() => {});
+  }
+
+  /** The local socket's `node.expel` and `node.bring`. */
+  localHandlers(): Map<string, Handler> {
+    return new Map<string, Handler>([
+      ["node.expel", async () => json(await this.#exclusive(() => this.#expel()))],
+      ["node.bring", async () => json(await this.#exclusive(() => this.#bring()))],
+    ]);
+  }
+
+  /** The jobs running on this node now. */
+  #jobsHere(): Here[] {
+    const { deputy, migration, nodeId } = this.#options;
+    const here: Here[] = [];
+    for (const job of deputy.jobs.list()) {
+      const pid = job.node === nodeId && !job.output.exit ? deputy.localPid(job.id) : undefined;
+      if (pid === undefined) continue;
+      here.push({
+        id: job.id,
+        home: job.home,
+        pid,
+        policy: job.policy,
+        since: job.movedAt,
+        guest: false,
+      });
+    }
+    for (const guest of migration.guests()) {
+      here.push({ ...guest, since: guest.arrived, guest: true });
+    }
+    return here;
+  }
+
+  async #decaySettings(): Promise<{ interval: number; slow: number; fast: number }> {
+    const { paths } = this.#options;
+    return {
+      interval: await readNumber(paths, "decayinterval") ?? DEFAULT_DECAY.interval,
+      slow: await readNumber(paths, "slowdecay") ?? DEFAULT_DECAY.slow,
+      fast: await readNumber(paths, "fastdecay") ?? DEFAULT_DECAY.fast,
+    };
+  }
+
+  /** One sample of every job here; folds the histories once per decay interval. */
+  async #sample(): Promise<void> {
+    const here = this.#jobsHere();
+    const present = new Set(here.map((j) => j.id));
+    for (const id of this.#loads.keys()) {
+      if (!present.has(id)) {
+        this.#loads.delete(id);
+        this.#rss.delete(id);
+      }
+    }
+    for (const job of here) {
+      const measured = measureJob(job.pid);
+      let load = this.#loads.get(job.id);
+      if (!load) this.#loads.set(job.id, load = new JobLoad());
+      load.sample(measured.runnable);
+      this.#rss.set(job.id, measured.rss);
+    }
+    const decay = await this.#decaySettings();
+    if (Date.now() - this.#lastFold >= decay.interval * 1000) {
+      this.#lastFold = Date.now();
+      const decayOf = new Map<number, JobDecay>(here.map((j) => [j.id, j.policy.decay]));
+      for (const [id, load] of this.#loads) {
+        load.fold(decayFactor(decayOf.get(id) ?? "slow", decay));
+      }
+    }
+  }
+
+  /** What the policy sees now. */
+  async #view(): Promise<BalanceView | undefined> {
+    const { info, nodeId, paths } = this.#options;
+    if (!info.own) return undefined;
+    const now = Date.now();
+    this.#adjust = this.#adjust.filter((a) => a.until > now);
+    for (const [node, until] of this.#exclude) if (until <= now) this.#exclude.delete(node);
+    // One noisy figure must not move a job: this node counts the lower of its last two loads,
+    // the others the higher of theirs.
+    const steady = (node: NodeInfo, figure: number) => {
+      let seen = this.#loadsSeen.get(node.id);
+      if (!seen) {
+        this.#loadsSeen.set(node.id, seen = { figure, last: node.load, before: node.load });
+      }
+      if (seen.figure !== figure) {
+        seen.before = seen.last;
+        seen.last = node.load;
+        seen.figure = figure;
+      }
+      return node.id === nodeId
+        ? Math.min(seen.before, seen.last)
+        : Math.max(seen.before, seen.last);
+    };
+    const corrected = (node: NodeInfo, block: boolean, figure: number): NodeView => ({
+      id: node.id,
+      up: node.status === "up",
+      block,
+      load: Math.max(
+        0,
+        steady(node, figure) +
+          this.#adjust.filter((a) => a.node === node.id).reduce((sum, a) => sum + a.delta, 0),
+      ),
+      speed: node.speed,
+      cpus: node.cpus,
+      mem: node.mem,
+      tmem: node.tmem,
+    });
+    const nodes = [
+      corrected(info.own, info.ownBlock, info.ownCount),
+      ...info.known().filter((k) => k.info.id !== nodeId).map((k) =>
+        corrected(k.info, k.block, k.at)
+      ),
+    ];
+    const jobs: JobView[] = this.#jobsHere().flatMap((job) => {
+      const load = this.#loads.get(job.id);
+      return load
+        ? [{
+          id: job.id,
+          home: job.home,
+          policy: job.policy,
+          tasks: load.tasks,
+          rss: this.#rss.get(job.id) ?? 0,
+          since: job.since,
+        }]
+        : [];
+    });
+    return {
+      self: nodeId,
+      now,
+      interval: info.interval,
+      nodes,
+      jobs,
+      stay: await readFlag(paths, "stay"),
+      lstay: await readFlag(paths, "lstay"),
+      exclude: new Set(this.#exclude.keys()),
+    };
+  }
+
+  /** One decision; after a move, the next one at once. */
+  async #decide(): Promise<void> {
+    while (!this.#busy && !this.#stopped && Date.now() >= this.#pausedUntil) {
+      const view = await this.#view();
+      const move = view && planMove(view);
+      if (!move || this.#busy) return;
+      const done = this.#move(move);
+      this.#busy = done;
+      const moved = await done;
+      this.#busy = undefined;
+      if (!moved) return;
+    }
+  }
+
+  /** Carries out a move; true when the job moved. */
+  async #move(move: Move): Promise<boolean> {
+    const { logger, migration, nodeId, info } = this.#options;
+    const guest = migration.guests().some((g) => g.id === move.id);
+    logger.info(
+      "balance: job {id} goes to node {to} ({reason}: load per CPU {here} here, {there} there with it)",
+      { ...move },
+    );
+    try {
+      if (guest) await migration.requestMove(move.id, move.to);
+      else await migration.migrate(move.id, move.to);
+    } catch (error) {
+      logger.warn("balance: job {id} stays: {error}", { id: move.id, error: message(error) });
+      const until = Date.now() + STAY_INTERVALS * info.interval;
+      // This node cannot send (no working CRIU here): no moves for a while. Else the target
+      // refused or failed: not that one for a while.
+      if (error instanceof MigrationError && error.step === "preflight") this.#pausedUntil = until;
+      else this.#exclude.set(move.to, until);
+      return false;
+    }
+    const until = Date.now() + ADJUST_INTERVALS * info.interval;
+    this.#adjust.push(
+      { node: nodeId, delta: -move.loadHere, until },
+      { node: move.to, delta: move.loadThere, until },
+    );
+    this.#loads.delete(move.id);
+    return true;
+  }
+
+  /** Runs an expel or a bring once no move is under way, holding the balancer meanwhile. */
+  async #exclusive<T>(work: () => Promise<T>): Promise<T> {
+    while (this.#busy) await this.#busy.catch(() => {});
+    const done = work();
+    this.#busy = done;
+    try {
+      return await done;
+    } finally {
+      this.#busy = undefined;
+    }
+  }
+
+  /** Every guest goes home (its home moves it); admin/expel is cleared when done. */
+  async #expel(): Promise<SweepReport> {
+    const { migration, logger, paths } = this.#options;
+    const report: SweepReport = { moved: [], failed: [] };
+    // A guest whose move here was under way when expel began arrives after the first round.
+    for (let round = 0; round < 3; round++) {
+      const failed = new Set(report.failed.map((f) => f.id));
+      const guests = migration.guests().filter((g) => !failed.has(g.id));
+      if (guests.length === 0) break;
+      for (const guest of guests) {
+        try {
+          await migration.requestMove(guest.id, "home");
+          report.moved.push(guest.id);
+        } catch (error) {
+          report.failed.push({ id: guest.id, error: message(error) });
+        }
+      }
+    }
+    await writeAdmin(paths, "expel", "0").catch(() => {});
+    logger.info("expel: {moved} guest(s) sent home, {failed} failed", {
+      moved: report.moved.length,
+      failed: report.failed.length,
+    });
+    return report;
+  }
+
+  /** Every job of this node running elsewhere comes home; admin/bring is cleared when done. */
+  async #bring(): Promise<SweepReport> {
+    const { deputy, migration, logger, nodeId, paths } = this.#options;
+    const report: SweepReport = { moved: [], failed: [] };
+    for (const job of deputy.jobs.list()) {
+      if (job.node === nodeId || job.output.exit) continue;
+      try {
+        await migration.migrate(job.id, "home");
+        report.moved.push(job.id);
+      } catch (error) {
+        report.failed.push({ id: job.id, error: message(error) });
+      }
+    }
+    await writeAdmin(paths, "bring", "0").catch(() => {});
+    logger.info("bring: {moved} job(s) brought home, {failed} failed", {
+      moved: report.moved.length,
+      failed: report.failed.length,
+    });
+    return report;
+  }
+}

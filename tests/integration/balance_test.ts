@@ -1,0 +1,230 @@
+/**
+ * The cluster balances itself (lib/balance.ts, lib/balancer.ts), on a 4-node lab with real CRIU:
+ * 8 CPU-bound jobs started on node 1 spread out, no job moves back and forth, the admin flags
+ * (block, expel, bring, setspeed) act. Root and a working CRIU only.
+ */
+import assert from "node:assert/strict";
+import { STAY_INTERVALS } from "../../lib/balance.ts";
+import { findCriu } from "../../lib/criu.ts";
+import { type JobRecord, readJobRecords } from "../../lib/jobs.ts";
+import {
+  execInNode,
+  type Lab,
+  nodeRoot,
+  planLab,
+  startDaemon,
+  waitForAgreement,
+} from "../../lib/lab.ts";
+import { retryUntil } from "../../lib/retry.ts";
+import { omCommand } from "../../lib/selfexec.ts";
+import { ROOT, runIn, withLab } from "../tools/labkit.ts";
+
+const criu = findCriu((name) => Deno.env.get(name));
+const ignore = !ROOT || !criu;
+
+/** How long 8 jobs on one node of 4 may take to spread (documented in PROTOCOL.md §12). */
+export const SPREAD_DEADLINE_MS = 30_000;
+/** A CPU-bound job, niced so that the daemons sharing this machine's 2 CPUs stay responsive. */
+const BUSY = ["nice", "-n", "10", "sh", "-c", "while :; do :; done"];
+const NODES = 4;
+
+/** Starts `om run` in node `index` (its output is not read: the jobs print nothing). */
+function startJob(lab: Lab, index: number, ...options: string[]): Deno.ChildProcess {
+  return execInNode(lab, index, omCommand(["run", ...options, "--", ...BUSY]), {
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  });
+}
+
+/** Stops the jobs (SIGTERM to om run reaches the job) and waits for every om run to end. */
+async function stopJobs(jobs: Deno.ChildProcess[]): Promise<void> {
+  for (const job of jobs) {
+    try {
+      job.kill("SIGTERM");
+    } catch { /* gone */ }
+  }
+  await Promise.all(jobs.map((j) => j.status));
+}
+
+/** Node 1's records of its jobs (where each runs, how often it moved). */
+const homeJobs = (lab: Lab) => readJobRecords(`${nodeRoot(lab, 1)}/jobs`);
+
+/** Jobs per node, node 1 first. */
+function counts(jobs: readonly JobRecord[]): number[] {
+  return Array.from({ length: NODES }, (_, i) => jobs.filter((j) => j.node === i + 1).length);
+}
+
+/**
+ * Watches node 1's records until `done` holds; returns when it held, and every job's path of
+ * nodes (node 1 first) with the time of each move.
+ */
+async function watch(
+  lab: Lab,
+  done: (jobs: JobRecord[]) => boolean,
+  deadlineMs: number,
+): Promise<{ ms: number; paths: Map<number, { node: number; at: number }[]> }> {
+  const start = Date.now();
+  const paths = new Map<number, { node: number; at: number }[]>();
+  for (;;) {
+    const jobs = await homeJobs(lab);
+    for (const job of jobs) {
+      const path = paths.get(job.pid) ?? [{ node: 1, at: start }];
+      if (path[path.length - 1].node !== job.node) path.push({ node: job.node, at: Date.now() });
+      paths.set(job.pid, path);
+    }
+    if (jobs.length > 0 && done(jobs)) return { ms: Date.now() - start, paths };
+    if (Date.now() - start > deadlineMs) {
+      throw new Error(`not reached in ${deadlineMs} ms: jobs per node ${counts(jobs)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** No node runs more than one job above its fair share (`shares`: each node's, summing to 8). */
+const spread = (shares: number[]) => (jobs: JobRecord[]) =>
+  jobs.length === 8 && counts(jobs).every((n, i) => n <= Math.floor(shares[i]) + 1);
+
+async function mosctl(lab: Lab, index: number, ...args: string[]) {
+  const result = await runIn(lab, index, omCommand(["mosctl", ...args]));
+  assert.equal(result.code, 0, `mosctl ${args.join(" ")} on node ${index}: ${result.err}`);
+  return result;
+}
+
+/** Starts the 4 daemons (with CRIU) and waits for their maps to agree and their figures. */
+async function startCluster(lab: Lab): Promise<void> {
+  for (const node of lab.record.nodes) {
+    await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
+  }
+  const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+  assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+  await retryUntil(
+    async () => {
+      const status = await runIn(lab, 1, omCommand(["mosctl", "status"]));
+      return /4 up/.test(status.out);
+    },
+    10_000,
+    { what: "every node's figures on node 1" },
+  );
+}
+
+Deno.test({
+  name: "balance: 8 CPU-bound jobs on one of 4 nodes spread out, no job moves back and forth",
+  ignore,
+  fn: () =>
+    withLab("bal", planLab(NODES), async (lab) => {
+      await startCluster(lab);
+      // Node 3 blocks guests: it must get none.
+      await mosctl(lab, 3, "block");
+      const jobs = Array.from({ length: 8 }, () => startJob(lab, 1));
+      try {
+        // Fair shares without node 3: 8/3 each on nodes 1, 2 and 4.
+        const shares = [8 / 3, 8 / 3, 0, 8 / 3];
+        const reached = await watch(lab, spread(shares), SPREAD_DEADLINE_MS);
+        console.log(`balance: spread in ${reached.ms} ms: ${counts(await homeJobs(lab))}`);
+        // Then watch for longer than a moved job must stay put.
+        const stay = STAY_INTERVALS * 1000;
+        const observed = await observe(lab, reached.paths, stay + 3000);
+        const final = await homeJobs(lab);
+        assert.equal(counts(final)[2], 0, "node 3 blocks guests");
+        assert.ok(spread(shares)(final), `still spread: ${counts(final)}`);
+        for (const [pid, path] of observed) {
+          for (let i = 1; i < path.length; i++) {
+            // A moved job stays put for STAY_INTERVALS intervals...
+            if (i >= 2) {
+              assert.ok(
+                path[i].at - path[i - 1].at >= stay - 1000,
+                `job ${pid} moved twice within ${stay} ms: ${JSON.stringify(path)}`,
+              );
+            }
+          }
+          // ...and none went back where it came from.
+          const nodes = path.map((p) => p.node);
+          for (let i = 2; i < nodes.length; i++) {
+            assert.notEqual(nodes[i], nodes[i - 2], `job ${pid} went back: ${nodes}`);
+          }
+        }
+        const moves = final.reduce((sum, j) => sum + j.migrations, 0);
+        console.log(`balance: ${moves} moves (ideal: 6 on 4 nodes, 5 with node 3 blocked)`);
+        assert.ok(moves <= 8, `${moves} moves for 8 jobs`);
+      } finally {
+        await stopJobs(jobs);
+      }
+    }),
+});
+
+/** Keeps recording the jobs' paths for `ms` more milliseconds. */
+async function observe(
+  lab: Lab,
+  paths: Map<number, { node: number; at: number }[]>,
+  ms: number,
+): Promise<Map<number, { node: number; at: number }[]>> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    for (const job of await homeJobs(lab)) {
+      const path = paths.get(job.pid) ?? [{ node: 1, at: 0 }];
+      if (path[path.length - 1].node !== job.node) path.push({ node: job.node, at: Date.now() });
+      paths.set(job.pid, path);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return paths;
+}
+
+Deno.test({
+  name: "balance: expel empties a node of guests, bring brings a node's jobs home, both return",
+  ignore,
+  fn: () =>
+    withLab("bex", planLab(NODES), async (lab) => {
+      await startCluster(lab);
+      const jobs = Array.from({ length: 8 }, () => startJob(lab, 1));
+      try {
+        await watch(lab, (j) => counts(j)[1] >= 1 && counts(j)[2] >= 1, SPREAD_DEADLINE_MS);
+        // expel on node 2: it returns once node 2 has no guest (and blocks new ones).
+        await mosctl(lab, 2, "expel");
+        const afterExpel = await homeJobs(lab);
+        assert.equal(counts(afterExpel)[1], 0, `node 2 still has guests: ${counts(afterExpel)}`);
+        assert.equal((await readJobRecords(`${nodeRoot(lab, 2)}/jobs`)).length, 0);
+        assert.equal(
+          await mosctl(lab, 2, "status").then((r) => /expel pending/.test(r.out)),
+          false,
+        );
+        // The expelled jobs run on at home.
+        assert.equal(afterExpel.length, 8, "every job still runs");
+        // bring on node 1: every job comes home, and stays (bring implies lstay).
+        await mosctl(lab, 1, "bring");
+        assert.deepEqual(counts(await homeJobs(lab)), [8, 0, 0, 0]);
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        assert.deepEqual(counts(await homeJobs(lab)), [8, 0, 0, 0], "lstay keeps them home");
+        // nolstay: they spread again, but not to node 2, which still blocks.
+        await mosctl(lab, 1, "nolstay");
+        await watch(lab, (j) => counts(j)[0] <= 4, SPREAD_DEADLINE_MS);
+        assert.equal(counts(await homeJobs(lab))[1], 0, "node 2 blocks guests after expel");
+      } finally {
+        await stopJobs(jobs);
+      }
+    }),
+});
+
+Deno.test({
+  name: "balance: a node made slow with setspeed ends with fewer jobs",
+  ignore,
+  fn: () =>
+    withLab("bsp", planLab(NODES), async (lab) => {
+      await startCluster(lab);
+      const speed = Number((await mosctl(lab, 4, "getspeed")).out.trim());
+      await mosctl(lab, 4, "setspeed", String(Math.max(1, Math.round(speed / 4))));
+      const jobs = Array.from({ length: 8 }, () => startJob(lab, 1));
+      try {
+        // Fair shares by speed: 8 * 1/3.25 on the fast nodes, 8 * 0.25/3.25 on node 4.
+        const shares = [1, 1, 1, 0.25].map((s) => 8 * s / 3.25);
+        await watch(lab, spread(shares), SPREAD_DEADLINE_MS);
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        const per = counts(await homeJobs(lab));
+        console.log(`balance: with node 4 at a quarter speed: ${per}`);
+        assert.ok(per[3] < Math.min(...per.slice(0, 3)), `node 4 has as many jobs: ${per}`);
+      } finally {
+        await stopJobs(jobs);
+      }
+    }),
+});
