@@ -3,12 +3,13 @@
  * the first root only; migration needs CRIU too), each printing its table and goal lines and
  * writing its JSON to bench/results/.
  *
- *   deno task bench [startup|discover|info|migrate] [N...] [--runs R] [--warmups W] [--rounds K]
+ *   deno task bench [startup|discover|info|migrate|balance] [N...] [--runs R] [--warmups W] [--rounds K]
  *                   [--lab-dir DIR]
  *
  * A name runs only that benchmark; numbers are discover's cluster sizes; --runs and --warmups
  * go to startup, --rounds and --lab-dir to discover. The migration benchmark runs with its
- * defaults (16, 64 and 256 MB, 3 rounds); bench/migrate.ts takes its own arguments.
+ * defaults (16, 64 and 256 MB, 3 rounds), the balancing one with 3 rounds; bench/migrate.ts and
+ * bench/balance.ts take their own arguments.
  */
 import { parseArgs } from "node:util";
 import { findCriu } from "../lib/criu.ts";
@@ -16,9 +17,10 @@ import { parseDiscoverArgs, runDiscover } from "./discover.ts";
 import { benchMain } from "./report.ts";
 import { parseInfoArgs, runInfo } from "./info.ts";
 import { parseMigrateArgs, runMigrate } from "./migrate.ts";
+import { parseBalanceArgs, runBalance } from "./balance.ts";
 import { parseStartupArgs, runStartup } from "./startup.ts";
 
-const NAMES = ["startup", "discover", "info", "migrate"] as const;
+const NAMES = ["startup", "discover", "info", "migrate", "balance"] as const;
 
 /** Splits the task's arguments between the two benchmarks and says which to run. */
 export function splitArgs(
@@ -78,6 +80,14 @@ if (import.meta.main) {
       } else if (!findCriu((name) => Deno.env.get(name))) {
         console.log("migration benchmark skipped: no criu (set OM_CRIU or put criu on PATH)");
       } else await runMigrate(parseMigrateArgs([]));
+    }
+    if (run.has("balance")) {
+      console.log("\n");
+      if (Deno.uid() !== 0) {
+        console.log("balancing benchmark skipped: it needs root (namespaces, cgroups, CRIU)");
+      } else if (!findCriu((name) => Deno.env.get(name))) {
+        console.log("balancing benchmark skipped: no criu (set OM_CRIU or put criu on PATH)");
+      } else await runBalance(parseBalanceArgs([]));
     }
   });
 }

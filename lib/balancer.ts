@@ -196,6 +196,8 @@ export class Balancer {
         this.#rss.delete(id);
       }
     }
+    // An idle node (no job here) reads nothing more.
+    if (here.length === 0) return;
     for (const job of here) {
       const measured = measureJob(job.pid);
       let load = this.#loads.get(job.id);
@@ -283,7 +285,10 @@ export class Balancer {
 
   /** One decision; after a move, the next one at once. */
   async #decide(): Promise<void> {
-    while (!this.#busy && !this.#stopped && Date.now() >= this.#pausedUntil) {
+    while (
+      !this.#busy && !this.#stopped && Date.now() >= this.#pausedUntil &&
+      this.#loads.size > 0
+    ) {
       const view = await this.#view();
       const move = view && planMove(view);
       if (!move || this.#busy) return;

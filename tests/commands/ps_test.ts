@@ -1,3 +1,4 @@
+import { DEFAULT_POLICY } from "../../lib/jobs.ts";
 import assert from "node:assert/strict";
 import {
   defaultSelection,
@@ -211,7 +212,7 @@ Deno.test("ps: a job's PID 1 gets its job's node and home; a job elsewhere gets 
   const jobs = [
     { pid: 802, node: 5, home: 5, command: ["./job"], started: 1 },
     { pid: 900, node: 9, home: 5, command: ["far", "away"], started: 2 },
-  ];
+  ].map((j) => ({ ...j, policy: DEFAULT_POLICY, migrations: 0 }));
   const { placement, elsewhere } = jobPlacement(jobs, 5);
   const here = { pid: 802 } as Parameters<typeof placement>[0];
   const other = { pid: 731 } as Parameters<typeof placement>[0];
