@@ -45,8 +45,9 @@ export const USHER_LOW = 0.1;
 /** A node taking an ushered job must keep this fraction of its total memory available. */
 export const USHER_KEEP = 0.2;
 /**
- * After a move, the loads of its two nodes are corrected by the job's load for this many
- * intervals: their published figures only show the move after a whole interval measured with it.
+ * After a move, the loads and available memory of its two nodes are corrected by the job's for
+ * this many intervals: their published figures only show the move after a whole interval
+ * measured with it.
  */
 export const ADJUST_INTERVALS = 2;
 /** openMosix's decay defaults: per mille of the load history kept at each decay interval. */
@@ -106,6 +107,8 @@ export interface Move {
   /** The job's load here and at `to`, in load units (for the corrections after the move). */
   readonly loadHere: number;
   readonly loadThere: number;
+  /** The job's resident memory (for the corrections after the move). */
+  readonly rss: number;
   /** Load per CPU here now, and at `to` with the job (what the decision compared). */
   readonly here: number;
   readonly there: number;
@@ -159,6 +162,7 @@ export function planMove(view: BalanceView): Move | undefined {
       reason,
       loadHere: jobLoadAt(tasksOf(job), self.speed),
       loadThere,
+      rss: job.rss,
       here: Math.round(perCpu(self)),
       there: Math.round(perCpu(target, loadThere)),
     };

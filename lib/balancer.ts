@@ -117,7 +117,7 @@ export class Balancer {
   /** Each node's last two loads, and which figure the last one was (see #view). */
   readonly #loadsSeen = new Map<number, { figure: number; last: number; before: number }>();
   /** Load corrections after moves: added to a node's published load until `until`. */
-  #adjust: { node: number; delta: number; until: number }[] = [];
+  #adjust: { node: number; load: number; mem: number; until: number }[] = [];
   /** Nodes that refused or failed a move, until when. */
   readonly #exclude = new Map<number, number>();
   /** Done when the move (or expel/bring) under way is; undefined when none is. */
@@ -238,20 +238,20 @@ export class Balancer {
         ? Math.min(seen.before, seen.last)
         : Math.max(seen.before, seen.last);
     };
-    const corrected = (node: NodeInfo, block: boolean, figure: number): NodeView => ({
-      id: node.id,
-      up: node.status === "up",
-      block,
-      load: Math.max(
-        0,
-        steady(node, figure) +
-          this.#adjust.filter((a) => a.node === node.id).reduce((sum, a) => sum + a.delta, 0),
-      ),
-      speed: node.speed,
-      cpus: node.cpus,
-      mem: node.mem,
-      tmem: node.tmem,
-    });
+    const corrected = (node: NodeInfo, block: boolean, figure: number): NodeView => {
+      const adjust = this.#adjust.filter((a) => a.node === node.id);
+      const sum = (key: "load" | "mem") => adjust.reduce((total, a) => total + a[key], 0);
+      return {
+        id: node.id,
+        up: node.status === "up",
+        block,
+        load: Math.max(0, steady(node, figure) + sum("load")),
+        speed: node.speed,
+        cpus: node.cpus,
+        mem: Math.max(0, node.mem + sum("mem")),
+        tmem: node.tmem,
+      };
+    };
     const nodes = [
       corrected(info.own, info.ownBlock, info.ownCount),
       ...info.known().filter((k) => k.info.id !== nodeId).map((k) =>
@@ -322,8 +322,8 @@ export class Balancer {
     }
     const until = Date.now() + ADJUST_INTERVALS * info.interval;
     this.#adjust.push(
-      { node: nodeId, delta: -move.loadHere, until },
-      { node: move.to, delta: move.loadThere, until },
+      { node: nodeId, load: -move.loadHere, mem: move.rss, until },
+      { node: move.to, load: move.loadThere, mem: -move.rss, until },
     );
     this.#loads.delete(move.id);
     return true;

@@ -91,8 +91,8 @@ async function mosctl(lab: Lab, index: number, ...args: string[]) {
   return result;
 }
 
-/** Starts the 4 daemons (with CRIU) and waits for their maps to agree and their figures. */
-async function startCluster(lab: Lab): Promise<void> {
+/** Starts the daemons (with CRIU) and waits for their maps to agree and their figures. */
+async function startCluster(lab: Lab, nodes = NODES): Promise<void> {
   for (const node of lab.record.nodes) {
     await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
   }
@@ -101,7 +101,7 @@ async function startCluster(lab: Lab): Promise<void> {
   await retryUntil(
     async () => {
       const status = await runIn(lab, 1, omCommand(["mosctl", "status"]));
-      return /4 up/.test(status.out);
+      return new RegExp(`${nodes} up`).test(status.out);
     },
     10_000,
     { what: "every node's figures on node 1" },
@@ -227,4 +227,38 @@ Deno.test({
         await stopJobs(jobs);
       }
     }),
+});
+
+Deno.test({
+  name: "balance: a node short of memory ushers a job away, even when it is idle",
+  ignore,
+  fn: () =>
+    withLab("bmem", planLab(2), async (lab) => {
+      await startCluster(lab, 2);
+      // Two idle jobs that grow to 425 MiB each, on nodes of 1000 MiB (with a daemon and two
+      // om run): less than 10% of node 1 is left available, so one job goes; the other fits then.
+      // The string grows a MiB at a time: perl's `x` alone would need twice its size at once.
+      const hold = [
+        "perl",
+        "-e",
+        'sleep 2; $m = "a" x 1048576; $x .= $m for 1..425; sleep 1 while 1',
+      ];
+      const jobs = [1, 2].map(() =>
+        execInNode(lab, 1, omCommand(["run", "--", ...hold]), {
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        })
+      );
+      try {
+        const moved = await watch(lab, (j) => j.length === 2 && counts(j)[1] === 1, 30_000);
+        console.log(`balance: one job ushered to node 2 in ${moved.ms} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        assert.deepEqual(counts(await homeJobs(lab)).slice(0, 2), [1, 1], "only one had to go");
+        const log = await Deno.readTextFile(lab.record.nodes[0].dir + "/discover.log");
+        assert.match(log, /balance: job \d+ goes to node 2 \(memory/);
+      } finally {
+        await stopJobs(jobs);
+      }
+    }, { memory: 1000 * 2 ** 20 }),
 });

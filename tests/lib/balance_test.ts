@@ -102,6 +102,7 @@ Deno.test("balance: no move when the target would be as loaded as this node", ()
     reason: "load",
     loadHere: 100,
     loadThere: 100,
+    rss: 10 * 2 ** 20,
     here: 300,
     there: 200,
   });
@@ -166,6 +167,7 @@ Deno.test("balance: a node short of memory ushers its biggest job, even against 
     reason: "memory",
     loadHere: 100,
     loadThere: 100,
+    rss: 3 * GiB,
     here: 100,
     there: 300,
   });
