@@ -28,7 +28,8 @@ used so far (M:SS, or H:MM:SS from an hour on); STAT is ps's (R running, S sleep
 Z zombie, T stopped, I idle; < high and N low priority, s session leader, l threads, + foreground).
 The header is mps's exactly; a value wider than its column (pts/12) pushes its row along.
 A job of om run is listed by its job PID (the PID its home node gave it, whichever node runs
-it) with the node it runs on and its home node (from $OM_ROOT/jobs).`,
+it) with the node it runs on and its home node (from $OM_ROOT/jobs); with --json a job's row also
+has its "policy" (lock, kind, decay: om run's options) and "migrations" (how often it moved).`,
   options: [
     { name: "json", flags: ["--json"], help: "print the same rows as a JSON array" },
     {
