@@ -41,8 +41,8 @@ function overview(): string {
 }
 
 async function main(): Promise<number> {
-  const ctx = processContext();
   const name = invokedAs();
+  const ctx = { ...processContext(), invokedAs: name };
   let args = Deno.args;
   let command = name === "om" || name === "main.ts" ? undefined : findCommand(name);
   if (!command) {

@@ -529,6 +529,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
       nodeId: id,
       logger,
       clock: systemClock,
+      nodesDir: paths.nodes,
       more: (deputy) => {
         migration = new Migration({
           nodeId: id,

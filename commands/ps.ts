@@ -13,7 +13,7 @@ import {
   readProcesses,
   statFlags,
 } from "../lib/procs.ts";
-import { type JobRecord, readJobRecords } from "../lib/jobs.ts";
+import { type JobPolicy, type JobRecord, readJobRecords } from "../lib/jobs.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {
@@ -28,7 +28,8 @@ used so far (M:SS, or H:MM:SS from an hour on); STAT is ps's (R running, S sleep
 Z zombie, T stopped, I idle; < high and N low priority, s session leader, l threads, + foreground).
 The header is mps's exactly; a value wider than its column (pts/12) pushes its row along.
 A job of om run is listed by its job PID (the PID its home node gave it, whichever node runs
-it) with the node it runs on and its home node (from $OM_ROOT/jobs).`,
+it) with the node it runs on and its home node (from $OM_ROOT/jobs); with --json a job's row also
+has its "policy" (lock, kind, decay: om run's options) and "migrations" (how often it moved).`,
   options: [
     { name: "json", flags: ["--json"], help: "print the same rows as a JSON array" },
     {
@@ -52,6 +53,8 @@ it) with the node it runs on and its home node (from $OM_ROOT/jobs).`,
 export interface Placement {
   readonly node: number;
   readonly home: number;
+  /** For a job of om run: its lock and hints, and how many times it moved. */
+  readonly job?: Pick<JobRecord, "policy" | "migrations">;
 }
 
 /** A process of this node, running here. */
@@ -73,6 +76,10 @@ export interface PsRow {
   readonly time: number;
   /** The command line, or `[name]` when it has none (kernel threads, zombies). */
   readonly command: string;
+  /** A job's lock and hints (om run's options); only on a job's row. */
+  readonly policy?: JobPolicy;
+  /** How many times a job moved; only on a job's row. */
+  readonly migrations?: number;
 }
 
 /** Which processes a plain `om ps` shows: the user's own that have a terminal, or are jobs. */
@@ -105,11 +112,15 @@ export function jobPlacement(
     stat: "-",
     time: 0,
     command: j.command.join(" "),
+    policy: j.policy,
+    migrations: j.migrations,
   });
   return {
     placement: (p) => {
       const job = byPid.get(p.pid);
-      return job && job.node === job.home ? { node: 0, home: 0 } : HERE;
+      return job && job.node === job.home
+        ? { node: 0, home: 0, job: { policy: job.policy, migrations: job.migrations } }
+        : HERE;
     },
     elsewhere: jobs.filter((j) => j.node !== j.home).map(row),
   };
@@ -121,7 +132,7 @@ export function psRows(
   placement: (p: ProcessInfo) => Placement = () => HERE,
 ): PsRow[] {
   return processes.map((p) => {
-    const { node, home } = placement(p);
+    const { node, home, job } = placement(p);
     return {
       pid: p.pid,
       ppid: p.ppid,
@@ -132,6 +143,7 @@ export function psRows(
       stat: statFlags(p),
       time: p.cpuTicks / CLOCK_TICKS,
       command: p.argv.length > 0 ? p.argv.join(" ") : `[${p.comm}]`,
+      ...(job ? { policy: job.policy, migrations: job.migrations } : {}),
     };
   });
 }

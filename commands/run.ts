@@ -1,11 +1,10 @@
 /**
- * `om run` (mosrun): runs a command as a job of the local daemon, so that it can move, and
- * stands in for it at home: the job's output comes here, this terminal's input goes there, the
+ * `om run` (mosrun): runs a command as a job of the local daemon, so that it can move (or starts
+ * it on another node: mosrun's options, lib/runoptions.ts), and stands in for it at home: the job's output comes here, this terminal's input goes there, the
  * signals sent to `om run` reach it, and its exit status becomes ours. Protocol: PROTOCOL.md §10.
  */
-import { type ChannelClient, connectChannel } from "../lib/channel.ts";
-import type { CommandSpec, Parsed } from "../lib/cli.ts";
-import { UsageError } from "../lib/cli.ts";
+import { type ChannelClient, connectChannel, RemoteError } from "../lib/channel.ts";
+import { type CommandSpec, type Parsed, renderHelp } from "../lib/cli.ts";
 import { loadSettings } from "../lib/config.ts";
 import type { Context } from "../lib/context.ts";
 import {
@@ -14,14 +13,19 @@ import {
   localSocketPath,
   OUTPUT_POLL_MS,
   type OutputReply,
+  type RunRequest,
 } from "../lib/deputy.ts";
+import { callerLockOf, parseRunOptions, type RunOptions } from "../lib/runoptions.ts";
 import { exitStatus } from "../lib/jobs.ts";
 import { ROOT_OPTION } from "../lib/stateflags.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {
   ...meta("run"),
-  usage: ["om run [--root DIR] [--] COMMAND [ARGS...]", "mosrun [--] COMMAND [ARGS...]"],
+  usage: [
+    "om run [-h | -NODE | -jLIST] [-F] [-l|-L|-k] [-c|-i] [-n|-s|-f] [--root DIR] [--] COMMAND [ARGS...]",
+    "mosrun [options] [--] COMMAND [ARGS...]",
+  ],
   description:
     `Starts COMMAND through this node's om discover as a job: PID 1 of its own PID namespace
 and leader of its own session, so that it can later be checkpointed and moved to another node.
@@ -29,14 +33,57 @@ Its standard output and error come back here as it writes them (byte for byte), 
 is forwarded to it (end of file too), SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to om run are
 delivered to it, and om run exits with its exit status (128+N when signal N killed it). A job
 that does not handle SIGINT/SIGTERM/SIGHUP/SIGQUIT dies of it as it would outside a namespace.
-om ps lists it with its job PID, the node it runs on and its home node.
+om ps lists it with its job PID, the node it runs on and its home node (this one).
 
-Put -- before COMMAND when it has options of its own. om run talks to the daemon over the
-local socket $OM_ROOT/omdiscd.sock (default /run/om), which only root may use for now: jobs of
-other users need a design of user identity that is still to come. om run itself fails with 125
-when it cannot start or follow the job (daemon not running, or gone); a command that
-cannot be found exits 127, as in a shell.`,
-  options: [ROOT_OPTION],
+Options are mosrun's, each on its own; they end at -- or at the first word that is not one,
+so 'om run sh -c CMD' passes -c to sh. Of -h/-NODE/-j, of -l/-L/-k, of -c/-i and of -n/-s/-f
+the last one given counts. -NODE is a node id in decimal (-3): the job starts there, moved
+while it has not yet run a single instruction of COMMAND; its output, input, signals and exit
+status still go through this om run. -jLIST draws one node at random among those of LIST that
+are up (ids and ranges: -j2-4,7) and tries the others if it cannot start there. When no node
+works, om run fails with 125 and says why, and nothing of COMMAND ran; with -F the job runs
+here instead. A node that is this one means here.
+
+The lock: a locked job stays where it started (only om migrate moves it). A plain 'om run'
+starts an unlocked job, as an ordinary openMosix process was; -h and a named node lock it
+unless -l is given. Invoked as mosrun, om keeps mosrun's default: locked when a node was named
+or no decay option (-n, -s, -f) was given, unless -l. -k keeps the caller's lock: inside an om
+job ($OM_JOB and $OM_JOB_LOCK are in every job's environment) that job's lock; outside one,
+locked, since the caller cannot move at all. -c/-i and -n/-s/-f are hints kept with the job
+(om ps --json shows them under "policy"); without one, decay is slow.
+
+om run talks to the daemon over the local socket $OM_ROOT/omdiscd.sock (default /run/om),
+which only root may use for now: jobs of other users need a design of user identity that is
+still to come. om run itself fails with 125 when it cannot start or follow the job (daemon not
+running or gone, or no node to start on); a command that cannot be found exits 127, as in a
+shell. The runners nomig, runhome, runon, cpujob, iojob, nodecay, slowdecay and fastdecay are
+om run with one preset each.`,
+  options: [
+    { name: "home", flags: ["-h"], help: "stay at home (this node), locked" },
+    {
+      name: "list",
+      flags: ["-j"],
+      value: "LIST",
+      help: "start on a random node of LIST (ids and ranges: -j2-4,7), locked; -NODE: on NODE",
+      complete: "none",
+    },
+    { name: "fallback", flags: ["-F"], help: "run here when the node is unavailable, not fail" },
+    { name: "unlock", flags: ["-l"], help: "unlocked: the job may move" },
+    { name: "lock", flags: ["-L"], help: "locked: the job stays where it starts" },
+    {
+      name: "keep",
+      flags: ["-k"],
+      help: "keep the caller's lock ($OM_JOB_LOCK; locked outside a job)",
+    },
+    { name: "cpu", flags: ["-c"], help: "a cpu-bound job" },
+    { name: "io", flags: ["-i"], help: "an io-bound job" },
+    { name: "nodecay", flags: ["-n"], help: "no decay of its load history" },
+    { name: "slowdecay", flags: ["-s"], help: "slow decay (the default)" },
+    { name: "fastdecay", flags: ["-f"], help: "fast decay" },
+    ROOT_OPTION,
+  ],
+  helpFlags: ["--help"],
+  rawArgs: true,
   args: [
     { name: "COMMAND", help: "the program to run as a job", complete: "none" },
     { name: "ARGS...", help: "its arguments", complete: "file" },
@@ -44,9 +91,12 @@ cannot be found exits 127, as in a shell.`,
   examples: [
     { command: "om run -- sh -c 'echo hello; exit 3'", says: "prints hello, exits 3" },
     {
-      command: "mosrun -- awk 'BEGIN {for (i=0; i<1e8; i++) s+=i; print s}'",
-      says: "a CPU-bound job that can be moved with om migrate",
+      command: "om run awk 'BEGIN {for (i=0; i<1e8; i++) s+=i; print s}'",
+      says: "an unlocked CPU-bound job that can be moved with om migrate",
     },
+    { command: "om run -2 hostname", says: "runs hostname on node 2, prints here" },
+    { command: "om run -j2-4,7 -F make", says: "on one of nodes 2, 3, 4, 7 that is up, or here" },
+    { command: "mosrun -c -l ./simulate", says: "mosrun's spelling: cpu-bound, unlocked" },
     { command: "tar cf - dir | om run -- gzip > dir.tar.gz", says: "stdin and stdout go through" },
   ],
 };
@@ -95,13 +145,22 @@ async function forwardInput(
   }
 }
 
-/** Runs the job and stands in for it until it ends. */
+/** Reads mosrun's options (as om run or as mosrun) and runs the job. */
 export async function run(parsed: Parsed, ctx: Context): Promise<number> {
-  if (parsed.args.length === 0) throw new UsageError("Cannot run a job: no command given");
-  const settings = await loadSettings(
-    { root: parsed.options.root as string | undefined },
-    ctx.env,
-  );
+  const options = parseRunOptions(parsed.args, {
+    mosrun: ctx.invokedAs === "mosrun",
+    callerLock: callerLockOf(ctx.env),
+  });
+  if (options.help) {
+    ctx.out(renderHelp(spec));
+    return 0;
+  }
+  return await runJob(options, ctx);
+}
+
+/** Runs the job and stands in for it until it ends (om run and the runners). */
+export async function runJob(options: RunOptions, ctx: Context): Promise<number> {
+  const settings = await loadSettings({ root: options.root }, ctx.env);
   const path = localSocketPath(settings.root);
   const connect = () => connectChannel({ path, timeoutMs: 5000 });
   let output: ChannelClient;
@@ -116,13 +175,26 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   try {
     let id: number;
     try {
-      const reply = await output.request(
-        "job.run",
-        json({ argv: parsed.args, cwd: Deno.cwd(), env: ctx.envAll() }),
-      );
+      const request: RunRequest = {
+        argv: options.args,
+        cwd: Deno.cwd(),
+        env: ctx.envAll(),
+        policy: options.policy,
+        ...(options.place ? { place: options.place } : {}),
+      };
+      // Starting elsewhere is a migration (or several): longer than a request usually may take.
+      const reply = await output.request("job.run", json(request), {
+        timeoutMs: options.place ? 0 : undefined,
+      });
       id = parseJson<{ id: number }>(reply).id;
     } catch (error) {
-      ctx.err(`om run: ${error instanceof Error ? error.message : error}\n`);
+      // The daemon's own words when it answered (a node that cannot take the job, ...).
+      const text = error instanceof RemoteError
+        ? error.error
+        : error instanceof Error
+        ? error.message
+        : String(error);
+      ctx.err(`om run: ${text}\n`);
       return 125;
     }
     // Input and signals on connections of their own: a request waits for the one before it

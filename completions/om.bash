@@ -167,6 +167,152 @@ _om_spec_mosctl() {
 # om run, mosrun
 _om_spec_run() {
   case $1 in
+    flags) REPLY='-h -j -F -l -L -k -c -i -n -s -f --root --help' ;;
+    valued) REPLY='-j --root' ;;
+    value)
+      case $2 in
+        -j) REPLY=none ;;
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        *) REPLY=file ;;
+      esac ;;
+  esac
+}
+
+# om nomig
+_om_spec_nomig() {
+  case $1 in
+    flags) REPLY='--root -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        *) REPLY=file ;;
+      esac ;;
+  esac
+}
+
+# om runhome
+_om_spec_runhome() {
+  case $1 in
+    flags) REPLY='--root -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        *) REPLY=file ;;
+      esac ;;
+  esac
+}
+
+# om runon
+_om_spec_runon() {
+  case $1 in
+    flags) REPLY='--root -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        1) REPLY=none ;;
+        *) REPLY=file ;;
+      esac ;;
+  esac
+}
+
+# om cpujob
+_om_spec_cpujob() {
+  case $1 in
+    flags) REPLY='--root -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        *) REPLY=file ;;
+      esac ;;
+  esac
+}
+
+# om iojob
+_om_spec_iojob() {
+  case $1 in
+    flags) REPLY='--root -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        *) REPLY=file ;;
+      esac ;;
+  esac
+}
+
+# om nodecay
+_om_spec_nodecay() {
+  case $1 in
+    flags) REPLY='--root -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        *) REPLY=file ;;
+      esac ;;
+  esac
+}
+
+# om slowdecay
+_om_spec_slowdecay() {
+  case $1 in
+    flags) REPLY='--root -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        *) REPLY=file ;;
+      esac ;;
+  esac
+}
+
+# om fastdecay
+_om_spec_fastdecay() {
+  case $1 in
     flags) REPLY='--root -h --help' ;;
     valued) REPLY='--root' ;;
     value)
@@ -302,12 +448,20 @@ _om() {
     setpe) _om_complete _om_spec_setpe 1; return ;;
     mosctl) _om_complete _om_spec_mosctl 1; return ;;
     mosrun) _om_complete _om_spec_run 1; return ;;
+    nomig) _om_complete _om_spec_nomig 1; return ;;
+    runhome) _om_complete _om_spec_runhome 1; return ;;
+    runon) _om_complete _om_spec_runon 1; return ;;
+    cpujob) _om_complete _om_spec_cpujob 1; return ;;
+    iojob) _om_complete _om_spec_iojob 1; return ;;
+    nodecay) _om_complete _om_spec_nodecay 1; return ;;
+    slowdecay) _om_complete _om_spec_slowdecay 1; return ;;
+    fastdecay) _om_complete _om_spec_fastdecay 1; return ;;
     migrate) _om_complete _om_spec_migrate 1; return ;;
     mps) _om_complete _om_spec_ps 1; return ;;
     mosmon) _om_complete _om_spec_mon 1; return ;;
   esac
   if (( COMP_CWORD == 1 )); then
-    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run migrate ps mon keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
+    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run nomig runhome runon cpujob iojob nodecay slowdecay fastdecay migrate ps mon keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
     return
   fi
   case ${COMP_WORDS[1]} in
@@ -316,6 +470,14 @@ _om() {
     setpe) _om_complete _om_spec_setpe 2 ;;
     mosctl) _om_complete _om_spec_mosctl 2 ;;
     run | mosrun) _om_complete _om_spec_run 2 ;;
+    nomig) _om_complete _om_spec_nomig 2 ;;
+    runhome) _om_complete _om_spec_runhome 2 ;;
+    runon) _om_complete _om_spec_runon 2 ;;
+    cpujob) _om_complete _om_spec_cpujob 2 ;;
+    iojob) _om_complete _om_spec_iojob 2 ;;
+    nodecay) _om_complete _om_spec_nodecay 2 ;;
+    slowdecay) _om_complete _om_spec_slowdecay 2 ;;
+    fastdecay) _om_complete _om_spec_fastdecay 2 ;;
     migrate) _om_complete _om_spec_migrate 2 ;;
     ps | mps) _om_complete _om_spec_ps 2 ;;
     mon | mosmon) _om_complete _om_spec_mon 2 ;;
@@ -325,4 +487,4 @@ _om() {
   esac
 }
 
-complete -F _om om omdiscd showmap setpe mosctl mosrun migrate mps mosmon
+complete -F _om om omdiscd showmap setpe mosctl mosrun nomig runhome runon cpujob iojob nodecay slowdecay fastdecay migrate mps mosmon

@@ -53,6 +53,12 @@ export interface CommandSpec {
   readonly verbs?: readonly ArgSpec[];
   /** Spellings that ask for help; default `-h`, `--help`. */
   readonly helpFlags?: readonly string[];
+  /**
+   * The command reads its arguments itself (mosrun's `-3` and `-j2-4,7` fit no declaration):
+   * parse hands every word over as an argument and only notices a help flag before the first
+   * word that does not start with `-`. The options are still declared, for help and completions.
+   */
+  readonly rawArgs?: boolean;
 }
 
 /** Parsed command line: option values by name, and the positional arguments. */
@@ -96,6 +102,15 @@ export function parse(
   argv: readonly string[],
   options: { stopAtFirstArg?: boolean } = {},
 ): Parsed {
+  if (spec.rawArgs) {
+    const end = argv.findIndex((word) => word === "--" || !word.startsWith("-"));
+    const before = end === -1 ? argv : argv.slice(0, end);
+    return {
+      options: {},
+      args: [...argv],
+      help: before.some((word) => helpFlagsOf(spec).includes(word)),
+    };
+  }
   const byFlag = new Map<string, OptionSpec>();
   for (const option of spec.options) for (const flag of option.flags) byFlag.set(flag, option);
   const values: Parsed["options"] = {};

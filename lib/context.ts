@@ -19,6 +19,8 @@ export interface Context {
   stdin: ReadableStream<Uint8Array>;
   /** True when standard output is a terminal. */
   isTerminal: boolean;
+  /** The name om was invoked by (`mosrun` through a link); undefined means `om`. */
+  invokedAs?: string;
 }
 
 const encoder = new TextEncoder();

@@ -30,6 +30,8 @@ import type { Logger } from "./log.ts";
 import { retryUntil } from "./retry.ts";
 import { replaceFile } from "./statetree.ts";
 import { bodyOf, isId } from "./jsonbody.ts";
+import { readNodeInfo } from "./nodestate.ts";
+import type { JobPlace } from "./runoptions.ts";
 
 /** How long `job.output` waits for output before answering with none. */
 export const OUTPUT_POLL_MS = 20_000;
@@ -37,10 +39,12 @@ export const OUTPUT_POLL_MS = 20_000;
 /**
  * The start gate: the job's PID 1 is first a shell that waits for one line on stdin and then
  * execs the command (staying PID 1). The deputy finds the PID 1 and records the job before it
- * lets it go, so even a job that ends at once (`true`) is found, and no output is missed.
- * `read` takes bytes up to the newline only (POSIX), so the job's stdin starts after it.
+ * lets it go, so even a job that ends at once (`true`) is found, and no output is missed; a job
+ * started elsewhere (job.run's `place`) is moved there while it waits. The line is the job's id,
+ * which the job gets as $OM_JOB (its PID is known only once it runs). `read` takes bytes up to
+ * the newline only (POSIX), so the job's stdin starts after it.
  */
-export const START_GATE = 'read -r _ || exit 125; exec "$@"';
+export const START_GATE = 'read -r OM_JOB || exit 125; export OM_JOB; exec "$@"';
 
 /** Signals that kill by default and that `om run` forwards; see {@linkcode deliverSignal}. */
 const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
@@ -52,6 +56,16 @@ export interface RunRequest {
   readonly env: Record<string, string>;
   /** Lock and hints (mosrun's options); DEFAULT_POLICY when absent. */
   readonly policy?: JobPolicy;
+  /** Where to start it (mosrun -NODE, -j, -F); here when absent. */
+  readonly place?: JobPlace;
+}
+
+/** Whether `value` is job.run's `place`. */
+export function isJobPlace(value: unknown): value is JobPlace {
+  const v = value as JobPlace | null;
+  return typeof v === "object" && v !== null && Array.isArray(v.nodes) && v.nodes.length > 0 &&
+    v.nodes.every((n) => Number.isInteger(n) && n >= 1 && n <= 0xffff) &&
+    typeof v.fallback === "boolean";
 }
 
 /** Body of a `job.output` reply: the chunks' data in base64. */
@@ -71,6 +85,10 @@ export interface DeputyOptions {
   readonly clock: Clock;
   /** The long poll of `job.output`; default OUTPUT_POLL_MS. */
   readonly pollMs?: number;
+  /** Where every node's figures are (`$OM_ROOT/nodes`), to start jobs only on nodes that are up. */
+  readonly nodesDir?: string;
+  /** A number in [0, 1), for drawing the node a job starts on; default Math.random. */
+  readonly random?: () => number;
 }
 
 interface Running {
@@ -159,6 +177,11 @@ export class Deputy {
   readonly #adopting = new Map<number, Running>();
   /** Relays stdin and signals to the node a moved job runs on; set by the migration. */
   remote: RemoteJobs | undefined;
+  /**
+   * Moves a job that still waits in its start gate to `node` (job.run's `place`); set by the
+   * migration. Throws when it cannot: the job is then still here.
+   */
+  placer?: (id: number, node: number) => Promise<void>;
   readonly #stopExpiry: () => void;
 
   constructor(options: DeputyOptions) {
@@ -181,7 +204,8 @@ export class Deputy {
             Array.isArray(r.argv) && r.argv.length > 0 &&
             r.argv.every((a) => typeof a === "string") && typeof r.cwd === "string" &&
             typeof r.env === "object" && r.env !== null &&
-            (r.policy === undefined || isJobPolicy(r.policy)),
+            (r.policy === undefined || isJobPolicy(r.policy)) &&
+            (r.place === undefined || isJobPlace(r.place)),
         );
         return await json({ id: await this.start(request) });
       }],
@@ -223,7 +247,7 @@ export class Deputy {
       process = new Deno.Command(program, {
         args,
         cwd: request.cwd,
-        env: request.env,
+        env: { ...request.env, OM_JOB_LOCK: request.policy?.lock ? "1" : "0" },
         clearEnv: true,
         stdin: "piped",
         stdout: "piped",
@@ -265,12 +289,90 @@ export class Deputy {
     void followed.finally(() => {
       if (this.#followed.get(id) === followed) this.#followed.delete(id);
     });
-    await stdin.write(encoder.encode("\n")).catch(() => {});
-    this.#options.logger.info("job {id}: started {command}", {
+    if (request.place) {
+      try {
+        await this.#place(job, request.place);
+      } catch (error) {
+        await this.#discard(id);
+        throw error;
+      }
+    }
+    // Through the input path: it reaches the job wherever it was placed.
+    await this.input(id, encoder.encode(`${id}\n`));
+    this.#options.logger.info("job {id}: started {command} on node {node}", {
       id,
       command: request.argv.join(" "),
+      node: job.node,
     });
     return id;
+  }
+
+  /**
+   * Moves a job still in its start gate to one of `place.nodes`: those that are up (or this
+   * node) are tried in a random order; this node means it stays. When none works it stays here
+   * if `place.fallback`, else this throws, naming the nodes and why each failed.
+   */
+  async #place(job: Job, place: JobPlace): Promise<void> {
+    const here = this.#options.nodeId;
+    const random = this.#options.random ?? Math.random;
+    const failures: string[] = [];
+    const up: number[] = [];
+    for (const node of new Set(place.nodes)) {
+      if (node === here) {
+        up.push(node);
+        continue;
+      }
+      const info = this.#options.nodesDir === undefined
+        ? undefined
+        : await readNodeInfo(this.#options.nodesDir, node).catch(() => undefined);
+      if (info?.status === "up") up.push(node);
+      else failures.push(info ? `node ${node} is down` : `node ${node} is not known here`);
+    }
+    while (up.length > 0) {
+      const [node] = up.splice(Math.min(up.length - 1, Math.floor(random() * up.length)), 1);
+      if (node === here) return;
+      try {
+        if (!this.placer) throw new Error("this node cannot migrate jobs");
+        await this.placer(job.id, node);
+        return;
+      } catch (error) {
+        // A migration error says the job goes on here: true now, not once it is discarded.
+        const why = (error instanceof Error ? error.message : String(error))
+          .replace(/^Cannot migrate job \d+ to node \d+: /, "")
+          .replace(/; the job goes on at node \d+$/, "");
+        failures.push(place.nodes.length === 1 ? why : `node ${node}: ${why}`);
+      }
+    }
+    const nodes = place.nodes.length === 1
+      ? `node ${place.nodes[0]}`
+      : `nodes ${place.nodes.join(",")}`;
+    if (place.fallback) {
+      this.#options.logger.warn("job {id}: cannot start on {nodes} ({why}); it runs at home", {
+        id: job.id,
+        nodes,
+        why: failures.join("; "),
+      });
+      return;
+    }
+    throw new Error(
+      `Cannot start "${job.command.join(" ")}" on ${nodes}: ${failures.join("; ")}`,
+    );
+  }
+
+  /** Kills a job that never left its start gate and forgets it (nothing of it ran). */
+  async #discard(id: number): Promise<void> {
+    const running = this.#running.get(id);
+    if (running) {
+      for (const kill of [() => running.process.kill("SIGKILL"), () => Deno.kill(id, "SIGKILL")]) {
+        try {
+          kill();
+        } catch { /* gone */ }
+      }
+    }
+    await this.drained(id);
+    this.jobs.remove(id);
+    await this.#removeRecord(id);
+    this.#options.logger.info("job {id}: not started", { id });
   }
 
   async #follow(job: Job, process: Deno.ChildProcess): Promise<void> {
@@ -583,11 +685,17 @@ export function serveLocal(
     nodeId: number;
     logger: Logger;
     clock: Clock;
+    /** `$OM_ROOT/nodes` unless given (the kernel backend's are elsewhere). */
+    nodesDir?: string;
     /** More commands for the socket, made once the deputy exists (e.g. job.migrate). */
     more?: (deputy: Deputy) => ReadonlyMap<string, Handler>;
   },
 ): { readonly deputy: Deputy; close(): Promise<void> } {
-  const deputy = new Deputy({ ...options, jobsDir: `${options.root}/jobs` });
+  const deputy = new Deputy({
+    ...options,
+    jobsDir: `${options.root}/jobs`,
+    nodesDir: options.nodesDir ?? `${options.root}/nodes`,
+  });
   let server;
   try {
     server = serveChannel({

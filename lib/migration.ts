@@ -318,6 +318,7 @@ export class Migration {
 
   constructor(options: MigrationOptions) {
     this.#options = options;
+    options.deputy.placer = async (id, node) => void await this.migrate(id, node);
     options.deputy.remote = {
       input: async (job, data, eof) => {
         const body = eof ? { id: job.id, eof: true } : { id: job.id, data: encodeBase64(data!) };

@@ -1,4 +1,3 @@
-import { DEFAULT_POLICY } from "../../lib/jobs.ts";
 import assert from "node:assert/strict";
 import {
   defaultSelection,
@@ -11,6 +10,7 @@ import {
   spec,
 } from "../../commands/ps.ts";
 import { readProcesses } from "../../lib/procs.ts";
+import { DEFAULT_POLICY } from "../../lib/jobs.ts";
 import { invoke } from "../tools/sandbox.ts";
 
 const HEADER = "  PID TTY NODE STAT TIME COMMAND\n";
@@ -208,19 +208,33 @@ Deno.test("formatCpuTime: M:SS, then H:MM:SS from an hour on", () => {
   assert.equal(formatCpuTime(100 * 3600 + 62), "100:01:02");
 });
 
+const LOCKED = { lock: true, kind: "cpu", decay: "fast" } as const;
+
 Deno.test("ps: a job's PID 1 gets its job's node and home; a job elsewhere gets a row", () => {
   const jobs = [
-    { pid: 802, node: 5, home: 5, command: ["./job"], started: 1 },
-    { pid: 900, node: 9, home: 5, command: ["far", "away"], started: 2 },
-  ].map((j) => ({ ...j, policy: DEFAULT_POLICY, migrations: 0 }));
+    { pid: 802, node: 5, home: 5, command: ["./job"], started: 1, policy: LOCKED, migrations: 0 },
+    {
+      pid: 900,
+      node: 9,
+      home: 5,
+      command: ["far", "away"],
+      started: 2,
+      policy: DEFAULT_POLICY,
+      migrations: 2,
+    },
+  ];
   const { placement, elsewhere } = jobPlacement(jobs, 5);
   const here = { pid: 802 } as Parameters<typeof placement>[0];
   const other = { pid: 731 } as Parameters<typeof placement>[0];
-  assert.deepEqual(placement(here), { node: 0, home: 0 });
+  assert.deepEqual(placement(here), {
+    node: 0,
+    home: 0,
+    job: { policy: LOCKED, migrations: 0 },
+  });
   assert.deepEqual(placement(other), { node: 0, home: 0 });
   assert.deepEqual(
-    elsewhere.map((r) => [r.pid, r.node, r.home, r.command]),
-    [[900, 9, 0, "far away"]],
+    elsewhere.map((r) => [r.pid, r.node, r.home, r.command, r.policy, r.migrations]),
+    [[900, 9, 0, "far away", DEFAULT_POLICY, 2]],
   );
   // On node 9, the same job is a guest: it runs here (0), its home is 5.
   assert.deepEqual(
