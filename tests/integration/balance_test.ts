@@ -28,9 +28,12 @@ export const SPREAD_DEADLINE_MS = 30_000;
 const BUSY = ["nice", "-n", "10", "sh", "-c", "while :; do :; done"];
 const NODES = 4;
 
-/** Starts `om run` in node `index` (its output is not read: the jobs print nothing). */
-function startJob(lab: Lab, index: number, ...options: string[]): Deno.ChildProcess {
-  return execInNode(lab, index, omCommand(["run", ...options, "--", ...BUSY]), {
+/**
+ * Starts `om run` (or a runner: `how`) in node `index` (its output is not read: the jobs print
+ * nothing).
+ */
+function startJob(lab: Lab, index: number, ...how: string[]): Deno.ChildProcess {
+  return execInNode(lab, index, omCommand([...(how.length ? how : ["run"]), "--", ...BUSY]), {
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -81,9 +84,12 @@ async function watch(
   }
 }
 
-/** No node runs more than one job above its fair share (`shares`: each node's, summing to 8). */
-const spread = (shares: number[]) => (jobs: JobRecord[]) =>
-  jobs.length === 8 && counts(jobs).every((n, i) => n <= Math.floor(shares[i]) + 1);
+/**
+ * No node runs more than one job above its fair share (`shares`: each node's, summing to the
+ * number of jobs, `total`, 8 unless said).
+ */
+const spread = (shares: number[], total = 8) => (jobs: JobRecord[]) =>
+  jobs.length === total && counts(jobs).every((n, i) => n <= Math.floor(shares[i]) + 1);
 
 async function mosctl(lab: Lab, index: number, ...args: string[]) {
   const result = await runIn(lab, index, omCommand(["mosctl", ...args]));
@@ -109,25 +115,42 @@ async function startCluster(lab: Lab, nodes = NODES): Promise<void> {
 }
 
 Deno.test({
-  name: "balance: 8 CPU-bound jobs on one of 4 nodes spread out, no job moves back and forth",
+  name: "balance: busy jobs on one node spread out, locked ones stay, none goes back and forth",
   ignore,
   fn: () =>
     withLab("bal", planLab(NODES), async (lab) => {
       await startCluster(lab);
       // Node 3 blocks guests: it must get none.
       await mosctl(lab, 3, "block");
-      const jobs = Array.from({ length: 8 }, () => startJob(lab, 1));
+      // Two of the 10 busy jobs are locked (nomig, om run -h): they never move.
+      const jobs = [
+        startJob(lab, 1, "nomig"),
+        startJob(lab, 1, "run", "-h"),
+        ...Array.from({ length: 8 }, () => startJob(lab, 1)),
+      ];
       try {
-        // Fair shares without node 3: 8/3 each on nodes 1, 2 and 4.
-        const shares = [8 / 3, 8 / 3, 0, 8 / 3];
-        const reached = await watch(lab, spread(shares), SPREAD_DEADLINE_MS);
+        const locked = await retryUntil(
+          async () => {
+            const all = await homeJobs(lab);
+            const found = all.filter((j) => j.policy.lock);
+            return found.length === 2 && all.length === 10 ? found.map((j) => j.pid) : undefined;
+          },
+          10_000,
+          { what: "the two locked jobs" },
+        );
+        // Fair shares without node 3: 10/3 each on nodes 1, 2 and 4.
+        const shares = [10 / 3, 10 / 3, 0, 10 / 3];
+        const reached = await watch(lab, spread(shares, 10), SPREAD_DEADLINE_MS);
         console.log(`balance: spread in ${reached.ms} ms: ${counts(await homeJobs(lab))}`);
         // Then watch for longer than a moved job must stay put.
         const stay = STAY_INTERVALS * 1000;
         const observed = await observe(lab, reached.paths, stay + 3000);
         const final = await homeJobs(lab);
         assert.equal(counts(final)[2], 0, "node 3 blocks guests");
-        assert.ok(spread(shares)(final), `still spread: ${counts(final)}`);
+        assert.ok(spread(shares, 10)(final), `still spread: ${counts(final)}`);
+        for (const pid of locked) {
+          assert.deepEqual(observed.get(pid)?.map((p) => p.node), [1], `locked job ${pid} moved`);
+        }
         for (const [pid, path] of observed) {
           for (let i = 1; i < path.length; i++) {
             // A moved job stays put for STAY_INTERVALS intervals...
@@ -145,8 +168,10 @@ Deno.test({
           }
         }
         const moves = final.reduce((sum, j) => sum + j.migrations, 0);
-        console.log(`balance: ${moves} moves (ideal: 6 on 4 nodes, 5 with node 3 blocked)`);
-        assert.ok(moves <= 8, `${moves} moves for 8 jobs`);
+        console.log(
+          `balance: ${moves} moves (ideal: 6, for 10 jobs on 3 nodes, 2 locked on node 1)`,
+        );
+        assert.ok(moves <= 8, `${moves} moves for 8 movable jobs`);
       } finally {
         await stopJobs(jobs);
       }
@@ -172,7 +197,7 @@ async function observe(
 }
 
 Deno.test({
-  name: "balance: expel empties a node of guests, bring brings a node's jobs home, both return",
+  name: "balance: expel empties a node of guests, bring brings jobs home; quiet nodes get none",
   ignore,
   fn: () =>
     withLab("bex", planLab(NODES), async (lab) => {
@@ -194,12 +219,17 @@ Deno.test({
         // bring on node 1: every job comes home, and stays (bring implies lstay).
         await mosctl(lab, 1, "bring");
         assert.deepEqual(counts(await homeJobs(lab)), [8, 0, 0, 0]);
-        await new Promise((resolve) => setTimeout(resolve, 3000));
+        // Node 3 goes quiet: it stops publishing its load, so the others no longer choose it.
+        await mosctl(lab, 3, "quiet");
+        await new Promise((resolve) => setTimeout(resolve, 4000));
         assert.deepEqual(counts(await homeJobs(lab)), [8, 0, 0, 0], "lstay keeps them home");
-        // nolstay: they spread again, but not to node 2, which still blocks.
+        // nolstay: they spread again, but only to node 4: node 2 still blocks, node 3 is quiet.
         await mosctl(lab, 1, "nolstay");
-        await watch(lab, (j) => counts(j)[0] <= 4, SPREAD_DEADLINE_MS);
-        assert.equal(counts(await homeJobs(lab))[1], 0, "node 2 blocks guests after expel");
+        await watch(lab, (j) => counts(j)[0] <= 5, SPREAD_DEADLINE_MS);
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        const last = counts(await homeJobs(lab));
+        assert.equal(last[1], 0, `node 2 blocks guests after expel: ${last}`);
+        assert.equal(last[2], 0, `quiet node 3 got jobs: ${last}`);
       } finally {
         await stopJobs(jobs);
       }
