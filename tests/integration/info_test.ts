@@ -65,6 +65,7 @@ Deno.test({
       const load = async () => Number((await mosctl(lab, 1, "getload", "2")).out.trim());
       await retryUntil(async () => (await seen(lab, 1, 2))?.status === "up", 5000);
       const idle = await load();
+      const idleUtil = (await seen(lab, 1, 2))!.util;
       const hog = execInNode(lab, 2, ["sh", "-c", "while :; do :; done"], {
         stdout: "null",
         stderr: "null",
@@ -75,7 +76,11 @@ Deno.test({
         });
         // Node 3 is not the one working: its load stays low.
         assert.ok((await seen(lab, 1, 3))!.load < 20, "node 3 stays idle");
-        assert.ok((await seen(lab, 1, 2))!.util >= 30, "node 2's utilisation rises");
+        // A whole busy CPU of node 2's two is 50%; the machine may be shared (other tests, other
+        // work), so the hog's share can be much less: it must rise clearly, not reach a figure.
+        await retryUntil(async () => (await seen(lab, 1, 2))!.util >= idleUtil + 10, 5000, {
+          what: "node 2's utilisation to rise under the hog",
+        });
       } finally {
         hog.kill("SIGKILL");
         await hog.status;
