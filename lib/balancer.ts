@@ -341,50 +341,56 @@ export class Balancer {
     }
   }
 
-  /** Every guest goes home (its home moves it); admin/expel is cleared when done. */
-  async #expel(): Promise<SweepReport> {
-    const { migration, logger, paths } = this.#options;
+  /**
+   * Moves home every job `pending` lists, round after round while it lists any not yet tried
+   * (a guest whose move here was under way when expel began arrives after the first round);
+   * then clears admin/<file> and logs what it did.
+   */
+  async #sweep(
+    file: "expel" | "bring",
+    pending: () => number[],
+    move: (id: number) => Promise<unknown>,
+  ): Promise<SweepReport> {
+    const { logger, paths } = this.#options;
     const report: SweepReport = { moved: [], failed: [] };
-    // A guest whose move here was under way when expel began arrives after the first round.
     for (let round = 0; round < 3; round++) {
-      const failed = new Set(report.failed.map((f) => f.id));
-      const guests = migration.guests().filter((g) => !failed.has(g.id));
-      if (guests.length === 0) break;
-      for (const guest of guests) {
+      const tried = new Set([...report.moved, ...report.failed.map((f) => f.id)]);
+      const ids = pending().filter((id) => !tried.has(id));
+      if (ids.length === 0) break;
+      for (const id of ids) {
         try {
-          await migration.requestMove(guest.id, "home");
-          report.moved.push(guest.id);
+          await move(id);
+          report.moved.push(id);
         } catch (error) {
-          report.failed.push({ id: guest.id, error: message(error) });
+          report.failed.push({ id, error: message(error) });
         }
       }
     }
-    await writeAdmin(paths, "expel", "0").catch(() => {});
-    logger.info("expel: {moved} guest(s) sent home, {failed} failed", {
+    await writeAdmin(paths, file, "0").catch(() => {});
+    logger.info(`${file}: {moved} job(s) moved home, {failed} failed`, {
       moved: report.moved.length,
       failed: report.failed.length,
     });
     return report;
   }
 
+  /** Every guest goes home (its home moves it); admin/expel is cleared when done. */
+  #expel(): Promise<SweepReport> {
+    const { migration } = this.#options;
+    return this.#sweep(
+      "expel",
+      () => migration.guests().map((g) => g.id),
+      (id) => migration.requestMove(id, "home"),
+    );
+  }
+
   /** Every job of this node running elsewhere comes home; admin/bring is cleared when done. */
-  async #bring(): Promise<SweepReport> {
-    const { deputy, migration, logger, nodeId, paths } = this.#options;
-    const report: SweepReport = { moved: [], failed: [] };
-    for (const job of deputy.jobs.list()) {
-      if (job.node === nodeId || job.output.exit) continue;
-      try {
-        await migration.migrate(job.id, "home");
-        report.moved.push(job.id);
-      } catch (error) {
-        report.failed.push({ id: job.id, error: message(error) });
-      }
-    }
-    await writeAdmin(paths, "bring", "0").catch(() => {});
-    logger.info("bring: {moved} job(s) brought home, {failed} failed", {
-      moved: report.moved.length,
-      failed: report.failed.length,
-    });
-    return report;
+  #bring(): Promise<SweepReport> {
+    const { deputy, migration, nodeId } = this.#options;
+    return this.#sweep(
+      "bring",
+      () => deputy.jobs.list().filter((j) => j.node !== nodeId && !j.output.exit).map((j) => j.id),
+      (id) => migration.migrate(id, "home"),
+    );
   }
 }

@@ -58,30 +58,46 @@ function counts(jobs: readonly JobRecord[]): number[] {
   return Array.from({ length: NODES }, (_, i) => jobs.filter((j) => j.node === i + 1).length);
 }
 
-/**
- * Watches node 1's records until `done` holds; returns when it held, and every job's path of
- * nodes (node 1 first) with the time of each move.
- */
+/** Each job's path of nodes (node 1 first), with the time of each move. */
+type Paths = Map<number, { node: number; at: number }[]>;
+
+/** Adds where node 1's records say each job is now to `paths`; returns the records. */
+async function record(lab: Lab, paths: Paths, since: number): Promise<JobRecord[]> {
+  const jobs = await homeJobs(lab);
+  for (const job of jobs) {
+    const path = paths.get(job.pid) ?? [{ node: 1, at: since }];
+    if (path[path.length - 1].node !== job.node) path.push({ node: job.node, at: Date.now() });
+    paths.set(job.pid, path);
+  }
+  return jobs;
+}
+
+/** Watches node 1's records until `done` holds; returns when it held, and the jobs' paths. */
 async function watch(
   lab: Lab,
   done: (jobs: JobRecord[]) => boolean,
   deadlineMs: number,
-): Promise<{ ms: number; paths: Map<number, { node: number; at: number }[]> }> {
+): Promise<{ ms: number; paths: Paths }> {
   const start = Date.now();
-  const paths = new Map<number, { node: number; at: number }[]>();
+  const paths: Paths = new Map();
   for (;;) {
-    const jobs = await homeJobs(lab);
-    for (const job of jobs) {
-      const path = paths.get(job.pid) ?? [{ node: 1, at: start }];
-      if (path[path.length - 1].node !== job.node) path.push({ node: job.node, at: Date.now() });
-      paths.set(job.pid, path);
-    }
+    const jobs = await record(lab, paths, start);
     if (jobs.length > 0 && done(jobs)) return { ms: Date.now() - start, paths };
     if (Date.now() - start > deadlineMs) {
       throw new Error(`not reached in ${deadlineMs} ms: jobs per node ${counts(jobs)}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** Keeps recording the jobs' paths for `ms` more milliseconds (at least once). */
+async function observe(lab: Lab, paths: Paths, ms: number): Promise<Paths> {
+  const end = Date.now() + ms;
+  do {
+    await record(lab, paths, 0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  } while (Date.now() < end);
+  return paths;
 }
 
 /**
@@ -153,24 +169,6 @@ Deno.test({
       }
     }),
 });
-
-/** Keeps recording the jobs' paths for `ms` more milliseconds. */
-async function observe(
-  lab: Lab,
-  paths: Map<number, { node: number; at: number }[]>,
-  ms: number,
-): Promise<Map<number, { node: number; at: number }[]>> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    for (const job of await homeJobs(lab)) {
-      const path = paths.get(job.pid) ?? [{ node: 1, at: 0 }];
-      if (path[path.length - 1].node !== job.node) path.push({ node: job.node, at: Date.now() });
-      paths.set(job.pid, path);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  return paths;
-}
 
 Deno.test({
   name: "balance: locked jobs stay; expel empties a node of guests and blocks; bring; quiet",
