@@ -759,6 +759,9 @@ export function serveLocal(
     if (((root.mode ?? 0) & 0o011) !== 0o011) {
       Deno.chmodSync(options.root, ((root.mode ?? 0) & 0o7777) | 0o011);
     }
+    // ... but not the migrations' images (CRIU writes them 0644: the jobs' memory).
+    Deno.mkdirSync(`${options.root}/migrations`, { recursive: true });
+    Deno.chmodSync(`${options.root}/migrations`, 0o700);
     const usersDir = usersDirPath(options.root);
     prepareUsersDir(usersDir);
     server = serveChannel({
