@@ -57,7 +57,8 @@ pid file and exit. Without -n the daemon detaches and logs to syslog (/dev/log, 
 $OM_ROOT/omdiscd.log where there is no syslog).
 
 It also serves om run and the other local tools on the unix socket $OM_ROOT/omdiscd.sock (mode
-0600: root only for now), and the other nodes on TCP port 20302 (PROTOCOL.md §8, §10).
+0666: every user, who proves who it is with a file in $OM_ROOT/users, mode 1733), and the other
+nodes on TCP port 20302 (PROTOCOL.md §8, §10).
 
 Settings (flags over environment over ${"$"}OM_CONFIG or /etc/om/om.conf over defaults):
 interface (OM_INTERFACE), multicast_ttl (OM_MULTICAST_TTL), group (OM_GROUP, 239.192.79.77),

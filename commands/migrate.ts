@@ -2,7 +2,7 @@
  * `om migrate` (openMosix's migrate): asks this node's om discover to move one of its jobs to
  * another node, stop-and-copy with CRIU, and prints what it took. Protocol: PROTOCOL.md §10-11.
  */
-import { connectChannel } from "../lib/channel.ts";
+import { connectLocal, LocalAuthError } from "../lib/localauth.ts";
 import type { CommandSpec, Parsed } from "../lib/cli.ts";
 import { UsageError } from "../lib/cli.ts";
 import { loadSettings, type Settings } from "../lib/config.ts";
@@ -32,7 +32,10 @@ job that already runs elsewhere is moved by the node it runs on, at the home's r
 home (om migrate PID home) or on to another node. If any step
 fails (NODE blocks guests with mosctl block, NODE goes away, the restore fails), the job goes on
 where it was, and om migrate says which step failed and where the CRIU log is, and exits 1.
-Root only for now (the local socket $OM_ROOT/omdiscd.sock).
+Users may migrate their own jobs, root any job: for a job of another user om migrate says
+"Cannot migrate job PID: Operation not permitted (it belongs to user NAME)" and exits 1. For
+now only root's jobs can be checkpointed (CRIU cannot dump a job whose PID 1 is not root's):
+om migrate refuses the job of any other user before anything is frozen, and says so.
 
 om migrate PID balance lets this node choose: among the nodes that are up, other than the one the
 job runs on, with at least the job's resident memory available, the one least loaded per CPU (load
@@ -171,9 +174,13 @@ async function migrate(
   const path = localSocketPath(root);
   let client;
   try {
-    client = await connectChannel({ path, timeoutMs: 5000 });
-  } catch {
-    ctx.err(`om migrate: Cannot reach om discover at ${path}: is it running?\n`);
+    client = await connectLocal(root, { timeoutMs: 5000 });
+  } catch (error) {
+    ctx.err(
+      error instanceof LocalAuthError
+        ? `om migrate: ${error.message}\n`
+        : `om migrate: Cannot reach om discover at ${path}: is it running?\n`,
+    );
     return 1;
   }
   try {

@@ -342,16 +342,17 @@ async function request(job: Job, file: "expel" | "bring", implies: AdminFlag): P
   await writeAdmin(job.paths, file, "1");
   if (job.paths.backend === "kernel") return 0;
   // Loaded here only: every other verb starts without the channel's code.
-  const [{ connectChannel }, { localSocketPath }] = await Promise.all([
-    import("../lib/channel.ts"),
-    import("../lib/deputy.ts"),
-  ]);
+  const { connectLocal, localSocketPath, LocalAuthError } = await import("../lib/localauth.ts");
   const path = localSocketPath(job.paths.root);
   let client;
   try {
-    client = await connectChannel({ path, timeoutMs: 5000 });
-  } catch {
-    job.ctx.err(`mosctl: Cannot reach om discover at ${path}: is it running?\n`);
+    client = await connectLocal(job.paths.root, { timeoutMs: 5000 });
+  } catch (error) {
+    job.ctx.err(
+      error instanceof LocalAuthError
+        ? `mosctl: ${error.message}\n`
+        : `mosctl: Cannot reach om discover at ${path}: is it running?\n`,
+    );
     return 1;
   }
   try {

@@ -3,7 +3,8 @@
  * it on another node: mosrun's options, lib/runoptions.ts), and stands in for it at home: the job's output comes here, this terminal's input goes there, the
  * signals sent to `om run` reach it, and its exit status becomes ours. Protocol: PROTOCOL.md §10.
  */
-import { type ChannelClient, connectChannel, RemoteError } from "../lib/channel.ts";
+import { type ChannelClient, RemoteError } from "../lib/channel.ts";
+import { connectLocal, LocalAuthError } from "../lib/localauth.ts";
 import { type CommandSpec, type Parsed, renderHelp } from "../lib/cli.ts";
 import { loadSettings } from "../lib/config.ts";
 import type { Context } from "../lib/context.ts";
@@ -53,8 +54,10 @@ locked, since the caller cannot move at all. -c/-i and -n/-s/-f are hints kept w
 (om ps --json shows them under "policy"); without one, decay is slow.
 
 om run talks to the daemon over the local socket $OM_ROOT/omdiscd.sock (default /run/om),
-which only root may use for now: jobs of other users need a design of user identity that is
-still to come. om run itself fails with 125 when it cannot start or follow the job (daemon not
+which every user may use: it proves who it is with a file it makes in $OM_ROOT/users, and the
+job runs as that user (root's as root), in the current directory (one the user may enter) with
+om run's environment. Only the job's user and root may follow, signal or move it; only root's
+jobs can be moved for now (so -NODE and -j fail for other users, or run here with -F). om run itself fails with 125 when it cannot start or follow the job (daemon not
 running or gone, or no node to start on); a command that cannot be found exits 127, as in a
 shell. The runners nomig, runhome, runon, cpujob, iojob, nodecay, slowdecay and fastdecay are
 om run with one preset each.`,
@@ -162,12 +165,16 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
 export async function runJob(options: RunOptions, ctx: Context): Promise<number> {
   const settings = await loadSettings({ root: options.root }, ctx.env);
   const path = localSocketPath(settings.root);
-  const connect = () => connectChannel({ path, timeoutMs: 5000 });
+  const connect = () => connectLocal(settings.root, { timeoutMs: 5000 });
   let output: ChannelClient;
   try {
     output = await connect();
-  } catch {
-    ctx.err(`om run: Cannot reach om discover at ${path}: is it running?\n`);
+  } catch (error) {
+    ctx.err(
+      error instanceof LocalAuthError
+        ? `om run: ${error.message}\n`
+        : `om run: Cannot reach om discover at ${path}: is it running?\n`,
+    );
     return 125;
   }
   const clients: ChannelClient[] = [output];

@@ -166,7 +166,8 @@ export class Balancer {
         id: job.id,
         home: job.home,
         pid,
-        policy: job.policy,
+        // Only root's jobs can be checkpointed (lib/migration.ts): the others stay, as if locked.
+        policy: job.uid === 0 ? job.policy : { ...job.policy, lock: true },
         since: job.movedAt,
         guest: false,
       });

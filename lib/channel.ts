@@ -8,8 +8,9 @@
  * success), one dispatcher answering unknown commands with a clear error. Frames: lib/frame.ts.
  *
  * The same protocol also runs on a unix socket (`path`), the daemon's local control socket
- * (PROTOCOL.md §10): there the socket file's mode is the only gate (no key, no access list) and
- * the peer's address is "local".
+ * (PROTOCOL.md §10): there is no key and no access list, the socket file's mode says who may
+ * connect, the peer's address is "local", and its handlers tell users apart (lib/localauth.ts)
+ * by what they keep in the connection's `session`.
  */
 import { type Acl, makeAcl, peerIPv4 } from "./acl.ts";
 import { type Clock, systemClock } from "./clock.ts";
@@ -46,6 +47,11 @@ export interface Peer {
   readonly port: number;
   readonly nodeId: number;
   readonly authenticated: boolean;
+  /**
+   * What the handlers keep about this connection (e.g. the local socket's user): empty at the
+   * handshake, the same object for every request of the connection, gone with it.
+   */
+  readonly session?: Map<string, unknown>;
 }
 
 /** Answers one command: the request's body in, the reply's body out; a throw is an error reply. */
@@ -167,9 +173,11 @@ export interface ChannelStats {
 export interface ServeChannelOptions {
   /**
    * A unix socket to listen on instead of TCP: a stale file there is removed first, the socket
-   * is made mode 0600 (only its owner may connect) and removed on close. No key, no access list.
+   * is made mode `mode` and removed on close. No key, no access list.
    */
   readonly path?: string;
+  /** The unix socket's mode; default 0600 (only its owner may connect). */
+  readonly mode?: number;
   /** Address to listen on; default 0.0.0.0. */
   readonly hostname?: string;
   /** TCP port; default DEFAULT_CHANNEL_PORT, 0 for an ephemeral one. */
@@ -228,7 +236,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
   let listener: Deno.Listener;
   try {
     listener = path !== undefined
-      ? listenUnix(path)
+      ? listenUnix(path, options.mode ?? 0o600)
       : Deno.listen({ hostname, port: options.port ?? DEFAULT_CHANNEL_PORT });
   } catch (error) {
     throw new Error(
@@ -290,7 +298,13 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       }
     }
     const port = "port" in remote ? remote.port : 0;
-    return { address, port, nodeId: hello.nodeId, authenticated: key !== undefined };
+    return {
+      address,
+      port,
+      nodeId: hello.nodeId,
+      authenticated: key !== undefined,
+      session: new Map(),
+    };
   }
 
   async function serve(link: FrameConn, remote: Deno.Addr): Promise<void> {
@@ -402,8 +416,8 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
   };
 }
 
-/** Removes a stale socket file, listens on `path`, and lets only the owner connect. */
-function listenUnix(path: string): Deno.Listener {
+/** Removes a stale socket file, listens on `path`, and gives the socket `mode`. */
+function listenUnix(path: string, mode: number): Deno.Listener {
   try {
     if (Deno.lstatSync(path).isSocket) Deno.removeSync(path);
   } catch (error) {
@@ -411,7 +425,7 @@ function listenUnix(path: string): Deno.Listener {
   }
   const listener = Deno.listen({ transport: "unix", path });
   try {
-    Deno.chmodSync(path, 0o600);
+    Deno.chmodSync(path, mode);
   } catch (error) {
     listener.close();
     throw error;

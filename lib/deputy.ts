@@ -12,7 +12,10 @@
  * comes back home is adopted: its restored copy (under lib/migration.ts's waiter) is followed
  * like a job started here.
  */
-import { type Handler, serveChannel } from "./channel.ts";
+import { builtinHandlers, type Handler, serveChannel } from "./channel.ts";
+import { guardLocal, localSocketPath, sessionUid } from "./localauth.ts";
+import { prepareUsersDir, usersDirPath } from "./usertoken.ts";
+import { lookupUser } from "./users.ts";
 import type { Clock } from "./clock.ts";
 import { namespacePid1, startJobArgs } from "./criu.ts";
 import {
@@ -36,15 +39,43 @@ import type { JobPlace } from "./runoptions.ts";
 /** How long `job.output` waits for output before answering with none. */
 export const OUTPUT_POLL_MS = 20_000;
 
+/** The whole environment of the root-run wrappers of a job (unshare, setsid, setpriv). */
+export const WRAPPER_ENV: Readonly<Record<string, string>> = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+};
+
+/**
+ * The environment block the start gate reads from the job's stdin and evaluates as the job's
+ * user: its length in bytes on a line, then one `export NAME='VALUE'` per variable (single quotes
+ * escaped; a value may span lines). The gate reads the length with `read` and the rest with
+ * `head -c` (one read, where `read` takes a byte at a time). Names a shell cannot export are
+ * left out.
+ */
+export function envScript(env: Readonly<Record<string, string>>): string {
+  let script = "";
+  for (const [name, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
+    script += `export ${name}='${value.replaceAll("'", "'\\''")}'\n`;
+  }
+  return `${encoder.encode(script).length}\n${script}`;
+}
+
 /**
  * The start gate: the job's PID 1 is first a shell that waits for one line on stdin and then
  * execs the command (staying PID 1). The deputy finds the PID 1 and records the job before it
  * lets it go, so even a job that ends at once (`true`) is found, and no output is missed; a job
  * started elsewhere (job.run's `place`) is moved there while it waits. The line is the job's id,
  * which the job gets as $OM_JOB (its PID is known only once it runs). `read` takes bytes up to
- * the newline only (POSIX), so the job's stdin starts after it.
+ * the newline only (POSIX), so the job's stdin starts after it. Before that it enters the job's
+ * directory (its first argument), and takes the job's environment from stdin ({@linkcode
+ * envScript}): both as the job's user, so that a user cannot start a job where it may not go, and
+ * so that the user's environment (LD_PRELOAD...) never reaches unshare, setsid and setpriv, which
+ * run as root (they get WRAPPER_ENV; the daemon starts them in /).
  */
-export const START_GATE = 'read -r OM_JOB || exit 125; export OM_JOB; exec "$@"';
+export const START_GATE = 'cd -- "$1" 2>/dev/null || ' +
+  `{ echo "Cannot start in \\"$1\\": no such directory or permission denied" >&2; exit 125; }; ` +
+  'shift; read -r om_n || exit 125; om_e=$(head -c "$om_n") || exit 125; eval "$om_e"; ' +
+  'unset om_n om_e; read -r OM_JOB || exit 125; export OM_JOB; exec "$@"';
 
 /** Signals that kill by default and that `om run` forwards; see {@linkcode deliverSignal}. */
 const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
@@ -196,7 +227,7 @@ export class Deputy {
   handlers(): Map<string, Handler> {
     const json = (value: unknown) => Promise.resolve(encoder.encode(JSON.stringify(value)));
     return new Map<string, Handler>([
-      ["job.run", async (body) => {
+      ["job.run", async (body, peer) => {
         const request = bodyOf<RunRequest>(
           "job.run",
           body,
@@ -207,7 +238,9 @@ export class Deputy {
             (r.policy === undefined || isJobPolicy(r.policy)) &&
             (r.place === undefined || isJobPlace(r.place)),
         );
-        return await json({ id: await this.start(request) });
+        const uid = sessionUid(peer);
+        if (uid === undefined) throw new Error("Cannot start a job: no user on this connection");
+        return await json({ id: await this.start(request, { uid }) });
       }],
       ["job.output", async (body) => {
         const { id, offset } = bodyOf<{ id: number; offset: number }>(
@@ -239,15 +272,37 @@ export class Deputy {
     ]);
   }
 
-  /** Starts a job; resolves with its id once its PID 1 exists. */
-  async start(request: RunRequest): Promise<number> {
-    const [program, ...args] = startJobArgs(["sh", "-c", START_GATE, "om-job", ...request.argv]);
+  /**
+   * Starts a job as user `uid` (root's jobs as today, another user's through setpriv, with its
+   * primary group and its groups); resolves with its id once its PID 1 exists.
+   */
+  async start(request: RunRequest, options: { readonly uid: number }): Promise<number> {
+    const { uid } = options;
+    let asUser: string[] = [];
+    if (uid !== 0) {
+      const user = await lookupUser(uid);
+      if (!user) {
+        throw new Error(
+          `Cannot start "${request.argv.join(" ")}": uid ${uid} is not in the user database`,
+        );
+      }
+      asUser = ["setpriv", `--reuid=${uid}`, `--regid=${user.gid}`, "--init-groups", "--"];
+    }
+    const [program, ...args] = startJobArgs([
+      ...asUser,
+      "sh",
+      "-c",
+      START_GATE,
+      "om-job",
+      request.cwd,
+      ...request.argv,
+    ]);
     let process: Deno.ChildProcess;
     try {
       process = new Deno.Command(program, {
         args,
-        cwd: request.cwd,
-        env: { ...request.env, OM_JOB_LOCK: request.policy?.lock ? "1" : "0" },
+        cwd: "/",
+        env: WRAPPER_ENV,
         clearEnv: true,
         stdin: "piped",
         stdout: "piped",
@@ -281,6 +336,7 @@ export class Deputy {
       node: this.#options.nodeId,
       command: request.argv,
       policy: request.policy,
+      uid,
     });
     this.#running.set(id, { process, pid: id, stdin });
     await this.#writeRecord(job);
@@ -298,7 +354,8 @@ export class Deputy {
       }
     }
     // Through the input path: it reaches the job wherever it was placed.
-    await this.input(id, encoder.encode(`${id}\n`));
+    const env = { ...request.env, OM_JOB_LOCK: request.policy?.lock ? "1" : "0" };
+    await this.input(id, encoder.encode(`${envScript(env)}${id}\n`));
     this.#options.logger.info("job {id}: started {command} on node {node}", {
       id,
       command: request.argv.join(" "),
@@ -670,14 +727,12 @@ export class Deputy {
   }
 }
 
-/** The daemon's local control socket in the state tree (PROTOCOL.md §10). */
-export function localSocketPath(root: string): string {
-  return `${root}/omdiscd.sock`;
-}
+export { localSocketPath };
 
 /**
- * Opens the local control socket `<root>/omdiscd.sock` (mode 0600: only root, the daemon's
- * user, may use it) with the deputy's job commands. Closing stops both.
+ * Opens the local control socket `<root>/omdiscd.sock` with the deputy's job commands: mode
+ * 0666, every user may connect, and proves who they are with a token in `<root>/users`
+ * (lib/localauth.ts says who may then do what). Closing stops both.
  */
 export function serveLocal(
   options: {
@@ -698,11 +753,34 @@ export function serveLocal(
   });
   let server;
   try {
+    // Users must reach the socket: the state tree's root is searchable by all.
+    Deno.mkdirSync(options.root, { recursive: true });
+    const root = Deno.statSync(options.root);
+    if (((root.mode ?? 0) & 0o011) !== 0o011) {
+      Deno.chmodSync(options.root, ((root.mode ?? 0) & 0o7777) | 0o011);
+    }
+    // ... but not the migrations' images (CRIU writes them 0644: the jobs' memory).
+    Deno.mkdirSync(`${options.root}/migrations`, { recursive: true });
+    Deno.chmodSync(`${options.root}/migrations`, 0o700);
+    const usersDir = usersDirPath(options.root);
+    prepareUsersDir(usersDir);
     server = serveChannel({
       path: localSocketPath(options.root),
+      mode: 0o666,
       nodeId: options.nodeId,
       logger: options.logger,
-      handlers: new Map([...deputy.handlers(), ...(options.more?.(deputy) ?? [])]),
+      handlers: guardLocal(
+        new Map([
+          ...builtinHandlers(options.nodeId),
+          ...deputy.handlers(),
+          ...(options.more?.(deputy) ?? []),
+        ]),
+        {
+          usersDir,
+          clock: options.clock,
+          ownerOf: (id) => deputy.jobs.find(id)?.uid,
+        },
+      ),
     });
   } catch (error) {
     void deputy.close();

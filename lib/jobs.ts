@@ -248,6 +248,8 @@ export interface JobRecord {
   readonly policy: JobPolicy;
   /** How many times it moved (openMosix's /proc/PID/nmigs). */
   readonly migrations: number;
+  /** The user it runs as, who alone (with root) may follow, signal or move it; 0 when absent. */
+  readonly uid: number;
 }
 
 /** One job of the table. */
@@ -261,6 +263,8 @@ export interface Job {
   readonly policy: JobPolicy;
   /** How many times it moved. */
   migrations: number;
+  /** The user it runs as (its owner). */
+  readonly uid: number;
   /** When it last moved (clock milliseconds). */
   movedAt?: number;
   readonly output: OutputLog;
@@ -278,6 +282,7 @@ export function jobRecord(job: Job): JobRecord {
     started: job.started,
     policy: job.policy,
     migrations: job.migrations,
+    uid: job.uid,
   };
 }
 
@@ -310,10 +315,13 @@ export class JobTable {
     node: number;
     command: readonly string[];
     policy?: JobPolicy;
+    /** Its user; root (0) when not given. */
+    uid?: number;
   }): Job {
     if (this.#jobs.has(job.id)) throw new RangeError(`Cannot add job ${job.id}: it exists`);
     const added: Job = {
       ...job,
+      uid: job.uid ?? 0,
       policy: job.policy ?? DEFAULT_POLICY,
       migrations: 0,
       started: this.#clock.now(),
@@ -328,6 +336,11 @@ export class JobTable {
     const job = this.#jobs.get(id);
     if (!job) throw new NoSuchJobError(id);
     return job;
+  }
+
+  /** The job `id`, undefined when there is none. */
+  find(id: number): Job | undefined {
+    return this.#jobs.get(id);
   }
 
   /** Every job, oldest first. */
@@ -376,6 +389,7 @@ export function parseJobRecord(text: string): JobRecord | undefined {
         started: value.started,
         policy: isJobPolicy(value.policy) ? value.policy : DEFAULT_POLICY,
         migrations: Number.isInteger(value.migrations) ? value.migrations : 0,
+        uid: Number.isInteger(value.uid) && value.uid >= 0 ? value.uid : 0,
       }
       : undefined;
   } catch {

@@ -56,6 +56,7 @@ import {
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
 import { bodyOf, isId } from "./jsonbody.ts";
+import { userName } from "./users.ts";
 
 /** Image bytes per `mig.file` request (a frame holds 16 MiB). */
 export const FILE_CHUNK = 4 * 1024 * 1024;
@@ -408,6 +409,16 @@ export class Migration {
     const target = to === "home" ? job.home : to;
     if (job.output.exit) {
       throw new MigrationError(`Cannot migrate job ${id}: it has ended`, undefined);
+    }
+    if (job.uid !== 0) {
+      // CRIU's parasite needs a /proc of the job's PID namespace, which an unprivileged PID 1
+      // can neither see nor mount (PROTOCOL.md §11): refused before anything is frozen.
+      throw new MigrationError(
+        `Cannot migrate job ${id}: it runs as user ${await userName(job.uid)}, and only ` +
+          "root's jobs can be checkpointed for now (CRIU cannot dump an unprivileged PID 1 " +
+          "of a PID namespace)",
+        undefined,
+      );
     }
     if (target === job.node) {
       throw new MigrationError(

@@ -212,7 +212,16 @@ const LOCKED = { lock: true, kind: "cpu", decay: "fast" } as const;
 
 Deno.test("ps: a job's PID 1 gets its job's node and home; a job elsewhere gets a row", () => {
   const jobs = [
-    { pid: 802, node: 5, home: 5, command: ["./job"], started: 1, policy: LOCKED, migrations: 0 },
+    {
+      pid: 802,
+      node: 5,
+      home: 5,
+      command: ["./job"],
+      started: 1,
+      policy: LOCKED,
+      migrations: 0,
+      uid: 0,
+    },
     {
       pid: 900,
       node: 9,
@@ -221,6 +230,7 @@ Deno.test("ps: a job's PID 1 gets its job's node and home; a job elsewhere gets 
       started: 2,
       policy: DEFAULT_POLICY,
       migrations: 2,
+      uid: 1000,
     },
   ];
   const { placement, elsewhere } = jobPlacement(jobs, 5);

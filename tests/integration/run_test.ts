@@ -105,8 +105,12 @@ Deno.test({
           "trap 'echo trapped; exit 7' INT; echo ready; while :; do sleep 0.1; done",
         );
         const pid = await jobRunning(lab, "sh");
+        // The start gate (still "om-job" in its command line) catches SIGINT as any sh waiting
+        // in read does: the trap counts once the job's own command runs.
         await retryUntil(
-          async () => handlesSignal(await Deno.readTextFile(`/proc/${pid}/status`), 2),
+          async () =>
+            !(await Deno.readTextFile(`/proc/${pid}/cmdline`)).includes("om-job") &&
+            handlesSignal(await Deno.readTextFile(`/proc/${pid}/status`), 2),
           5000,
           { what: "the job's INT trap" },
         );

@@ -214,6 +214,7 @@ Deno.test("channel: an unknown command or a failing handler is an error reply; t
         port: seen[0].port,
         nodeId: 3,
         authenticated: false,
+        session: new Map(),
       });
     } finally {
       await client.close();
@@ -622,7 +623,13 @@ Deno.test("channel: on a unix socket, requests flow without key or ACL, peer 'lo
       assert.equal(client.nodeId, 7);
       assert.equal(decoder.decode(await client.request("ping", encoder.encode("hi"))), "hi");
       assert.equal(decoder.decode(await client.request("who")), "local");
-      assert.deepEqual(seen, { address: "local", port: 0, nodeId: 3, authenticated: false });
+      assert.deepEqual(seen, {
+        address: "local",
+        port: 0,
+        nodeId: 3,
+        authenticated: false,
+        session: new Map(),
+      });
       await assert.rejects(client.request("nope"), RemoteError);
     } finally {
       await client.close();

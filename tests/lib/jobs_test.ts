@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { FakeClock } from "../../lib/clock.ts";
 import { exitStatus, JobTable, NoSuchJobError, OutputLog, parseJobRecord } from "../../lib/jobs.ts";
-import { decodeOutput, encodeOutput, handlesSignal } from "../../lib/deputy.ts";
+import {
+  decodeOutput,
+  encodeOutput,
+  envScript,
+  handlesSignal,
+  START_GATE,
+  WRAPPER_ENV,
+} from "../../lib/deputy.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array) => new TextDecoder().decode(data);
@@ -153,15 +160,18 @@ Deno.test("jobs: job records parse, and anything else is not one", () => {
     started: 12,
     policy: { lock: true, kind: "io" as const, decay: "fast" as const },
     migrations: 2,
+    uid: 1000,
   };
   assert.deepEqual(parseJobRecord(JSON.stringify(record)), record);
-  // A record without policy or count (an older om) reads with the defaults.
-  const { policy: _, migrations: __, ...old } = record;
+  // A record without policy, count or user (an older om) reads with the defaults: root's.
+  const { policy: _, migrations: __, uid: ___, ...old } = record;
   assert.deepEqual(parseJobRecord(JSON.stringify(old)), {
     ...old,
     policy: { lock: false, decay: "slow" },
     migrations: 0,
+    uid: 0,
   });
+  assert.equal(parseJobRecord(JSON.stringify({ ...record, uid: -1 }))?.uid, 0);
   assert.equal(
     parseJobRecord(JSON.stringify({ ...record, policy: { lock: 1, decay: "slow" } }))?.policy
       .lock,
@@ -192,4 +202,52 @@ Deno.test("deputy: a signal counts as handled when caught or ignored", () => {
   assert.equal(handlesSignal(status, 2), true);
   assert.equal(handlesSignal(status, 15), false);
   assert.equal(handlesSignal("SigIgn:\t0\nSigCgt:\t0000000000004000\n", 15), true);
+});
+
+Deno.test("deputy: the environment block is its length, then shell-quoted exports; bad names are skipped", () => {
+  assert.equal(
+    envScript({ A: "it's", "B.C": "no", EMPTY: "" }),
+    "35\nexport A='it'\\''s'\nexport EMPTY=''\n",
+  );
+});
+
+Deno.test("deputy: the start gate enters the directory, takes the environment, then the id", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const child = new Deno.Command("sh", {
+      args: [
+        "-c",
+        START_GATE,
+        "om-job",
+        dir,
+        "sh",
+        "-c",
+        'printf "%s|%s|%s|%s|%s|" "$(pwd)" "$A" "$OM_JOB" "$PATH" "${LD_PRELOAD-unset}"; cat',
+      ],
+      cwd: "/",
+      env: { ...WRAPPER_ENV },
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    const env = { A: "two\nlines 'quoted' $HOME", PATH: "/usr/bin:/bin" };
+    await writer.write(new TextEncoder().encode(`${envScript(env)}42\nrest of stdin`));
+    await writer.close();
+    const output = await child.output();
+    assert.equal(
+      new TextDecoder().decode(output.stdout),
+      `${dir}|two\nlines 'quoted' $HOME|42|/usr/bin:/bin|unset|rest of stdin`,
+    );
+    // A directory it may not enter (none): it says so and exits 125.
+    const refused = await new Deno.Command("sh", {
+      args: ["-c", START_GATE, "om-job", `${dir}/none`, "true"],
+      stdin: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(refused.code, 125);
+    assert.match(new TextDecoder().decode(refused.stderr), /Cannot start in ".*\/none"/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
