@@ -202,6 +202,7 @@ const READY = "\u0000om-discover-ready\n";
 /** The channel commands lib/migration.ts answers (PROTOCOL.md §11). */
 const MIGRATION_COMMANDS = [
   "mig.check",
+  "mig.pages",
   "mig.begin",
   "mig.file",
   "mig.restore",

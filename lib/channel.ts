@@ -439,6 +439,8 @@ export interface ConnectChannelOptions {
 export interface ChannelClient {
   /** The peer's node id, from its WELCOME. */
   readonly nodeId: number;
+  /** The address connected to (TCP); undefined on a unix socket. */
+  readonly hostname?: string;
   /**
    * Sends a request and resolves to the reply's body. Rejects with RemoteError for an error
    * reply, ChannelRefusedError when the peer refuses, Deno.errors.TimedOut after the timeout (the
@@ -538,7 +540,7 @@ export async function connectChannel(options: ConnectChannelOptions): Promise<Ch
   } finally {
     cancelTimer();
   }
-  return new Client(link, where, serverNodeId, timeoutMs, clock);
+  return new Client(link, where, serverNodeId, timeoutMs, clock, hostname);
 }
 
 class Client implements ChannelClient {
@@ -558,6 +560,7 @@ class Client implements ChannelClient {
     readonly nodeId: number,
     timeoutMs: number,
     clock: Clock,
+    readonly hostname?: string,
   ) {
     this.#link = link;
     this.#where = where;

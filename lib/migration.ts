@@ -6,9 +6,14 @@
  * 1. preflight: `criu check` and version here, and `mig.check` on the target (which refuses
  *    when its admin/block is set);
  * 2. the job's stdio pipe keys (`pipe:[INODE]` of /proc/<pid>/fd/0-2), for `--inherit-fd`;
- * 3. `criu dump --leave-stopped`: the job stays stopped here (a failed dump lets CRIU resume it);
- *    the frozen time starts;
- * 4. the image files go to the target: `mig.begin`, `mig.file` chunks, then `mig.restore`;
+ * 3. `mig.pages`: the target listens for a page link (lib/pagelink.ts), a TCP connection admitted
+ *    by a one-time token sent over this authenticated channel;
+ * 4. `criu dump --leave-stopped --page-server` over the page link: the job stays stopped here (a
+ *    failed dump lets CRIU resume it) and its pages reach the target's `criu page-server` while
+ *    the dump collects them, so the frozen time holds no separate transfer of the memory (and the
+ *    target restores from files CRIU wrote itself, which restored faster here than files written
+ *    by the daemon); then `mig.begin`, the other (small) image files as `mig.file` chunks, and
+ *    `mig.restore`;
  * 5. the target restores under a perl waiter that becomes the job's parent (criu cannot report
  *    a restored job's exit status, see lib/criu.ts) with new pipes as the job's stdio, records a
  *    guest job, and pushes its output to the home daemon (`job.push`, then `job.exited`);
@@ -40,9 +45,17 @@ import {
   fdKey,
   hintFor,
   logTail,
+  pageServerArgs,
   preflight,
   restoreArgs,
 } from "./criu.ts";
+import {
+  connectorArgs,
+  isPageToken,
+  listenForPages,
+  newPageToken,
+  PAGE_LINK_FAILED,
+} from "./pagelink.ts";
 import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy.ts";
 import { type Job, type JobExit, type OutputFd, SIGNAL_NUMBERS } from "./jobs.ts";
 import type { Logger } from "./log.ts";
@@ -51,6 +64,9 @@ import { bodyOf, isId } from "./jsonbody.ts";
 
 /** Image bytes per `mig.file` request (a frame holds 16 MiB). */
 export const FILE_CHUNK = 4 * 1024 * 1024;
+
+/** `mig.file` requests sent without waiting for their replies. */
+const FILES_IN_FLIGHT = 8;
 
 /**
  * Test-only hook: milliseconds the target waits before storing each `mig.file` chunk, so that a
@@ -290,6 +306,11 @@ async function criuFailure(
 export class Migration {
   readonly #options: MigrationOptions;
   readonly #incoming = new Map<number, Incoming>();
+  /** Page servers receiving a dump's pages (mig.pages), by job. */
+  readonly #pages = new Map<
+    number,
+    { dir: string; logPath: string; child: Deno.ChildProcess; status: Promise<Deno.CommandStatus> }
+  >();
   readonly #guests = new Map<number, Guest>();
   /** At home: jobs being moved between two other nodes or home, and where to. */
   readonly #arrivals = new Map<number, { node: number; done: Promise<void> }>();
@@ -526,22 +547,55 @@ export class Migration {
         fds.push(key && /^pipe:\[\d+\]$/.test(key) && !fds.includes(key) ? key : null);
       }
 
-      // Frozen from here.
+      // The page link (lib/pagelink.ts): the target listens for the dump's pages.
+      const token = newPageToken();
+      const abort = () =>
+        client.request("mig.abort", json({ id }), { timeoutMs: 5000 }).then(() => {}, () => {});
+      let port: number;
+      try {
+        const reply = await client.request(
+          "mig.pages",
+          json({ id, home: o.home, token }),
+          { timeoutMs: 30_000 },
+        );
+        port = JSON.parse(decoder.decode(reply)).port;
+        if (!client.hostname) throw new Error(`no TCP address for node ${target}`);
+      } catch (error) {
+        await abort();
+        throw fail("target check", error, target);
+      }
+
+      // Frozen from here: criu dump sends the pages over the page link as it collects them.
       const frozen = now();
       const logPath = `${dir}/dump.log`;
-      const args = [...dumpArgs({ pid, imagesDir: dir, logFile: logPath }), "--leave-stopped"];
+      const criuArgs = dumpArgs({ pid, imagesDir: dir, logFile: logPath, psSocket: 0 });
+      const args = connectorArgs({ hostname: client.hostname, port }, token, [
+        this.#criu.binary,
+        ...criuArgs,
+        "--leave-stopped",
+      ]);
       let code: number;
       try {
-        code = (await new Deno.Command(this.#criu.binary, {
+        code = (await new Deno.Command("perl", {
           args,
           stdin: "null",
           stdout: "null",
           stderr: "null",
         }).output()).code;
       } catch (error) {
+        await abort();
         throw fail("dump", error);
       }
+      if (code === PAGE_LINK_FAILED && !(await exists(logPath))) {
+        await abort();
+        throw fail(
+          "dump",
+          new Error(`cannot open the page link to ${client.hostname}:${port}`),
+          target,
+        );
+      }
       if (code !== 0) {
+        await abort();
         throw fail("dump", await criuFailure("dump", `dump job ${id}`, code, logPath));
       }
 
@@ -557,7 +611,7 @@ export class Migration {
         if (eof !== undefined) stdin = { data: new Uint8Array(0), eof };
         if (stdin) stdin.data = await drainStdin(pid);
         step = "transfer";
-        await client.request(
+        const begun = await client.request(
           "mig.begin",
           json({
             id,
@@ -566,39 +620,18 @@ export class Migration {
             fds,
             ...(stdin ? { stdin: encodeBase64(stdin.data), stdinEof: stdin.eof } : {}),
           }),
-          { timeoutMs: 30_000 },
+          { timeoutMs: 60_000 },
         );
+        bytes += JSON.parse(decoder.decode(begun)).pages ?? 0;
         const transfer = now();
-        for await (const entry of Deno.readDir(dir)) {
-          if (!entry.isFile || entry.name.endsWith(".log")) continue;
-          using file = await Deno.open(`${dir}/${entry.name}`);
-          const buffer = new Uint8Array(FILE_CHUNK);
-          let offset = 0;
-          for (;;) {
-            let filled = 0;
-            while (filled < buffer.length) {
-              const n = await file.read(buffer.subarray(filled));
-              if (n === null) break;
-              filled += n;
-            }
-            if (filled === 0 && offset > 0) break;
-            await client.request(
-              "mig.file",
-              encodeFileChunk({ id, name: entry.name, offset }, buffer.subarray(0, filled)),
-              { timeoutMs: 60_000 },
-            );
-            offset += filled;
-            bytes += filled;
-            if (filled < buffer.length) break;
-          }
-        }
+        bytes += await this.#sendFiles(client, id, dir);
         transferMs = now() - transfer;
         step = "restore";
         const restore = now();
         await client.request("mig.restore", json({ id }), { timeoutMs: 120_000 });
         restoreMs = now() - restore;
       } catch (error) {
-        await client.request("mig.abort", json({ id }), { timeoutMs: 5000 }).catch(() => {});
+        await abort();
         if (stdin) {
           const writer = await reopenStdin(pid, stdin.data).catch(() => undefined);
           if (writer) o.reattach(writer, stdin.eof);
@@ -636,6 +669,43 @@ export class Migration {
     } finally {
       await client.close().catch(() => {});
     }
+  }
+
+  /**
+   * Sends every image file in `dir` but the logs as `mig.file` chunks, up to FILES_IN_FLIGHT
+   * requests at a time (the pages went over the page link: these are a few small files, and one
+   * round trip each was most of the transfer); resolves with the bytes sent.
+   */
+  async #sendFiles(client: ChannelClient, id: number, dir: string): Promise<number> {
+    const inFlight = new Set<Promise<unknown>>();
+    let bytes = 0;
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || entry.name.endsWith(".log")) continue;
+      using file = await Deno.open(`${dir}/${entry.name}`);
+      const buffer = new Uint8Array(FILE_CHUNK);
+      let offset = 0;
+      for (;;) {
+        let filled = 0;
+        while (filled < buffer.length) {
+          const n = await file.read(buffer.subarray(filled));
+          if (n === null) break;
+          filled += n;
+        }
+        if (filled === 0 && offset > 0) break;
+        // encodeFileChunk copies: the buffer is free again once it returns.
+        const body = encodeFileChunk({ id, name: entry.name, offset }, buffer.subarray(0, filled));
+        const sent = client.request("mig.file", body, { timeoutMs: 60_000 });
+        sent.catch(() => {}); // awaited below; a failure ends the transfer there
+        inFlight.add(sent);
+        void sent.finally(() => inFlight.delete(sent)).catch(() => {});
+        if (inFlight.size >= FILES_IN_FLIGHT) await Promise.race(inFlight);
+        offset += filled;
+        bytes += filled;
+        if (filled < buffer.length) break;
+      }
+    }
+    await Promise.all(inFlight);
+    return bytes;
   }
 
   /**
@@ -714,19 +784,14 @@ export class Migration {
             Array.isArray(r.fds) && r.fds.length === 3 &&
             r.fds.every((k) => k === null || (typeof k === "string" && /^pipe:\[\d+\]$/.test(k))),
         );
-        await this.#refuseWhenBlocked();
-        if (this.#guests.has(request.id)) {
-          throw new Error(`job ${request.id} runs here already`);
-        }
-        if (request.home === this.#options.nodeId) {
-          // The job comes home: only when this node asked for it (mig.move).
-          if (this.#arrivals.get(request.id)?.node !== request.home) {
-            throw new Error(`job ${request.id} is not on its way here`);
-          }
-        }
+        await this.#admit(request.id, request.home);
         const dir = `${this.#dir}/${request.id}-in`;
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
-        await Deno.mkdir(dir, { recursive: true });
+        // The pages came during the dump (mig.pages): the page server must have stored them all.
+        const pages = await this.#pagesDone(request.id);
+        if (pages === undefined) {
+          await Deno.remove(dir, { recursive: true }).catch(() => {});
+          await Deno.mkdir(dir, { recursive: true });
+        }
         this.#incoming.set(request.id, {
           id: request.id,
           home: request.home,
@@ -737,7 +802,26 @@ export class Migration {
           dir,
           homeAddress: peer.nodeId === request.home ? peer.address : undefined,
         });
-        return await ok();
+        return json({ pages: pages ?? 0 });
+      }],
+      ["mig.pages", async (body) => {
+        const { id, home, token } = bodyOf<{ id: number; home: number; token: string }>(
+          "mig.pages",
+          body,
+          (r) => isId(r.id) && Number.isInteger(r.home) && isPageToken(r.token),
+        );
+        await this.#admit(id, home);
+        await this.#dropPages(id);
+        const dir = `${this.#dir}/${id}-in`;
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        await Deno.mkdir(dir, { recursive: true });
+        const logPath = `${dir}/page-server.log`;
+        const { port, child } = await listenForPages(token, [
+          this.#criu.binary,
+          ...pageServerArgs({ imagesDir: dir, logFile: logPath, psSocket: 0 }),
+        ], { cwd: dir });
+        this.#pages.set(id, { dir, logPath, child, status: child.status });
+        return json({ port });
       }],
       ["mig.file", async (body) => {
         const chunk = decodeFileChunk(body);
@@ -766,6 +850,7 @@ export class Migration {
         const { id } = bodyOf<{ id: number }>("mig.abort", body, (r) => isId(r.id));
         const incoming = this.#incoming.get(id);
         this.#incoming.delete(id);
+        await this.#dropPages(id);
         if (incoming) await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
         return json({});
       }],
@@ -844,6 +929,57 @@ export class Migration {
     const guest = this.#guests.get(id);
     if (!guest) throw new Error(`no job ${id} on this node`);
     return guest;
+  }
+
+  /** Whether this node takes job `id` of node `home` (mig.pages, mig.begin); throws if not. */
+  async #admit(id: number, home: number): Promise<void> {
+    await this.#refuseWhenBlocked();
+    if (this.#guests.has(id)) throw new Error(`job ${id} runs here already`);
+    // A job comes home only when this node asked for it (mig.move).
+    if (home === this.#options.nodeId && this.#arrivals.get(id)?.node !== home) {
+      throw new Error(`job ${id} is not on its way here`);
+    }
+  }
+
+  /**
+   * Waits for the page server of job `id` (mig.pages) to end, which it does once the dump has
+   * sent every page; resolves with the bytes it stored, or undefined when there was none. Throws
+   * when it failed.
+   */
+  async #pagesDone(id: number): Promise<number | undefined> {
+    const pages = this.#pages.get(id);
+    if (!pages) return undefined;
+    this.#pages.delete(id);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, 30_000, "late"));
+    const status = await Promise.race([pages.status, late]).finally(() => clearTimeout(timer));
+    if (status === "late" || !status.success) {
+      try {
+        pages.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      const code = status === "late" ? "still running after 30000 ms" : `exit code ${status.code}`;
+      throw new Error(
+        `Cannot store the pages of job ${id}: criu page-server ${code} (log: ${pages.logPath})`,
+      );
+    }
+    let bytes = 0;
+    for await (const entry of Deno.readDir(pages.dir)) {
+      if (/^pages-\d+\.img$/.test(entry.name)) {
+        bytes += (await Deno.stat(`${pages.dir}/${entry.name}`)).size;
+      }
+    }
+    return bytes;
+  }
+
+  /** Stops the page server of job `id`, if any (a failed or abandoned migration). */
+  async #dropPages(id: number): Promise<void> {
+    const pages = this.#pages.get(id);
+    if (!pages) return;
+    this.#pages.delete(id);
+    try {
+      pages.child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await pages.status;
   }
 
   async #refuseWhenBlocked(): Promise<void> {

@@ -189,8 +189,8 @@ Deno.test({
   fn: () =>
     withLab("migk", planLab(2), async (lab) => {
       await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
-      // Test-only hook (lib/migration.ts): node 2 stores each image chunk 500 ms late.
-      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "500" } });
+      // Test-only hook (lib/migration.ts): node 2 stores each image chunk 2 s late.
+      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "2000" } });
       const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
       assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
       const run = startRun(lab, "sh", "-c", counter(40));
@@ -200,11 +200,16 @@ Deno.test({
         stdout: "piped",
         stderr: "piped",
       }).output();
-      // mig.begin made the images directory on node 2: kill its daemon mid-transfer.
+      // The dump has ended on node 1 (its pages are on node 2 already), the other image files
+      // are on their way, each held 2 s by node 2: kill node 2's daemon now.
       await retryUntil(
-        () => Deno.stat(`${nodeRoot(lab, 2)}/migrations/${job.pid}-in`).then(() => true),
+        () =>
+          Deno.readTextFile(`${nodeRoot(lab, 1)}/migrations/${job.pid}-out/dump.log`).then(
+            (log) => log.includes("Dumping finished successfully"),
+            () => false,
+          ),
         10_000,
-        { what: "the transfer to start", intervalMs: 10 },
+        { what: "the dump to end", intervalMs: 10 },
       );
       const daemon = Number(await Deno.readTextFile(`${nodeRoot(lab, 2)}/omdiscd.pid`));
       Deno.kill(daemon, "SIGKILL");

@@ -9,6 +9,7 @@ import {
   findCriu,
   hintFor,
   logTail,
+  pageServerArgs,
   parseVersion,
   type Preflight,
   preflight,
@@ -80,6 +81,38 @@ Deno.test("criu: dumpArgs with every option, and as a pre-dump", () => {
       "--port",
       "27",
     ],
+  );
+});
+
+Deno.test("criu: dumpArgs and pageServerArgs over a connected socket (--ps-socket)", () => {
+  assert.deepEqual(
+    dumpArgs({ pid: 9, imagesDir: "/o", logFile: "/o/dump.log", psSocket: 0 }),
+    ["dump", "--tree", "9", "--images-dir", "/o", "--log-file", "/o/dump.log", "-v4"]
+      .concat(["--page-server", "--ps-socket", "0"]),
+  );
+  assert.throws(
+    () =>
+      dumpArgs({
+        pid: 9,
+        imagesDir: "/o",
+        logFile: "/l",
+        psSocket: 0,
+        pageServer: { address: "10.0.0.2", port: 27 },
+      }),
+    /an address or a socket, not both/,
+  );
+  assert.throws(
+    () => dumpArgs({ pid: 9, imagesDir: "/o", logFile: "/l", psSocket: -1 }),
+    RangeError,
+  );
+  assert.deepEqual(
+    pageServerArgs({ imagesDir: "/i", logFile: "/i/page-server.log", psSocket: 0 }),
+    ["page-server", "--images-dir", "/i", "--log-file", "/i/page-server.log", "-v4"]
+      .concat(["--ps-socket", "0"]),
+  );
+  assert.throws(
+    () => pageServerArgs({ imagesDir: "/i", logFile: "/l", psSocket: 1.5 }),
+    RangeError,
   );
 });
 

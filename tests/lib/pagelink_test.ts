@@ -1,0 +1,93 @@
+/**
+ * The page link's two perl ends, for real on loopback (no CRIU needed): the token admits the
+ * connection, a connection without it is closed unread, the commands get the socket as stdin.
+ */
+import assert from "node:assert/strict";
+import {
+  connectorArgs,
+  isPageToken,
+  listenerArgs,
+  listenForPages,
+  newPageToken,
+  PAGE_CONNECTOR,
+  PAGE_LISTENER,
+} from "../../lib/pagelink.ts";
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+Deno.test("pagelink: tokens are 64 fresh hex characters", () => {
+  const a = newPageToken();
+  assert.ok(isPageToken(a), a);
+  assert.notEqual(a, newPageToken());
+  assert.ok(!isPageToken(a.toUpperCase()));
+  assert.ok(!isPageToken(a.slice(1)));
+  assert.ok(!isPageToken(42));
+});
+
+Deno.test("pagelink: the argv of both ends, and what they refuse", () => {
+  const t = "ab".repeat(32);
+  assert.deepEqual(
+    connectorArgs({ hostname: "10.0.0.2", port: 4000 }, t, ["criu", "dump"]),
+    ["-e", PAGE_CONNECTOR, "10.0.0.2", "4000", t, "criu", "dump"],
+  );
+  assert.deepEqual(listenerArgs(t, ["criu", "page-server"], 5), [
+    "-e",
+    PAGE_LISTENER,
+    t,
+    "5",
+    "criu",
+    "page-server",
+  ]);
+  assert.throws(() => connectorArgs({ hostname: "h", port: 0 }, t, ["x"]), RangeError);
+  assert.throws(() => connectorArgs({ hostname: "h", port: 1 }, "xyz", ["x"]), TypeError);
+  assert.throws(() => listenerArgs("AB".repeat(32), ["x"]), TypeError);
+});
+
+Deno.test("pagelink: only the connection with the token reaches the command", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "om-pagelink-" });
+  try {
+    const token = newPageToken();
+    // The target's command stores what arrives on its stdin (the socket).
+    const listener = await listenForPages(token, ["sh", "-c", `cat > ${dir}/got`]);
+    // A stranger first: a wrong token, then data; it gets nothing and is closed.
+    const stranger = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+    await stranger.write(encoder.encode("0".repeat(64) + "forged pages"));
+    // Closed with its bytes unread: an end of stream, or a reset for the unread bytes.
+    const answer = await stranger.read(new Uint8Array(16)).catch((e) =>
+      e instanceof Deno.errors.ConnectionReset ? null : Promise.reject(e)
+    );
+    assert.equal(answer, null, "the stranger's connection is closed, with nothing said");
+    stranger.close();
+    // The source's end: connects, sends the token, its command writes to the socket.
+    const source = await new Deno.Command("perl", {
+      args: connectorArgs({ hostname: "127.0.0.1", port: listener.port }, token, [
+        "sh",
+        "-c",
+        "printf 'the pages' >&0",
+      ]),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(source.code, 0, decoder.decode(source.stderr));
+    assert.equal((await listener.child.status).code, 0);
+    assert.equal(await Deno.readTextFile(`${dir}/got`), "the pages");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("pagelink: the listener gives up when nobody brings the token", async () => {
+  const listener = await listenForPages(newPageToken(), ["true"], { seconds: 1 });
+  assert.equal((await listener.child.status).code, 124);
+});
+
+Deno.test("pagelink: the connector exits 124 when nobody listens", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = closed.addr.port;
+  closed.close();
+  const source = await new Deno.Command("perl", {
+    args: connectorArgs({ hostname: "127.0.0.1", port }, newPageToken(), ["true"]),
+  }).output();
+  assert.equal(source.code, 124);
+});
