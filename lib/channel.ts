@@ -145,6 +145,16 @@ export async function dispatch(
 }
 
 const nonce = () => crypto.getRandomValues(new Uint8Array(NONCE_SIZE));
+
+/**
+ * Turns Nagle's algorithm off on a TCP connection: every frame is written whole, and with
+ * several requests in flight Nagle held each small frame back until the previous one was
+ * acknowledged, which the peer delays up to 40 ms (seen here: 8 small `mig.file` requests in
+ * flight took 50 ms, one after the other 7 ms).
+ */
+function noDelay(conn: Deno.Conn): void {
+  if (conn.localAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
+}
 const label = (frame: Frame) => frame.type.toUpperCase();
 
 /** The server's counters, live. */
@@ -373,6 +383,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       }
       stats.connections++;
       stats.open++;
+      noDelay(conn);
       const link = new FrameConn(conn);
       links.add(link);
       const task = serve(link, conn.remoteAddr).finally(() => {
@@ -500,6 +511,7 @@ export async function connectChannel(options: ConnectChannelOptions): Promise<Ch
       connecting.then((late) => late.close(), () => {});
       throw error;
     });
+    noDelay(conn);
     link = new FrameConn(conn);
     const handshake = async (link: FrameConn) => {
       const nonces: { client: Uint8Array; server: Uint8Array } = { client: nonce(), server: EMPTY };
