@@ -206,6 +206,8 @@ const MIGRATION_COMMANDS = [
   "mig.begin",
   "mig.file",
   "mig.restore",
+  "mig.commit",
+  "mig.status",
   "mig.abort",
   "mig.move",
   "job.push",

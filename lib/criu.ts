@@ -231,6 +231,8 @@ export interface RestoreArgsOptions {
   restoreDetached?: boolean;
   /** `--restore-sibling`: the root becomes a child of criu's parent, not of criu. */
   restoreSibling?: boolean;
+  /** `--leave-stopped`: the restored tree stays stopped (SIGSTOP) until someone continues it. */
+  leaveStopped?: boolean;
   shellJob?: boolean;
   extUnixSk?: boolean;
   tcpEstablished?: boolean;
@@ -252,6 +254,7 @@ export function restoreArgs(options: RestoreArgsOptions): string[] {
   ];
   if (options.restoreDetached ?? true) argv.push("--restore-detached");
   if (options.restoreSibling) argv.push("--restore-sibling");
+  if (options.leaveStopped) argv.push("--leave-stopped");
   if (options.shellJob) argv.push("--shell-job");
   if (options.extUnixSk) argv.push("--ext-unix-sk");
   if (options.tcpEstablished) argv.push("--tcp-established");

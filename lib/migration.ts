@@ -14,15 +14,19 @@
  *    target restores from files CRIU wrote itself, which restored faster here than files written
  *    by the daemon); then `mig.begin`, the other (small) image files as `mig.file` chunks, and
  *    `mig.restore`;
- * 5. the target restores under a perl waiter that becomes the job's parent (criu cannot report
- *    a restored job's exit status, see lib/criu.ts) with new pipes as the job's stdio, records a
- *    guest job, and pushes its output to the home daemon (`job.push`, then `job.exited`);
- * 6. home records the job as running on the target BEFORE it kills the stopped local copy (so
+ * 5. the target restores the job, stopped, under a perl waiter that becomes its parent (criu
+ *    cannot report a restored job's exit status, see lib/criu.ts) with new pipes as its stdio;
+ * 6. the commit (`mig.commit`, PROTOCOL.md §11.2): the target lets the job run, records a guest
+ *    job and pushes its output to the home daemon (`job.push`, then `job.exited`). Until then
+ *    both copies are stopped; a target copy that no commit reaches is killed (by the target after
+ *    COMMIT_WINDOW_MS, by its waiter if the daemon is gone), and a commit whose answer is lost is
+ *    asked again until the target answers, so that the job runs at exactly one place;
+ * 7. home records the job as running on the target BEFORE it kills the stopped local copy (so
  *    that copy's end is not the job's), then relays `job.input`/`job.signal` there. Output that
  *    arrives from the target waits until the local copy's pipes are drained: nothing is lost,
  *    doubled or reordered.
- * Any failure after the dump: the target is told to drop what it got (`mig.abort`), the stopped
- * job is continued (SIGCONT) where it was, and the error names the step and the CRIU log.
+ * Any failure before the commit: the target is told to drop what it got (`mig.abort`), the
+ * stopped job is continued (SIGCONT) where it was, and the error names the step and the CRIU log.
  *
  * Stdin: CRIU does not refill an inherited pipe, so the bytes the job had not yet read would be
  * lost. The deputy holds later `job.input` from just before the dump; after it, the deputy
@@ -34,10 +38,12 @@
  *
  * A job that runs elsewhere is moved by the node it runs on, when its home asks (`mig.move`): that
  * node dumps its guest the same way and sends it on; a job that comes home is adopted by the
- * deputy. Output from the new node waits at home until the old node's last output is in.
+ * deputy. Output from the new node waits at home until the old node's last output is in. When
+ * `mig.move` fails or its answer is lost, the home asks both nodes where the job is
+ * (`mig.status`) rather than trusting the error.
  * Nothing here prints: errors and results go back to the caller.
  */
-import type { ChannelClient, Handler, Peer } from "./channel.ts";
+import { type ChannelClient, type Handler, type Peer, RemoteError } from "./channel.ts";
 import {
   type Criu,
   CriuError,
@@ -49,13 +55,7 @@ import {
   preflight,
   restoreArgs,
 } from "./criu.ts";
-import {
-  connectorArgs,
-  isPageToken,
-  listenForPages,
-  newPageToken,
-  PAGE_LINK_FAILED,
-} from "./pagelink.ts";
+import { isPageToken, linkPages, listenForPages, newPageToken, type PageLink } from "./pagelink.ts";
 import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy.ts";
 import { type Job, type JobExit, type OutputFd, SIGNAL_NUMBERS } from "./jobs.ts";
 import type { Logger } from "./log.ts";
@@ -75,13 +75,51 @@ const FILES_IN_FLIGHT = 8;
 export const TEST_FILE_DELAY_ENV = "OM_TEST_MIG_FILE_DELAY_MS";
 
 /**
- * The restored job's parent on the target: runs `criu restore --restore-detached
- * --restore-sibling ...` (ARGV after the marker file), creates the marker once criu has
- * restored, waits for the job and exits with its status (128+N for signal N; 125 when the
- * restore failed).
+ * The restored job's parent on the target: `perl -e RESTORE_WAITER MARKER PIDFILE WINDOW criu
+ * restore --restore-detached --restore-sibling --leave-stopped ...`. Runs the restore, creates
+ * MARKER once criu has restored the job (stopped), then waits up to WINDOW seconds for SIGUSR1,
+ * the commit (mig.commit): without it, it kills the job (the PID criu wrote to PIDFILE, the
+ * job's PID 1, so its whole namespace goes), so that a copy nobody let run never runs, even when
+ * the daemon that restored it is gone. Then it waits for the job and exits with its status (128+N
+ * for signal N; 125 when the restore failed).
  */
-export const RESTORE_WAITER = "my $m = shift; system(@ARGV) == 0 or exit 125; " +
-  'open(my $f, ">", $m) and close($f); wait(); exit($? & 127 ? 128 + ($? & 127) : $? >> 8)';
+export const RESTORE_WAITER = "my ($m, $p, $w) = splice(@ARGV, 0, 3); my $go = 0; " +
+  "$SIG{USR1} = sub { $go = 1 }; system(@ARGV) == 0 or exit 125; " +
+  'open(my $f, ">", $m) and close($f); my $end = time + $w; ' +
+  "until ($go || time >= $end) { select(undef, undef, undef, 0.05) } " +
+  'if (!$go && open(my $g, "<", $p)) { my $j = <$g>; kill("KILL", $j) if $j > 1 } ' +
+  "wait(); exit($? & 127 ? 128 + ($? & 127) : $? >> 8)";
+
+/**
+ * How long a target keeps a restored, stopped job waiting for mig.commit before it kills it; the
+ * waiter's own limit (WAITER_WINDOW_S) is longer, for when the daemon is gone.
+ */
+export const COMMIT_WINDOW_MS = 20_000;
+const WAITER_WINDOW_S = 30;
+/** How long the source waits for one answer to mig.commit. */
+const COMMIT_TIMEOUT_MS = 10_000;
+/**
+ * How long the source asks again after mig.commit got no answer: past the waiter's window a copy
+ * that no commit reached is gone, so the job can go on at the source.
+ */
+const COMMIT_SETTLE_MS = (WAITER_WINDOW_S + 10) * 1000;
+/** How long the home asks both nodes where a job is after mig.move got no answer. */
+const MOVE_SETTLE_MS = 180_000;
+
+/**
+ * Test-only hook: milliseconds the target holds its FIRST answer to mig.commit of a job, after
+ * committing, so that the source's request times out and the source must ask again.
+ */
+export const TEST_COMMIT_DELAY_ENV = "OM_TEST_MIG_COMMIT_DELAY_MS";
+/**
+ * Test-only hook: when set, the node that moved a job (mig.move) answers with an error after
+ * the move is done, as if its answer had been lost, so that the home must find out where the job
+ * runs.
+ */
+export const TEST_MOVE_LOSE_REPLY_ENV = "OM_TEST_MIG_MOVE_LOSE_REPLY";
+
+/** Where a job is, as a node sees it (mig.status). */
+export type MoveState = "running" | "restored" | "moving" | "none";
 
 /** Signals that kill by default; see Deputy.signal. */
 const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
@@ -92,7 +130,8 @@ export type MigrationStep =
   | "target check"
   | "dump"
   | "transfer"
-  | "restore";
+  | "restore"
+  | "commit";
 
 /** A migration that did not happen; the job goes on where it was. */
 export class MigrationError extends Error {
@@ -166,8 +205,19 @@ interface Guest {
   served?: Promise<void>;
 }
 
+/** A job restored here, stopped under its waiter, until mig.commit lets it run. */
+interface Restored {
+  readonly incoming: Incoming;
+  readonly child: Deno.ChildProcess;
+  readonly status: Promise<Deno.CommandStatus>;
+  readonly pid: number;
+  readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly timer: ReturnType<typeof setTimeout>;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const json = (value: unknown) => encoder.encode(JSON.stringify(value));
 const now = () => performance.now();
 
@@ -306,6 +356,14 @@ async function criuFailure(
 export class Migration {
   readonly #options: MigrationOptions;
   readonly #incoming = new Map<number, Incoming>();
+  /** Jobs restored here, stopped, waiting for mig.commit. */
+  readonly #restored = new Map<number, Restored>();
+  /** Jobs this node is moving on (mig.move), until the move has ended either way. */
+  readonly #moving = new Set<number>();
+  /** At home: jobs committed here on their way home, until the move is settled. */
+  readonly #homecomings = new Set<number>();
+  /** Jobs whose first mig.commit answer was held (TEST_COMMIT_DELAY_ENV). */
+  readonly #commitsHeld = new Set<number>();
   /** Page servers receiving a dump's pages (mig.pages), by job. */
   readonly #pages = new Map<
     number,
@@ -467,12 +525,37 @@ export class Migration {
         });
         report = JSON.parse(decoder.decode(reply));
       } catch (error) {
+        // The answer may not tell the truth (a lost connection, a node that went away after the
+        // commit): where the job runs is asked of both nodes.
+        const settled = await this.#settleMove(id, source, target);
         const text = error instanceof Error && "error" in error
           ? String((error as { error: unknown }).error)
           : message(error);
-        const step = /: (preflight|target check|dump|transfer|restore) failed on/.exec(text)
-          ?.[1] as MigrationStep | undefined;
-        throw new MigrationError(text, step, /\(log: ([^)]+)\)/.exec(text)?.[1]);
+        if (settled !== "moved") {
+          const step = /: (preflight|target check|dump|transfer|restore|commit) failed on/
+            .exec(text)?.[1] as MigrationStep | undefined;
+          throw new MigrationError(
+            settled === "unknown"
+              ? `${text}; node ${source} and node ${target} did not say where job ${id} runs`
+              : text,
+            step,
+            /\(log: ([^)]+)\)/.exec(text)?.[1],
+          );
+        }
+        logger.warn(
+          "job {id}: mig.move to node {source} failed ({error}), but the job runs on node {to}",
+          { id, source, to: target, error: text },
+        );
+        report = {
+          id,
+          from: source,
+          to: target,
+          frozenMs: 0,
+          transferMs: 0,
+          restoreMs: 0,
+          totalMs: 0,
+          bytes: 0,
+        };
       }
       if (target === nodeId) deputy.adopted(id);
       else await deputy.placed(id, target);
@@ -486,9 +569,43 @@ export class Migration {
       if (target === nodeId) deputy.dropAdoption(id);
       throw error;
     } finally {
+      this.#homecomings.delete(id);
       this.#arrivals.delete(id);
       arrived();
       await client?.close().catch(() => {});
+    }
+  }
+
+  /**
+   * After mig.move failed or got no answer: asks the source and the target where job `id` is
+   * (mig.status, every 500 ms for up to MOVE_SETTLE_MS) until it is clear. "stayed": the source
+   * runs it; "moved": the target runs it and the source has finished with it (its last output is
+   * home); "unknown": neither said so in time.
+   */
+  async #settleMove(
+    id: number,
+    source: number,
+    target: number,
+  ): Promise<"moved" | "stayed" | "unknown"> {
+    const ask = async (node: number): Promise<MoveState | undefined> => {
+      if (node === this.#options.nodeId) return this.#state(id);
+      const client = await this.#options.connect(node).catch(() => undefined);
+      try {
+        const reply = await client?.request("mig.status", json({ id }), { timeoutMs: 5000 });
+        return reply ? JSON.parse(decoder.decode(reply)).state : undefined;
+      } catch {
+        return undefined;
+      } finally {
+        await client?.close().catch(() => {});
+      }
+    };
+    const until = now() + MOVE_SETTLE_MS;
+    for (;;) {
+      const [atSource, atTarget] = await Promise.all([ask(source), ask(target)]);
+      if (atSource === "running") return "stayed";
+      if (atSource !== "moving" && atTarget === "running") return "moved";
+      if (now() >= until) return "unknown";
+      await sleep(500);
     }
   }
 
@@ -565,34 +682,28 @@ export class Migration {
         throw fail("target check", error, target);
       }
 
+      // The page link is made before the freeze; its criu dump runs at the go.
+      const logPath = `${dir}/dump.log`;
+      let link: PageLink;
+      try {
+        link = await linkPages({ hostname: client.hostname!, port }, token, [
+          this.#criu.binary,
+          ...dumpArgs({ pid, imagesDir: dir, logFile: logPath, psSocket: 0 }),
+          "--leave-stopped",
+        ]);
+      } catch (error) {
+        await abort();
+        throw fail("target check", error, target);
+      }
+
       // Frozen from here: criu dump sends the pages over the page link as it collects them.
       const frozen = now();
-      const logPath = `${dir}/dump.log`;
-      const criuArgs = dumpArgs({ pid, imagesDir: dir, logFile: logPath, psSocket: 0 });
-      const args = connectorArgs({ hostname: client.hostname, port }, token, [
-        this.#criu.binary,
-        ...criuArgs,
-        "--leave-stopped",
-      ]);
       let code: number;
       try {
-        code = (await new Deno.Command("perl", {
-          args,
-          stdin: "null",
-          stdout: "null",
-          stderr: "null",
-        }).output()).code;
+        code = (await link.go()).code;
       } catch (error) {
         await abort();
         throw fail("dump", error);
-      }
-      if (code === PAGE_LINK_FAILED && !(await exists(logPath))) {
-        await abort();
-        throw fail(
-          "dump",
-          new Error(`cannot open the page link to ${client.hostname}:${port}`),
-          target,
-        );
       }
       if (code !== 0) {
         await abort();
@@ -629,6 +740,11 @@ export class Migration {
         step = "restore";
         const restore = now();
         await client.request("mig.restore", json({ id }), { timeoutMs: 120_000 });
+        // Restored there, stopped: from the commit on, the job is the target's.
+        step = "commit";
+        if (!(await this.#commitAt(client, id, target))) {
+          throw new Error(`node ${target} did not let the restored job run`);
+        }
         restoreMs = now() - restore;
       } catch (error) {
         await abort();
@@ -669,6 +785,52 @@ export class Migration {
     } finally {
       await client.close().catch(() => {});
     }
+  }
+
+  /**
+   * Asks the target to let the job it restored run (mig.commit); resolves with whether it runs
+   * there. An error answer means it does not (never restored, or dropped). No answer leaves it
+   * open, so the question is asked again over new connections until the target answers or
+   * COMMIT_SETTLE_MS have passed: then the target's copy, had no commit reached it, was killed by
+   * its waiter, and the job goes on here. (Had a commit reached a target that then stayed
+   * unreachable for that long, two copies run: logged as such.)
+   */
+  async #commitAt(client: ChannelClient, id: number, target: number): Promise<boolean> {
+    const { logger } = this.#options;
+    const ask = async (via: ChannelClient) => {
+      try {
+        await via.request("mig.commit", json({ id }), { timeoutMs: COMMIT_TIMEOUT_MS });
+        return true;
+      } catch (error) {
+        if (error instanceof RemoteError) return false;
+        logger.warn("job {id}: mig.commit to node {target} got no answer: {error}", {
+          id,
+          target,
+          error: message(error),
+        });
+        return undefined;
+      }
+    };
+    const first = await ask(client);
+    if (first !== undefined) return first;
+    const until = now() + COMMIT_SETTLE_MS;
+    while (now() < until) {
+      await sleep(500);
+      const again = await this.#options.connect(target).catch(() => undefined);
+      if (!again) continue;
+      try {
+        const answer = await ask(again);
+        if (answer !== undefined) return answer;
+      } finally {
+        await again.close().catch(() => {});
+      }
+    }
+    logger.error(
+      "job {id}: node {target} never answered mig.commit; the job goes on here (if a commit " +
+        "reached node {target} and it runs there too, kill one copy)",
+      { id, target },
+    );
+    return false;
   }
 
   /**
@@ -714,6 +876,15 @@ export class Migration {
    * reached home, so that the output from its new node follows it.
    */
   async #moveGuest(guest: Guest, to: number): Promise<MigrationReport> {
+    this.#moving.add(guest.id);
+    try {
+      return await this.#moveGuestNow(guest, to);
+    } finally {
+      this.#moving.delete(guest.id);
+    }
+  }
+
+  async #moveGuestNow(guest: Guest, to: number): Promise<MigrationReport> {
     const start = now();
     const report = await this.#send({
       id: guest.id,
@@ -762,7 +933,14 @@ export class Migration {
         if (peer.nodeId !== guest.home) {
           throw new Error(`job ${id} is not a job of node ${peer.nodeId}`);
         }
-        return json(await this.#moveGuest(guest, to));
+        if (this.#moving.has(id)) throw new Error(`job ${id} is being moved already`);
+        const report = await this.#moveGuest(guest, to);
+        if (this.#options.env?.(TEST_MOVE_LOSE_REPLY_ENV)) {
+          throw new Error(
+            `the answer to mig.move was lost (test hook ${TEST_MOVE_LOSE_REPLY_ENV})`,
+          );
+        }
+        return json(report);
       }],
       ["mig.begin", async (body, peer: Peer) => {
         const request = bodyOf<
@@ -846,10 +1024,26 @@ export class Migration {
         const ms = await this.#restore(incoming);
         return json({ ms: Math.round(ms) });
       }],
+      ["mig.commit", async (body) => {
+        const { id } = bodyOf<{ id: number }>("mig.commit", body, (r) => isId(r.id));
+        const first = this.#restored.has(id);
+        await this.#commitHere(id);
+        const hold = Number(this.#options.env?.(TEST_COMMIT_DELAY_ENV) ?? 0);
+        if (first && hold > 0 && !this.#commitsHeld.has(id)) {
+          this.#commitsHeld.add(id);
+          await sleep(hold);
+        }
+        return json({});
+      }],
+      ["mig.status", (body) => {
+        const { id } = bodyOf<{ id: number }>("mig.status", body, (r) => isId(r.id));
+        return Promise.resolve(json({ state: this.#state(id) }));
+      }],
       ["mig.abort", async (body) => {
         const { id } = bodyOf<{ id: number }>("mig.abort", body, (r) => isId(r.id));
         const incoming = this.#incoming.get(id);
         this.#incoming.delete(id);
+        await this.#dropRestored(id, "mig.abort");
         await this.#dropPages(id);
         if (incoming) await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
         return json({});
@@ -934,7 +1128,11 @@ export class Migration {
   /** Whether this node takes job `id` of node `home` (mig.pages, mig.begin); throws if not. */
   async #admit(id: number, home: number): Promise<void> {
     await this.#refuseWhenBlocked();
-    if (this.#guests.has(id)) throw new Error(`job ${id} runs here already`);
+    if (this.#guests.has(id) || this.#homecomings.has(id)) {
+      throw new Error(`job ${id} runs here already`);
+    }
+    // A copy restored here for an earlier attempt that its source gave up on.
+    await this.#dropRestored(id, "a new migration of the job began");
     // A job comes home only when this node asked for it (mig.move).
     if (home === this.#options.nodeId && this.#arrivals.get(id)?.node !== home) {
       throw new Error(`job ${id} is not on its way here`);
@@ -988,9 +1186,12 @@ export class Migration {
     }
   }
 
-  /** Restores an image set as a guest job; resolves with the restore's time once it runs. */
+  /**
+   * Restores an image set under the waiter, stopped (`--leave-stopped`); resolves with the
+   * restore's time. The job runs only once mig.commit lets it (#commitHere); without that within
+   * COMMIT_WINDOW_MS it is killed (#dropRestored).
+   */
   async #restore(incoming: Incoming): Promise<number> {
-    const { logger, nodeId } = this.#options;
     const { id, dir } = incoming;
     const criu = this.#criu;
     const marker = `${dir}/restored`;
@@ -1002,11 +1203,12 @@ export class Migration {
       pidfile,
       restoreDetached: true,
       restoreSibling: true,
+      leaveStopped: true,
       inheritFds: incoming.fds.flatMap((key, fd) => key ? [{ fd, key }] : []),
     });
     const start = now();
     const child = new Deno.Command("perl", {
-      args: ["-e", RESTORE_WAITER, marker, criu.binary, ...args],
+      args: ["-e", RESTORE_WAITER, marker, pidfile, String(WAITER_WINDOW_S), criu.binary, ...args],
       cwd: dir,
       stdin: "piped",
       stdout: "piped",
@@ -1029,12 +1231,42 @@ export class Migration {
       await stdin.close().catch(() => {});
       throw await criuFailure("restore", `restore job ${id}`, exited?.code ?? 125, logPath);
     }
+    const timer = setTimeout(
+      () => void this.#dropRestored(id, `no mig.commit within ${COMMIT_WINDOW_MS} ms`),
+      COMMIT_WINDOW_MS,
+    );
+    this.#restored.set(id, { incoming, child, status, pid, stdin, timer });
+    return ms;
+  }
+
+  /**
+   * mig.commit: lets the job restored here run (the waiter keeps it, SIGCONT), as a guest or, at
+   * its home, adopted by the deputy. Asked again once it runs, it answers the same; throws when
+   * there is no such job here (never restored, or dropped), so that the source can go on.
+   */
+  async #commitHere(id: number): Promise<void> {
+    const { logger, nodeId } = this.#options;
+    const restored = this.#restored.get(id);
+    if (!restored) {
+      if (this.#state(id) === "running") return;
+      throw new Error(`job ${id} was not restored here, or was dropped`);
+    }
+    this.#restored.delete(id);
+    clearTimeout(restored.timer);
+    const { incoming, child, status, pid, stdin } = restored;
+    try {
+      child.kill("SIGUSR1");
+    } catch { /* the waiter is gone: so is the job, and its end is reported below */ }
+    // From here the job is this node's: nothing below may fail the commit.
+    await continueTree(pid).catch(() => {});
+    const dir = incoming.dir;
     if (incoming.home === nodeId) {
       // The job came home: the deputy runs it again, once the move is done.
+      this.#homecomings.add(id);
       this.#options.deputy.adopt(id, child, pid, stdin, incoming.stdinEof === true);
       logger.info("job {id}: restored at home as pid {pid}", { id, pid });
       void Deno.remove(dir, { recursive: true }).catch(() => {});
-      return ms;
+      return;
     }
     const guest: Guest = {
       id,
@@ -1063,7 +1295,33 @@ export class Migration {
       pid,
     });
     guest.served = this.#serveGuest(guest, child, status, incoming.homeAddress, dir, record);
-    return ms;
+  }
+
+  /** Kills a restored job that was never let run, and forgets it. */
+  async #dropRestored(id: number, why: string): Promise<void> {
+    const restored = this.#restored.get(id);
+    if (!restored) return;
+    this.#restored.delete(id);
+    clearTimeout(restored.timer);
+    try {
+      Deno.kill(restored.pid, "SIGKILL");
+    } catch { /* gone */ }
+    await restored.stdin.close().catch(() => {});
+    await Promise.all([restored.child.stdout.cancel(), restored.child.stderr.cancel()]).catch(
+      () => {},
+    );
+    await restored.status;
+    await Deno.remove(restored.incoming.dir, { recursive: true }).catch(() => {});
+    this.#options.logger.warn("job {id}: its restored copy here was dropped: {why}", { id, why });
+  }
+
+  /** Where job `id` is as this node sees it (mig.status). */
+  #state(id: number): MoveState {
+    if (this.#moving.has(id)) return "moving";
+    if (this.#restored.has(id)) return "restored";
+    const guest = this.#guests.get(id);
+    if ((guest && !guest.moved) || this.#homecomings.has(id)) return "running";
+    return "none";
   }
 
   /** Pushes a guest's output home, then its exit; forgets it. */

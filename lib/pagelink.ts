@@ -43,8 +43,11 @@ export const PAGE_LISTENER = "use IO::Socket::INET; my ($t, $s, @c) = @ARGV; " +
 
 /**
  * The source's end: `perl -e PAGE_CONNECTOR HOST PORT TOKEN COMMAND...`. Connects to HOST:PORT
- * (10 s at most), sends TOKEN, runs COMMAND in a child with the socket as its stdin, and exits with
- * its status (128+N for signal N). Exits 124 when it cannot connect or send.
+ * (10 s at most), sends TOKEN and prints `linked` and a newline on stdout. Then it waits for one
+ * byte on stdin, the go (the link is made before the job is frozen, so that perl's start and the
+ * connection are not frozen time), runs COMMAND in a child with the socket as its stdin and
+ * stdout on /dev/null, and exits with its status (128+N for signal N). Exits 124 when it cannot
+ * connect or send, or when stdin ends without the go.
  *
  * While COMMAND runs, the parent sets TCP_NODELAY on its copy of the socket every 5 ms, which
  * pushes out whatever the socket holds back: `criu dump` corks the page-server socket
@@ -57,7 +60,8 @@ export const PAGE_CONNECTOR =
   "my ($h, $p, $t, @c) = @ARGV; " +
   "my $k = IO::Socket::INET->new(PeerAddr => $h, PeerPort => $p, Proto => 'tcp', " +
   "Timeout => 10) or exit 124; syswrite($k, $t) == length($t) or exit 124; " +
-  "my $pid = fork() // exit 124; " +
+  '$| = 1; print "linked\\n"; sysread(STDIN, my $go, 1) == 1 or exit 124; ' +
+  "open(STDOUT, '>', '/dev/null'); my $pid = fork() // exit 124; " +
   "if (!$pid) { open(STDIN, '<&', $k) or exit 124; exec { $c[0] } @c; exit 124 } " +
   "until (waitpid($pid, WNOHANG) > 0) { setsockopt($k, IPPROTO_TCP, TCP_NODELAY, 1); " +
   "select(undef, undef, undef, 0.005) } exit($? & 127 ? 128 + ($? & 127) : $? >> 8)";
@@ -96,6 +100,76 @@ export function listenerArgs(
   return ["-e", PAGE_LISTENER, token, String(seconds), ...command];
 }
 
+/** The source's end, linked: `go` runs its command now and resolves with its status. */
+export interface PageLink {
+  go(): Promise<Deno.CommandStatus>;
+  /** Ends it without running the command (it exits 124; the target sees the link end). */
+  cancel(): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts the source's end and resolves once it has made the page link and sent the token; its
+ * command (e.g. `criu dump ... --page-server --ps-socket 0`) runs at `go`. Throws when it exits
+ * first or does not link within 15 s.
+ */
+export async function linkPages(
+  address: { hostname: string; port: number },
+  token: string,
+  command: readonly string[],
+): Promise<PageLink> {
+  const child = new Deno.Command("perl", {
+    args: connectorArgs(address, token, command),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  try {
+    await firstLine(child, 15_000);
+  } catch (error) {
+    await stdin.close().catch(() => {});
+    const status = await child.status;
+    throw new Error(
+      `Cannot make the page link to ${address.hostname}:${address.port}: ${
+        (error as Error).message
+      } (exit code ${status.code})`,
+    );
+  }
+  return {
+    async go() {
+      await stdin.write(new Uint8Array([0x67])).catch(() => {});
+      await stdin.close().catch(() => {});
+      return await child.status;
+    },
+    async cancel() {
+      await stdin.close().catch(() => {});
+      return await child.status;
+    },
+  };
+}
+
+/** The first line a child prints on stdout; then its stdout is let go. */
+async function firstLine(child: Deno.ChildProcess, timeoutMs: number): Promise<string> {
+  const reader = child.stdout.getReader();
+  let text = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const late = new Promise<never>((_, reject) =>
+      timer = setTimeout(() => reject(new Error(`nothing within ${timeoutMs} ms`)), timeoutMs)
+    );
+    while (!text.includes("\n")) {
+      const { value, done } = await Promise.race([reader.read(), late]);
+      if (done) throw new Error("it ended first");
+      text += new TextDecoder().decode(value);
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+  await child.stdout.cancel().catch(() => {});
+  return text.slice(0, text.indexOf("\n"));
+}
+
 /** The target's listener, running: its port, and the process (which becomes `command`). */
 export interface PageListener {
   readonly port: number;
@@ -118,29 +192,16 @@ export async function listenForPages(
     stdout: "piped",
     stderr: "null",
   }).spawn();
-  const reader = child.stdout.getReader();
-  let text = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let text: string;
   try {
-    const late = new Promise<never>((_, reject) =>
-      timer = setTimeout(() => reject(new Error("no port within 10000 ms")), 10_000)
-    );
-    while (!text.includes("\n")) {
-      const { value, done } = await Promise.race([reader.read(), late]);
-      if (done) break;
-      text += new TextDecoder().decode(value);
-    }
+    text = await firstLine(child, 10_000);
   } catch (error) {
     try {
       child.kill("SIGKILL");
     } catch { /* gone */ }
     await child.status;
     throw new Error(`Cannot listen for the pages: ${(error as Error).message}`);
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
   }
-  await child.stdout.cancel().catch(() => {});
   const port = Number(text.trim());
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     const status = await child.status;

@@ -158,6 +158,11 @@ Deno.test("criu: restoreArgs is detached by default and maps inherited descripto
     shellJob: true,
   });
   assert.ok(!attached.includes("--restore-detached"));
+  assert.ok(!attached.includes("--leave-stopped"));
+  assert.deepEqual(
+    restoreArgs({ imagesDir: "/i", logFile: "/l", pidfile: "/p", leaveStopped: true }).slice(-2),
+    ["--restore-detached", "--leave-stopped"],
+  );
   assert.ok(attached.includes("--restore-sibling") && attached.includes("--shell-job"));
   assert.throws(
     () =>

@@ -6,14 +6,15 @@ import assert from "node:assert/strict";
 import {
   connectorArgs,
   isPageToken,
+  linkPages,
   listenerArgs,
   listenForPages,
   newPageToken,
   PAGE_CONNECTOR,
+  PAGE_LINK_FAILED,
   PAGE_LISTENER,
 } from "../../lib/pagelink.ts";
 
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 Deno.test("pagelink: tokens are 64 fresh hex characters", () => {
@@ -59,17 +60,14 @@ Deno.test("pagelink: only the connection with the token reaches the command", as
     );
     assert.equal(answer, null, "the stranger's connection is closed, with nothing said");
     stranger.close();
-    // The source's end: connects, sends the token, its command writes to the socket.
-    const source = await new Deno.Command("perl", {
-      args: connectorArgs({ hostname: "127.0.0.1", port: listener.port }, token, [
-        "sh",
-        "-c",
-        "printf 'the pages' >&0",
-      ]),
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(source.code, 0, decoder.decode(source.stderr));
+    // The source's end: linked first, its command runs (and writes to the socket) at the go.
+    const link = await linkPages({ hostname: "127.0.0.1", port: listener.port }, token, [
+      "sh",
+      "-c",
+      `printf 'the pages' >&0; echo ran > ${dir}/ran`,
+    ]);
+    assert.equal(await Deno.stat(`${dir}/ran`).catch(() => null), null, "nothing ran before go");
+    assert.equal((await link.go()).code, 0);
     assert.equal((await listener.child.status).code, 0);
     assert.equal(await Deno.readTextFile(`${dir}/got`), "the pages");
   } finally {
@@ -77,17 +75,39 @@ Deno.test("pagelink: only the connection with the token reaches the command", as
   }
 });
 
+Deno.test("pagelink: the connector exits with its command's status, or 124 when cancelled", async () => {
+  const token = newPageToken();
+  const listener = await listenForPages(token, ["cat"]);
+  const link = await linkPages({ hostname: "127.0.0.1", port: listener.port }, token, [
+    "sh",
+    "-c",
+    "exit 3",
+  ]);
+  assert.equal((await link.go()).code, 3);
+  assert.equal((await listener.child.status).code, 0, "cat saw the end of the connection");
+
+  const second = newPageToken();
+  const other = await listenForPages(second, ["cat"]);
+  const cancelled = await linkPages({ hostname: "127.0.0.1", port: other.port }, second, [
+    "sh",
+    "-c",
+    "exit 0",
+  ]);
+  assert.equal((await cancelled.cancel()).code, PAGE_LINK_FAILED);
+  assert.equal((await other.child.status).code, 0, "the link ended with nothing sent");
+});
+
 Deno.test("pagelink: the listener gives up when nobody brings the token", async () => {
   const listener = await listenForPages(newPageToken(), ["true"], { seconds: 1 });
   assert.equal((await listener.child.status).code, 124);
 });
 
-Deno.test("pagelink: the connector exits 124 when nobody listens", async () => {
+Deno.test("pagelink: no link when nobody listens", async () => {
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = closed.addr.port;
   closed.close();
-  const source = await new Deno.Command("perl", {
-    args: connectorArgs({ hostname: "127.0.0.1", port }, newPageToken(), ["true"]),
-  }).output();
-  assert.equal(source.code, 124);
+  await assert.rejects(
+    () => linkPages({ hostname: "127.0.0.1", port }, newPageToken(), ["true"]),
+    /Cannot make the page link to 127\.0\.0\.1:\d+: it ended first \(exit code 124\)/,
+  );
 });
