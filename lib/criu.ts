@@ -192,6 +192,11 @@ export interface PageServerArgsOptions {
   logFile: string;
   /** `--ps-socket N`: serve the connection already made on descriptor N (lib/pagelink.ts). */
   psSocket: number;
+  /**
+   * `--prev-images-dir`: the previous pre-dump's pages, RELATIVE to `imagesDir`; criu links it
+   * as `parent` there, where the restore finds the pages the last round did not send again.
+   */
+  prevImagesDir?: string;
   verbosity?: number;
 }
 
@@ -199,6 +204,11 @@ export interface PageServerArgsOptions {
 export function pageServerArgs(options: PageServerArgsOptions): string[] {
   if (!Number.isInteger(options.psSocket) || options.psSocket < 0) {
     throw new RangeError(`Cannot use socket "${options.psSocket}": not a descriptor number`);
+  }
+  if (options.prevImagesDir?.startsWith("/")) {
+    throw new RangeError(
+      `Cannot use previous images "${options.prevImagesDir}": must be relative to the images dir`,
+    );
   }
   return [
     "page-server",
@@ -209,6 +219,7 @@ export function pageServerArgs(options: PageServerArgsOptions): string[] {
     `-v${options.verbosity ?? 4}`,
     "--ps-socket",
     String(options.psSocket),
+    ...(options.prevImagesDir !== undefined ? ["--prev-images-dir", options.prevImagesDir] : []),
   ];
 }
 

@@ -1,6 +1,7 @@
 /**
- * Moving a job between nodes (openMosix's migration, PROTOCOL.md §11), stop-and-copy with CRIU:
- * this kernel has no dirty-memory tracking, so there is no iterative pre-copy yet.
+ * Moving a job between nodes (openMosix's migration, PROTOCOL.md §11) with CRIU: stop-and-copy,
+ * or iterative pre-copy where the kernel tracks dirty memory (dumpRounds; the machines of this
+ * project do not, so that path has only been tested for its plan and argv).
  *
  * The home daemon (where `om run` waits) migrates a job that runs at home:
  * 1. preflight: `criu check` and version here, and `mig.check` on the target (which refuses
@@ -118,6 +119,60 @@ export const TEST_COMMIT_DELAY_ENV = "OM_TEST_MIG_COMMIT_DELAY_MS";
  */
 export const TEST_MOVE_LOSE_REPLY_ENV = "OM_TEST_MIG_MOVE_LOSE_REPLY";
 
+/** Pre-dump rounds before the final dump, when the kernel tracks dirty memory. */
+export const PRE_DUMP_ROUNDS = 1;
+
+/**
+ * One dump round of a migration: its images go to `dir` (relative to the images directory on
+ * both nodes, "" for the directory itself) and, for a round after a pre-dump, only the pages
+ * changed since the round in `prev` (relative to `dir`) are sent.
+ */
+export interface DumpRound {
+  readonly action: "pre-dump" | "dump";
+  readonly dir: string;
+  readonly prev?: string;
+}
+
+/**
+ * The rounds of a migration (PROTOCOL.md §11.3): with dirty-memory tracking (`criu check
+ * --feature mem_dirty_track`), PRE_DUMP_ROUNDS pre-dumps while the job runs (iterative pre-copy:
+ * each round sends what changed since the one before), then the final dump of what changed since
+ * the last; without it (this project's machines), one stop-and-copy dump.
+ */
+export function dumpRounds(memDirtyTrack: boolean, preDumps = PRE_DUMP_ROUNDS): DumpRound[] {
+  if (!memDirtyTrack || preDumps < 1) return [{ action: "dump", dir: "" }];
+  const rounds: DumpRound[] = [];
+  for (let i = 1; i <= preDumps; i++) {
+    rounds.push({
+      action: "pre-dump",
+      dir: `pre-${i}`,
+      ...(i > 1 ? { prev: `../pre-${i - 1}` } : {}),
+    });
+  }
+  return [...rounds, { action: "dump", dir: "", prev: `pre-${preDumps}` }];
+}
+
+/**
+ * The criu argv of a round on the source, its pages sent over the page link (descriptor 0):
+ * `--track-mem` in pre-copy, `--leave-stopped` for the final dump (the source's copy waits for
+ * the commit, §11.2).
+ */
+export function roundArgs(
+  round: DumpRound,
+  options: { pid: number; imagesDir: string; memDirtyTrack: boolean },
+): string[] {
+  const imagesDir = round.dir ? `${options.imagesDir}/${round.dir}` : options.imagesDir;
+  const argv = dumpArgs({
+    pid: options.pid,
+    imagesDir,
+    logFile: `${imagesDir}/${round.action}.log`,
+    psSocket: 0,
+    trackMem: options.memDirtyTrack,
+    ...(round.prev !== undefined ? { prevImagesDir: round.prev } : {}),
+  }, round.action);
+  return round.action === "dump" ? [...argv, "--leave-stopped"] : argv;
+}
+
 /** Where a job is, as a node sees it (mig.status). */
 export type MoveState = "running" | "restored" | "moving" | "none";
 
@@ -128,6 +183,7 @@ const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIG
 export type MigrationStep =
   | "preflight"
   | "target check"
+  | "pre-dump"
   | "dump"
   | "transfer"
   | "restore"
@@ -334,7 +390,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 async function criuFailure(
-  step: "dump" | "restore",
+  step: "pre-dump" | "dump" | "restore",
   what: string,
   code: number,
   logPath: string,
@@ -406,10 +462,10 @@ export class Migration {
   }
 
   /** `criu check` and version, remembered for a minute once they passed. */
-  async #preflight(logDir: string): Promise<string> {
+  async #preflight(logDir: string): Promise<{ version: string; memDirtyTrack: boolean }> {
     const found = await preflight(this.#criu, this.#preflightUntil > now() ? {} : { logDir });
     this.#preflightUntil = now() + 60_000;
-    return found.version.text;
+    return { version: found.version.text, memDirtyTrack: found.memDirtyTrack };
   }
 
   async #relay(
@@ -641,8 +697,9 @@ export class Migration {
       );
     };
 
+    let memDirtyTrack: boolean;
     try {
-      await this.#preflight(dir);
+      memDirtyTrack = (await this.#preflight(dir)).memDirtyTrack;
     } catch (error) {
       throw fail("preflight", error);
     }
@@ -664,50 +721,56 @@ export class Migration {
         fds.push(key && /^pipe:\[\d+\]$/.test(key) && !fds.includes(key) ? key : null);
       }
 
-      // The page link (lib/pagelink.ts): the target listens for the dump's pages.
-      const token = newPageToken();
+      // Each round's pages go over a page link (lib/pagelink.ts), made before the round starts.
       const abort = () =>
         client.request("mig.abort", json({ id }), { timeoutMs: 5000 }).then(() => {}, () => {});
-      let port: number;
-      try {
-        const reply = await client.request(
-          "mig.pages",
-          json({ id, home: o.home, token }),
-          { timeoutMs: 30_000 },
-        );
-        port = JSON.parse(decoder.decode(reply)).port;
-        if (!client.hostname) throw new Error(`no TCP address for node ${target}`);
-      } catch (error) {
-        await abort();
-        throw fail("target check", error, target);
-      }
-
-      // The page link is made before the freeze; its criu dump runs at the go.
-      const logPath = `${dir}/dump.log`;
-      let link: PageLink;
-      try {
-        link = await linkPages({ hostname: client.hostname!, port }, token, [
-          this.#criu.binary,
-          ...dumpArgs({ pid, imagesDir: dir, logFile: logPath, psSocket: 0 }),
-          "--leave-stopped",
-        ]);
-      } catch (error) {
-        await abort();
-        throw fail("target check", error, target);
-      }
-
-      // Frozen from here: criu dump sends the pages over the page link as it collects them.
-      const frozen = now();
-      let code: number;
-      try {
-        code = (await link.go()).code;
-      } catch (error) {
-        await abort();
-        throw fail("dump", error);
-      }
-      if (code !== 0) {
-        await abort();
-        throw fail("dump", await criuFailure("dump", `dump job ${id}`, code, logPath));
+      let frozen = 0;
+      for (const round of dumpRounds(memDirtyTrack)) {
+        const token = newPageToken();
+        let port: number;
+        let link: PageLink;
+        const imagesDir = round.dir ? `${dir}/${round.dir}` : dir;
+        try {
+          const reply = await client.request(
+            "mig.pages",
+            json({
+              id,
+              home: o.home,
+              token,
+              ...(round.dir ? { dir: round.dir } : {}),
+              ...(round.prev !== undefined ? { prev: round.prev } : {}),
+            }),
+            { timeoutMs: 30_000 },
+          );
+          port = JSON.parse(decoder.decode(reply)).port;
+          if (!client.hostname) throw new Error(`no TCP address for node ${target}`);
+          await Deno.mkdir(imagesDir, { recursive: true });
+          link = await linkPages({ hostname: client.hostname, port }, token, [
+            this.#criu.binary,
+            ...roundArgs(round, { pid, imagesDir: dir, memDirtyTrack }),
+          ]);
+        } catch (error) {
+          await abort();
+          throw fail("target check", error, target);
+        }
+        // The final dump: frozen from here, its pages sent as criu collects them. (A pre-dump
+        // freezes the job only while it collects them.)
+        if (round.action === "dump") frozen = now();
+        let code: number;
+        try {
+          code = (await link.go()).code;
+        } catch (error) {
+          await abort();
+          throw fail(round.action, error);
+        }
+        if (code !== 0) {
+          await abort();
+          const logPath = `${imagesDir}/${round.action}.log`;
+          throw fail(
+            round.action,
+            await criuFailure(round.action, `${round.action} job ${id}`, code, logPath),
+          );
+        }
       }
 
       let step: MigrationStep = "dump";
@@ -921,7 +984,7 @@ export class Migration {
       ["mig.check", async () => {
         await this.#refuseWhenBlocked();
         await Deno.mkdir(this.#dir, { recursive: true });
-        return json({ criu: await this.#preflight(this.#dir) });
+        return json({ criu: (await this.#preflight(this.#dir)).version });
       }],
       ["mig.move", async (body, peer: Peer) => {
         const { id, to } = bodyOf<{ id: number; to: number }>(
@@ -983,20 +1046,39 @@ export class Migration {
         return json({ pages: pages ?? 0 });
       }],
       ["mig.pages", async (body) => {
-        const { id, home, token } = bodyOf<{ id: number; home: number; token: string }>(
+        const request = bodyOf<
+          { id: number; home: number; token: string; dir?: string; prev?: string }
+        >(
           "mig.pages",
           body,
-          (r) => isId(r.id) && Number.isInteger(r.home) && isPageToken(r.token),
+          (r) =>
+            isId(r.id) && Number.isInteger(r.home) && isPageToken(r.token) &&
+            (r.dir === undefined || (typeof r.dir === "string" && /^pre-\d+$/.test(r.dir))) &&
+            (r.prev === undefined ||
+              (typeof r.prev === "string" && /^(\.\.\/)?pre-\d+$/.test(r.prev))),
         );
-        await this.#admit(id, home);
-        await this.#dropPages(id);
-        const dir = `${this.#dir}/${id}-in`;
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        const { id, token, prev } = request;
+        await this.#admit(id, request.home);
+        const base = `${this.#dir}/${id}-in`;
+        if (prev === undefined) {
+          // A first round: whatever an earlier attempt left goes.
+          await this.#dropPages(id);
+          await Deno.remove(base, { recursive: true }).catch(() => {});
+        } else {
+          // A round after a pre-dump (§11.3): that round's page server must have ended well.
+          await this.#pagesDone(id);
+        }
+        const dir = request.dir ? `${base}/${request.dir}` : base;
         await Deno.mkdir(dir, { recursive: true });
         const logPath = `${dir}/page-server.log`;
         const { port, child } = await listenForPages(token, [
           this.#criu.binary,
-          ...pageServerArgs({ imagesDir: dir, logFile: logPath, psSocket: 0 }),
+          ...pageServerArgs({
+            imagesDir: dir,
+            logFile: logPath,
+            psSocket: 0,
+            ...(prev !== undefined ? { prevImagesDir: prev } : {}),
+          }),
         ], { cwd: dir });
         this.#pages.set(id, { dir, logPath, child, status: child.status });
         return json({ port });

@@ -114,6 +114,16 @@ Deno.test("criu: dumpArgs and pageServerArgs over a connected socket (--ps-socke
     () => pageServerArgs({ imagesDir: "/i", logFile: "/l", psSocket: 1.5 }),
     RangeError,
   );
+  assert.deepEqual(
+    pageServerArgs({ imagesDir: "/i", logFile: "/l", psSocket: 0, prevImagesDir: "pre-1" }).slice(
+      -2,
+    ),
+    ["--prev-images-dir", "pre-1"],
+  );
+  assert.throws(
+    () => pageServerArgs({ imagesDir: "/i", logFile: "/l", psSocket: 0, prevImagesDir: "/abs" }),
+    /must be relative to the images dir/,
+  );
 });
 
 Deno.test("criu: dumpArgs refuses a bad pid and an absolute previous images dir", () => {
