@@ -588,7 +588,7 @@ export class Migration {
           ? String((error as { error: unknown }).error)
           : message(error);
         if (settled !== "moved") {
-          const step = /: (preflight|target check|dump|transfer|restore|commit) failed on/
+          const step = /: (preflight|target check|pre-dump|dump|transfer|restore|commit) failed on/
             .exec(text)?.[1] as MigrationStep | undefined;
           throw new MigrationError(
             settled === "unknown"

@@ -2,7 +2,10 @@
  * `om migrate` on real lab nodes with their daemons and real CRIU (root only): a counting job
  * moved half way keeps its output at home complete, in order and without duplicates, and its
  * exit status arrives; a node with `mosctl block` is refused and the job goes on at home;
- * SIGINT to `om run` stops a migrated job.
+ * SIGINT to `om run` stops a migrated job. Failures: a target killed mid-transfer (from home, and
+ * from a node the job was moved to) leaves the job where it was; a commit or a move whose answer
+ * is held back or lost still leaves the job running at exactly one node (its output at home has
+ * every line once).
  */
 import assert from "node:assert/strict";
 import {
