@@ -745,10 +745,10 @@ export class Migration {
           port = JSON.parse(decoder.decode(reply)).port;
           if (!client.hostname) throw new Error(`no TCP address for node ${target}`);
           await Deno.mkdir(imagesDir, { recursive: true });
-          link = await linkPages({ hostname: client.hostname, port }, token, [
-            this.#criu.binary,
-            ...roundArgs(round, { pid, imagesDir: dir, memDirtyTrack }),
-          ]);
+          link = await linkPages(
+            [this.#criu.binary, ...roundArgs(round, { pid, imagesDir: dir, memDirtyTrack })],
+            { hostname: client.hostname, port, token },
+          );
         } catch (error) {
           await abort();
           throw fail("target check", error, target);
@@ -1071,7 +1071,7 @@ export class Migration {
         const dir = request.dir ? `${base}/${request.dir}` : base;
         await Deno.mkdir(dir, { recursive: true });
         const logPath = `${dir}/page-server.log`;
-        const { port, child } = await listenForPages(token, [
+        const { port, child } = await listenForPages([
           this.#criu.binary,
           ...pageServerArgs({
             imagesDir: dir,
@@ -1079,7 +1079,7 @@ export class Migration {
             psSocket: 0,
             ...(prev !== undefined ? { prevImagesDir: prev } : {}),
           }),
-        ], { cwd: dir });
+        ], { token, cwd: dir });
         this.#pages.set(id, { dir, logPath, child, status: child.status });
         return json({ port });
       }],

@@ -77,27 +77,34 @@ export function isPageToken(text: unknown): text is string {
   return typeof text === "string" && /^[0-9a-f]{64}$/.test(text);
 }
 
+/** Where a page link goes: the target's listener, and the token that admits it. */
+export interface PageLinkTarget {
+  readonly hostname: string;
+  readonly port: number;
+  readonly token: string;
+}
+
 /** The argv (after `perl`) of the source's end: connect, send the token, exec `command`. */
-export function connectorArgs(
-  address: { hostname: string; port: number },
-  token: string,
-  command: readonly string[],
-): string[] {
-  if (!isPageToken(token)) throw new TypeError("Cannot use the page token: not 64 hex characters");
-  if (!Number.isInteger(address.port) || address.port < 1 || address.port > 65535) {
-    throw new RangeError(`Cannot connect to port "${address.port}": not a TCP port`);
+export function connectorArgs(command: readonly string[], to: PageLinkTarget): string[] {
+  if (!isPageToken(to.token)) {
+    throw new TypeError("Cannot use the page token: not 64 hex characters");
   }
-  return ["-e", PAGE_CONNECTOR, address.hostname, String(address.port), token, ...command];
+  if (!Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
+    throw new RangeError(`Cannot connect to port "${to.port}": not a TCP port`);
+  }
+  return ["-e", PAGE_CONNECTOR, to.hostname, String(to.port), to.token, ...command];
 }
 
 /** The argv (after `perl`) of the target's end: listen, admit the token, exec `command`. */
 export function listenerArgs(
-  token: string,
   command: readonly string[],
-  seconds = PAGE_LISTEN_SECONDS,
+  options: { token: string; seconds?: number },
 ): string[] {
-  if (!isPageToken(token)) throw new TypeError("Cannot use the page token: not 64 hex characters");
-  return ["-e", PAGE_LISTENER, token, String(seconds), ...command];
+  if (!isPageToken(options.token)) {
+    throw new TypeError("Cannot use the page token: not 64 hex characters");
+  }
+  const seconds = options.seconds ?? PAGE_LISTEN_SECONDS;
+  return ["-e", PAGE_LISTENER, options.token, String(seconds), ...command];
 }
 
 /** The source's end, linked: `go` runs its command now and resolves with its status. */
@@ -113,12 +120,11 @@ export interface PageLink {
  * first or does not link within 15 s.
  */
 export async function linkPages(
-  address: { hostname: string; port: number },
-  token: string,
   command: readonly string[],
+  to: PageLinkTarget,
 ): Promise<PageLink> {
   const child = new Deno.Command("perl", {
-    args: connectorArgs(address, token, command),
+    args: connectorArgs(command, to),
     stdin: "piped",
     stdout: "piped",
     stderr: "null",
@@ -130,7 +136,7 @@ export async function linkPages(
     await stdin.close().catch(() => {});
     const status = await child.status;
     throw new Error(
-      `Cannot make the page link to ${address.hostname}:${address.port}: ${
+      `Cannot make the page link to ${to.hostname}:${to.port}: ${
         (error as Error).message
       } (exit code ${status.code})`,
     );
@@ -181,12 +187,11 @@ export interface PageListener {
  * once it listens, with its port. Throws when it exits first or prints no port within 10 s.
  */
 export async function listenForPages(
-  token: string,
   command: readonly string[],
-  options: { cwd?: string; seconds?: number } = {},
+  options: { token: string; cwd?: string; seconds?: number },
 ): Promise<PageListener> {
   const child = new Deno.Command("perl", {
-    args: listenerArgs(token, command, options.seconds),
+    args: listenerArgs(command, options),
     cwd: options.cwd,
     stdin: "null",
     stdout: "piped",

@@ -29,10 +29,10 @@ Deno.test("pagelink: tokens are 64 fresh hex characters", () => {
 Deno.test("pagelink: the argv of both ends, and what they refuse", () => {
   const t = "ab".repeat(32);
   assert.deepEqual(
-    connectorArgs({ hostname: "10.0.0.2", port: 4000 }, t, ["criu", "dump"]),
+    connectorArgs(["criu", "dump"], { hostname: "10.0.0.2", port: 4000, token: t }),
     ["-e", PAGE_CONNECTOR, "10.0.0.2", "4000", t, "criu", "dump"],
   );
-  assert.deepEqual(listenerArgs(t, ["criu", "page-server"], 5), [
+  assert.deepEqual(listenerArgs(["criu", "page-server"], { token: t, seconds: 5 }), [
     "-e",
     PAGE_LISTENER,
     t,
@@ -40,9 +40,9 @@ Deno.test("pagelink: the argv of both ends, and what they refuse", () => {
     "criu",
     "page-server",
   ]);
-  assert.throws(() => connectorArgs({ hostname: "h", port: 0 }, t, ["x"]), RangeError);
-  assert.throws(() => connectorArgs({ hostname: "h", port: 1 }, "xyz", ["x"]), TypeError);
-  assert.throws(() => listenerArgs("AB".repeat(32), ["x"]), TypeError);
+  assert.throws(() => connectorArgs(["x"], { hostname: "h", port: 0, token: t }), RangeError);
+  assert.throws(() => connectorArgs(["x"], { hostname: "h", port: 1, token: "xyz" }), TypeError);
+  assert.throws(() => listenerArgs(["x"], { token: "AB".repeat(32) }), TypeError);
 });
 
 Deno.test("pagelink: only the connection with the token reaches the command", async () => {
@@ -50,7 +50,7 @@ Deno.test("pagelink: only the connection with the token reaches the command", as
   try {
     const token = newPageToken();
     // The target's command stores what arrives on its stdin (the socket).
-    const listener = await listenForPages(token, ["sh", "-c", `cat > ${dir}/got`]);
+    const listener = await listenForPages(["sh", "-c", `cat > ${dir}/got`], { token });
     // A stranger first: a wrong token, then data; it gets nothing and is closed.
     const stranger = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
     await stranger.write(encoder.encode("0".repeat(64) + "forged pages"));
@@ -61,11 +61,10 @@ Deno.test("pagelink: only the connection with the token reaches the command", as
     assert.equal(answer, null, "the stranger's connection is closed, with nothing said");
     stranger.close();
     // The source's end: linked first, its command runs (and writes to the socket) at the go.
-    const link = await linkPages({ hostname: "127.0.0.1", port: listener.port }, token, [
-      "sh",
-      "-c",
-      `printf 'the pages' >&0; echo ran > ${dir}/ran`,
-    ]);
+    const link = await linkPages(
+      ["sh", "-c", `printf 'the pages' >&0; echo ran > ${dir}/ran`],
+      { hostname: "127.0.0.1", port: listener.port, token },
+    );
     assert.equal(await Deno.stat(`${dir}/ran`).catch(() => null), null, "nothing ran before go");
     assert.equal((await link.go()).code, 0);
     assert.equal((await listener.child.status).code, 0);
@@ -77,28 +76,28 @@ Deno.test("pagelink: only the connection with the token reaches the command", as
 
 Deno.test("pagelink: the connector exits with its command's status, or 124 when cancelled", async () => {
   const token = newPageToken();
-  const listener = await listenForPages(token, ["cat"]);
-  const link = await linkPages({ hostname: "127.0.0.1", port: listener.port }, token, [
-    "sh",
-    "-c",
-    "exit 3",
-  ]);
+  const listener = await listenForPages(["cat"], { token });
+  const link = await linkPages(["sh", "-c", "exit 3"], {
+    hostname: "127.0.0.1",
+    port: listener.port,
+    token,
+  });
   assert.equal((await link.go()).code, 3);
   assert.equal((await listener.child.status).code, 0, "cat saw the end of the connection");
 
   const second = newPageToken();
-  const other = await listenForPages(second, ["cat"]);
-  const cancelled = await linkPages({ hostname: "127.0.0.1", port: other.port }, second, [
-    "sh",
-    "-c",
-    "exit 0",
-  ]);
+  const other = await listenForPages(["cat"], { token: second });
+  const cancelled = await linkPages(["sh", "-c", "exit 0"], {
+    hostname: "127.0.0.1",
+    port: other.port,
+    token: second,
+  });
   assert.equal((await cancelled.cancel()).code, PAGE_LINK_FAILED);
   assert.equal((await other.child.status).code, 0, "the link ended with nothing sent");
 });
 
 Deno.test("pagelink: the listener gives up when nobody brings the token", async () => {
-  const listener = await listenForPages(newPageToken(), ["true"], { seconds: 1 });
+  const listener = await listenForPages(["true"], { token: newPageToken(), seconds: 1 });
   assert.equal((await listener.child.status).code, 124);
 });
 
@@ -107,7 +106,7 @@ Deno.test("pagelink: no link when nobody listens", async () => {
   const port = closed.addr.port;
   closed.close();
   await assert.rejects(
-    () => linkPages({ hostname: "127.0.0.1", port }, newPageToken(), ["true"]),
+    () => linkPages(["true"], { hostname: "127.0.0.1", port, token: newPageToken() }),
     /Cannot make the page link to 127\.0\.0\.1:\d+: it ended first \(exit code 124\)/,
   );
 });
