@@ -205,9 +205,12 @@ const READY = "\u0000om-discover-ready\n";
 const MIGRATION_COMMANDS = [
   "mig.request",
   "mig.check",
+  "mig.pages",
   "mig.begin",
   "mig.file",
   "mig.restore",
+  "mig.commit",
+  "mig.status",
   "mig.abort",
   "mig.move",
   "job.push",

@@ -151,6 +151,16 @@ export async function dispatch(
 }
 
 const nonce = () => crypto.getRandomValues(new Uint8Array(NONCE_SIZE));
+
+/**
+ * Turns Nagle's algorithm off on a TCP connection: every frame is written whole, and with
+ * several requests in flight Nagle held each small frame back until the previous one was
+ * acknowledged, which the peer delays up to 40 ms (seen here: 8 small `mig.file` requests in
+ * flight took 50 ms, one after the other 7 ms).
+ */
+function noDelay(conn: Deno.Conn): void {
+  if (conn.localAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
+}
 const label = (frame: Frame) => frame.type.toUpperCase();
 
 /** The server's counters, live. */
@@ -387,6 +397,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       }
       stats.connections++;
       stats.open++;
+      noDelay(conn);
       const link = new FrameConn(conn);
       links.add(link);
       const task = serve(link, conn.remoteAddr).finally(() => {
@@ -453,6 +464,8 @@ export interface ConnectChannelOptions {
 export interface ChannelClient {
   /** The peer's node id, from its WELCOME. */
   readonly nodeId: number;
+  /** The address connected to (TCP); undefined on a unix socket. */
+  readonly hostname?: string;
   /**
    * Sends a request and resolves to the reply's body. Rejects with RemoteError for an error
    * reply, ChannelRefusedError when the peer refuses, Deno.errors.TimedOut after the timeout (the
@@ -512,6 +525,7 @@ export async function connectChannel(options: ConnectChannelOptions): Promise<Ch
       connecting.then((late) => late.close(), () => {});
       throw error;
     });
+    noDelay(conn);
     link = new FrameConn(conn);
     const handshake = async (link: FrameConn) => {
       const nonces: { client: Uint8Array; server: Uint8Array } = { client: nonce(), server: EMPTY };
@@ -552,7 +566,7 @@ export async function connectChannel(options: ConnectChannelOptions): Promise<Ch
   } finally {
     cancelTimer();
   }
-  return new Client(link, where, serverNodeId, timeoutMs, clock);
+  return new Client(link, where, serverNodeId, timeoutMs, clock, hostname);
 }
 
 class Client implements ChannelClient {
@@ -572,6 +586,7 @@ class Client implements ChannelClient {
     readonly nodeId: number,
     timeoutMs: number,
     clock: Clock,
+    readonly hostname?: string,
   ) {
     this.#link = link;
     this.#where = where;

@@ -125,6 +125,11 @@ export interface DumpArgsOptions {
   fileLocks?: boolean;
   /** `--page-server --address --port`: send the pages to a `criu page-server` instead. */
   pageServer?: { address: string; port: number };
+  /**
+   * `--page-server --ps-socket N`: send the pages to a `criu page-server` over descriptor N, a
+   * connection already made (lib/pagelink.ts); excludes `pageServer`.
+   */
+  psSocket?: number;
   /** Log verbosity 0-4; default 4 (the log is the only trace of a failed migration). */
   verbosity?: number;
 }
@@ -159,6 +164,15 @@ export function dumpArgs(
   if (options.extUnixSk) argv.push("--ext-unix-sk");
   if (options.tcpEstablished) argv.push("--tcp-established");
   if (options.fileLocks) argv.push("--file-locks");
+  if (options.pageServer && options.psSocket !== undefined) {
+    throw new TypeError("Cannot dump to a page server: give an address or a socket, not both");
+  }
+  if (options.psSocket !== undefined) {
+    if (!Number.isInteger(options.psSocket) || options.psSocket < 0) {
+      throw new RangeError(`Cannot use socket "${options.psSocket}": not a descriptor number`);
+    }
+    argv.push("--page-server", "--ps-socket", String(options.psSocket));
+  }
   if (options.pageServer) {
     argv.push(
       "--page-server",
@@ -169,6 +183,44 @@ export function dumpArgs(
     );
   }
   return argv;
+}
+
+/** Options of a page server (the receiving end of a dump's `--page-server`). */
+export interface PageServerArgsOptions {
+  /** Where the pages (pagemap-*.img, pages-*.img) go; must exist. */
+  imagesDir: string;
+  logFile: string;
+  /** `--ps-socket N`: serve the connection already made on descriptor N (lib/pagelink.ts). */
+  psSocket: number;
+  /**
+   * `--prev-images-dir`: the previous pre-dump's pages, RELATIVE to `imagesDir`; criu links it
+   * as `parent` there, where the restore finds the pages the last round did not send again.
+   */
+  prevImagesDir?: string;
+  verbosity?: number;
+}
+
+/** `criu page-server` serving one connection: it exits once the dump has sent everything. */
+export function pageServerArgs(options: PageServerArgsOptions): string[] {
+  if (!Number.isInteger(options.psSocket) || options.psSocket < 0) {
+    throw new RangeError(`Cannot use socket "${options.psSocket}": not a descriptor number`);
+  }
+  if (options.prevImagesDir?.startsWith("/")) {
+    throw new RangeError(
+      `Cannot use previous images "${options.prevImagesDir}": must be relative to the images dir`,
+    );
+  }
+  return [
+    "page-server",
+    "--images-dir",
+    options.imagesDir,
+    "--log-file",
+    options.logFile,
+    `-v${options.verbosity ?? 4}`,
+    "--ps-socket",
+    String(options.psSocket),
+    ...(options.prevImagesDir !== undefined ? ["--prev-images-dir", options.prevImagesDir] : []),
+  ];
 }
 
 /** One descriptor handed to the restored tree: criu's own `fd` stands for the dumped file `key`. */
@@ -190,6 +242,8 @@ export interface RestoreArgsOptions {
   restoreDetached?: boolean;
   /** `--restore-sibling`: the root becomes a child of criu's parent, not of criu. */
   restoreSibling?: boolean;
+  /** `--leave-stopped`: the restored tree stays stopped (SIGSTOP) until someone continues it. */
+  leaveStopped?: boolean;
   shellJob?: boolean;
   extUnixSk?: boolean;
   tcpEstablished?: boolean;
@@ -211,6 +265,7 @@ export function restoreArgs(options: RestoreArgsOptions): string[] {
   ];
   if (options.restoreDetached ?? true) argv.push("--restore-detached");
   if (options.restoreSibling) argv.push("--restore-sibling");
+  if (options.leaveStopped) argv.push("--leave-stopped");
   if (options.shellJob) argv.push("--shell-job");
   if (options.extUnixSk) argv.push("--ext-unix-sk");
   if (options.tcpEstablished) argv.push("--tcp-established");

@@ -1,23 +1,33 @@
 /**
- * Moving a job between nodes (openMosix's migration, PROTOCOL.md §11), stop-and-copy with CRIU:
- * this kernel has no dirty-memory tracking, so there is no iterative pre-copy yet.
+ * Moving a job between nodes (openMosix's migration, PROTOCOL.md §11) with CRIU: stop-and-copy,
+ * or iterative pre-copy where the kernel tracks dirty memory (dumpRounds; the machines of this
+ * project do not, so that path has only been tested for its plan and argv).
  *
  * The home daemon (where `om run` waits) migrates a job that runs at home:
  * 1. preflight: `criu check` and version here, and `mig.check` on the target (which refuses
  *    when its admin/block is set);
  * 2. the job's stdio pipe keys (`pipe:[INODE]` of /proc/<pid>/fd/0-2), for `--inherit-fd`;
- * 3. `criu dump --leave-stopped`: the job stays stopped here (a failed dump lets CRIU resume it);
- *    the frozen time starts;
- * 4. the image files go to the target: `mig.begin`, `mig.file` chunks, then `mig.restore`;
- * 5. the target restores under a perl waiter that becomes the job's parent (criu cannot report
- *    a restored job's exit status, see lib/criu.ts) with new pipes as the job's stdio, records a
- *    guest job, and pushes its output to the home daemon (`job.push`, then `job.exited`);
- * 6. home records the job as running on the target BEFORE it kills the stopped local copy (so
+ * 3. `mig.pages`: the target listens for a page link (lib/pagelink.ts), a TCP connection admitted
+ *    by a one-time token sent over this authenticated channel;
+ * 4. `criu dump --leave-stopped --page-server` over the page link: the job stays stopped here (a
+ *    failed dump lets CRIU resume it) and its pages reach the target's `criu page-server` while
+ *    the dump collects them, so the frozen time holds no separate transfer of the memory (and the
+ *    target restores from files CRIU wrote itself, which restored faster here than files written
+ *    by the daemon); then `mig.begin`, the other (small) image files as `mig.file` chunks, and
+ *    `mig.restore`;
+ * 5. the target restores the job, stopped, under a perl waiter that becomes its parent (criu
+ *    cannot report a restored job's exit status, see lib/criu.ts) with new pipes as its stdio;
+ * 6. the commit (`mig.commit`, PROTOCOL.md §11.2): the target lets the job run, records a guest
+ *    job and pushes its output to the home daemon (`job.push`, then `job.exited`). Until then
+ *    both copies are stopped; a target copy that no commit reaches is killed (by the target after
+ *    COMMIT_WINDOW_MS, by its waiter if the daemon is gone), and a commit whose answer is lost is
+ *    asked again until the target answers, so that the job runs at exactly one place;
+ * 7. home records the job as running on the target BEFORE it kills the stopped local copy (so
  *    that copy's end is not the job's), then relays `job.input`/`job.signal` there. Output that
  *    arrives from the target waits until the local copy's pipes are drained: nothing is lost,
  *    doubled or reordered.
- * Any failure after the dump: the target is told to drop what it got (`mig.abort`), the stopped
- * job is continued (SIGCONT) where it was, and the error names the step and the CRIU log.
+ * Any failure before the commit: the target is told to drop what it got (`mig.abort`), the
+ * stopped job is continued (SIGCONT) where it was, and the error names the step and the CRIU log.
  *
  * Stdin: CRIU does not refill an inherited pipe, so the bytes the job had not yet read would be
  * lost. The deputy holds later `job.input` from just before the dump; after it, the deputy
@@ -29,10 +39,12 @@
  *
  * A job that runs elsewhere is moved by the node it runs on, when its home asks (`mig.move`): that
  * node dumps its guest the same way and sends it on; a job that comes home is adopted by the
- * deputy. Output from the new node waits at home until the old node's last output is in.
+ * deputy. Output from the new node waits at home until the old node's last output is in. When
+ * `mig.move` fails or its answer is lost, the home asks both nodes where the job is
+ * (`mig.status`) rather than trusting the error.
  * Nothing here prints: errors and results go back to the caller.
  */
-import type { ChannelClient, Handler, Peer } from "./channel.ts";
+import { type ChannelClient, type Handler, type Peer, RemoteError } from "./channel.ts";
 import {
   type Criu,
   CriuError,
@@ -40,9 +52,11 @@ import {
   fdKey,
   hintFor,
   logTail,
+  pageServerArgs,
   preflight,
   restoreArgs,
 } from "./criu.ts";
+import { isPageToken, linkPages, listenForPages, newPageToken, type PageLink } from "./pagelink.ts";
 import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy.ts";
 import {
   DEFAULT_POLICY,
@@ -61,6 +75,9 @@ import { userName } from "./users.ts";
 /** Image bytes per `mig.file` request (a frame holds 16 MiB). */
 export const FILE_CHUNK = 4 * 1024 * 1024;
 
+/** `mig.file` requests sent without waiting for their replies. */
+const FILES_IN_FLIGHT = 8;
+
 /**
  * Test-only hook: milliseconds the target waits before storing each `mig.file` chunk, so that a
  * test can kill it in the middle of a transfer. Never set it outside tests.
@@ -68,13 +85,105 @@ export const FILE_CHUNK = 4 * 1024 * 1024;
 export const TEST_FILE_DELAY_ENV = "OM_TEST_MIG_FILE_DELAY_MS";
 
 /**
- * The restored job's parent on the target: runs `criu restore --restore-detached
- * --restore-sibling ...` (ARGV after the marker file), creates the marker once criu has
- * restored, waits for the job and exits with its status (128+N for signal N; 125 when the
- * restore failed).
+ * The restored job's parent on the target: `perl -e RESTORE_WAITER MARKER PIDFILE WINDOW criu
+ * restore --restore-detached --restore-sibling --leave-stopped ...`. Runs the restore, creates
+ * MARKER once criu has restored the job (stopped), then waits up to WINDOW seconds for SIGUSR1,
+ * the commit (mig.commit): without it, it kills the job (the PID criu wrote to PIDFILE, the
+ * job's PID 1, so its whole namespace goes), so that a copy nobody let run never runs, even when
+ * the daemon that restored it is gone. Then it waits for the job and exits with its status (128+N
+ * for signal N; 125 when the restore failed).
  */
-export const RESTORE_WAITER = "my $m = shift; system(@ARGV) == 0 or exit 125; " +
-  'open(my $f, ">", $m) and close($f); wait(); exit($? & 127 ? 128 + ($? & 127) : $? >> 8)';
+export const RESTORE_WAITER = "my ($m, $p, $w) = splice(@ARGV, 0, 3); my $go = 0; " +
+  "$SIG{USR1} = sub { $go = 1 }; system(@ARGV) == 0 or exit 125; " +
+  'open(my $f, ">", $m) and close($f); my $end = time + $w; ' +
+  "until ($go || time >= $end) { select(undef, undef, undef, 0.05) } " +
+  'if (!$go && open(my $g, "<", $p)) { my $j = <$g>; kill("KILL", $j) if $j > 1 } ' +
+  "wait(); exit($? & 127 ? 128 + ($? & 127) : $? >> 8)";
+
+/**
+ * How long a target keeps a restored, stopped job waiting for mig.commit before it kills it; the
+ * waiter's own limit (WAITER_WINDOW_S) is longer, for when the daemon is gone.
+ */
+export const COMMIT_WINDOW_MS = 20_000;
+const WAITER_WINDOW_S = 30;
+/** How long the source waits for one answer to mig.commit. */
+const COMMIT_TIMEOUT_MS = 10_000;
+/**
+ * How long the source asks again after mig.commit got no answer: past the waiter's window a copy
+ * that no commit reached is gone, so the job can go on at the source.
+ */
+const COMMIT_SETTLE_MS = (WAITER_WINDOW_S + 10) * 1000;
+/** How long the home asks both nodes where a job is after mig.move got no answer. */
+const MOVE_SETTLE_MS = 180_000;
+
+/**
+ * Test-only hook: milliseconds the target holds its FIRST answer to mig.commit of a job, after
+ * committing, so that the source's request times out and the source must ask again.
+ */
+export const TEST_COMMIT_DELAY_ENV = "OM_TEST_MIG_COMMIT_DELAY_MS";
+/**
+ * Test-only hook: when set, the node that moved a job (mig.move) answers with an error after
+ * the move is done, as if its answer had been lost, so that the home must find out where the job
+ * runs.
+ */
+export const TEST_MOVE_LOSE_REPLY_ENV = "OM_TEST_MIG_MOVE_LOSE_REPLY";
+
+/** Pre-dump rounds before the final dump, when the kernel tracks dirty memory. */
+export const PRE_DUMP_ROUNDS = 1;
+
+/**
+ * One dump round of a migration: its images go to `dir` (relative to the images directory on
+ * both nodes, "" for the directory itself) and, for a round after a pre-dump, only the pages
+ * changed since the round in `prev` (relative to `dir`) are sent.
+ */
+export interface DumpRound {
+  readonly action: "pre-dump" | "dump";
+  readonly dir: string;
+  readonly prev?: string;
+}
+
+/**
+ * The rounds of a migration (PROTOCOL.md §11.3): with dirty-memory tracking (`criu check
+ * --feature mem_dirty_track`), PRE_DUMP_ROUNDS pre-dumps while the job runs (iterative pre-copy:
+ * each round sends what changed since the one before), then the final dump of what changed since
+ * the last; without it (this project's machines), one stop-and-copy dump.
+ */
+export function dumpRounds(memDirtyTrack: boolean, preDumps = PRE_DUMP_ROUNDS): DumpRound[] {
+  if (!memDirtyTrack || preDumps < 1) return [{ action: "dump", dir: "" }];
+  const rounds: DumpRound[] = [];
+  for (let i = 1; i <= preDumps; i++) {
+    rounds.push({
+      action: "pre-dump",
+      dir: `pre-${i}`,
+      ...(i > 1 ? { prev: `../pre-${i - 1}` } : {}),
+    });
+  }
+  return [...rounds, { action: "dump", dir: "", prev: `pre-${preDumps}` }];
+}
+
+/**
+ * The criu argv of a round on the source, its pages sent over the page link (descriptor 0):
+ * `--track-mem` in pre-copy, `--leave-stopped` for the final dump (the source's copy waits for
+ * the commit, §11.2).
+ */
+export function roundArgs(
+  round: DumpRound,
+  options: { pid: number; imagesDir: string; memDirtyTrack: boolean },
+): string[] {
+  const imagesDir = round.dir ? `${options.imagesDir}/${round.dir}` : options.imagesDir;
+  const argv = dumpArgs({
+    pid: options.pid,
+    imagesDir,
+    logFile: `${imagesDir}/${round.action}.log`,
+    psSocket: 0,
+    trackMem: options.memDirtyTrack,
+    ...(round.prev !== undefined ? { prevImagesDir: round.prev } : {}),
+  }, round.action);
+  return round.action === "dump" ? [...argv, "--leave-stopped"] : argv;
+}
+
+/** Where a job is, as a node sees it (mig.status). */
+export type MoveState = "running" | "restored" | "moving" | "none";
 
 /** Signals that kill by default; see Deputy.signal. */
 const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
@@ -83,9 +192,11 @@ const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIG
 export type MigrationStep =
   | "preflight"
   | "target check"
+  | "pre-dump"
   | "dump"
   | "transfer"
-  | "restore";
+  | "restore"
+  | "commit";
 
 /** A migration that did not happen; the job goes on where it was. */
 export class MigrationError extends Error {
@@ -168,8 +279,19 @@ interface Guest extends GuestView {
   served?: Promise<void>;
 }
 
+/** A job restored here, stopped under its waiter, until mig.commit lets it run. */
+interface Restored {
+  readonly incoming: Incoming;
+  readonly child: Deno.ChildProcess;
+  readonly status: Promise<Deno.CommandStatus>;
+  readonly pid: number;
+  readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly timer: ReturnType<typeof setTimeout>;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const json = (value: unknown) => encoder.encode(JSON.stringify(value));
 const now = () => performance.now();
 
@@ -286,7 +408,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 async function criuFailure(
-  step: "dump" | "restore",
+  step: "pre-dump" | "dump" | "restore",
   what: string,
   code: number,
   logPath: string,
@@ -308,13 +430,26 @@ async function criuFailure(
 export class Migration {
   readonly #options: MigrationOptions;
   readonly #incoming = new Map<number, Incoming>();
+  /** Jobs restored here, stopped, waiting for mig.commit. */
+  readonly #restored = new Map<number, Restored>();
+  /** Jobs this node is moving on (mig.move), until the move has ended either way. */
+  readonly #moving = new Set<number>();
+  /** At home: jobs committed here on their way home, until the move is settled. */
+  readonly #homecomings = new Set<number>();
+  /** Jobs whose first mig.commit answer was held (TEST_COMMIT_DELAY_ENV). */
+  readonly #commitsHeld = new Set<number>();
+  /** Page servers receiving a dump's pages (mig.pages), by job. */
+  readonly #pages = new Map<
+    number,
+    { dir: string; logPath: string; child: Deno.ChildProcess; status: Promise<Deno.CommandStatus> }
+  >();
   readonly #guests = new Map<number, Guest>();
   /** At home: jobs being moved between two other nodes or home, and where to. */
   readonly #arrivals = new Map<number, { node: number; done: Promise<void> }>();
   /** Channels to the nodes moved jobs run on, for their stdin and their signals. */
   readonly #relays = new Map<string, Promise<ChannelClient>>();
-  /** At home: the jobs a migration is under way for. */
-  readonly #moving = new Set<number>();
+  /** At home: the jobs a migration (migrate) is under way for. */
+  readonly #migrating = new Set<number>();
   #preflightUntil = 0;
 
   constructor(options: MigrationOptions) {
@@ -348,10 +483,10 @@ export class Migration {
   }
 
   /** `criu check` and version, remembered for a minute once they passed. */
-  async #preflight(logDir: string): Promise<string> {
+  async #preflight(logDir: string): Promise<{ version: string; memDirtyTrack: boolean }> {
     const found = await preflight(this.#criu, this.#preflightUntil > now() ? {} : { logDir });
     this.#preflightUntil = now() + 60_000;
-    return found.version.text;
+    return { version: found.version.text, memDirtyTrack: found.memDirtyTrack };
   }
 
   async #relay(
@@ -426,10 +561,10 @@ export class Migration {
         undefined,
       );
     }
-    if (this.#moving.has(id)) {
+    if (this.#migrating.has(id)) {
       throw new MigrationError(`Cannot migrate job ${id}: it is being moved already`, undefined);
     }
-    this.#moving.add(id);
+    this.#migrating.add(id);
     // Stdin writes wait from here until the job runs again, here or there.
     const release = await deputy.holdInput(id);
     try {
@@ -454,7 +589,7 @@ export class Migration {
       return await this.#moveRemote(job, target, start);
     } finally {
       release();
-      this.#moving.delete(id);
+      this.#migrating.delete(id);
     }
   }
 
@@ -524,12 +659,37 @@ export class Migration {
         });
         report = JSON.parse(decoder.decode(reply));
       } catch (error) {
+        // The answer may not tell the truth (a lost connection, a node that went away after the
+        // commit): where the job runs is asked of both nodes.
+        const settled = await this.#settleMove(id, source, target);
         const text = error instanceof Error && "error" in error
           ? String((error as { error: unknown }).error)
           : message(error);
-        const step = /: (preflight|target check|dump|transfer|restore) failed on/.exec(text)
-          ?.[1] as MigrationStep | undefined;
-        throw new MigrationError(text, step, /\(log: ([^)]+)\)/.exec(text)?.[1]);
+        if (settled !== "moved") {
+          const step = /: (preflight|target check|pre-dump|dump|transfer|restore|commit) failed on/
+            .exec(text)?.[1] as MigrationStep | undefined;
+          throw new MigrationError(
+            settled === "unknown"
+              ? `${text}; node ${source} and node ${target} did not say where job ${id} runs`
+              : text,
+            step,
+            /\(log: ([^)]+)\)/.exec(text)?.[1],
+          );
+        }
+        logger.warn(
+          "job {id}: mig.move to node {source} failed ({error}), but the job runs on node {to}",
+          { id, source, to: target, error: text },
+        );
+        report = {
+          id,
+          from: source,
+          to: target,
+          frozenMs: 0,
+          transferMs: 0,
+          restoreMs: 0,
+          totalMs: 0,
+          bytes: 0,
+        };
       }
       job.migrations++;
       job.movedAt = Date.now();
@@ -545,9 +705,43 @@ export class Migration {
       if (target === nodeId) deputy.dropAdoption(id);
       throw error;
     } finally {
+      this.#homecomings.delete(id);
       this.#arrivals.delete(id);
       arrived();
       await client?.close().catch(() => {});
+    }
+  }
+
+  /**
+   * After mig.move failed or got no answer: asks the source and the target where job `id` is
+   * (mig.status, every 500 ms for up to MOVE_SETTLE_MS) until it is clear. "stayed": the source
+   * runs it; "moved": the target runs it and the source has finished with it (its last output is
+   * home); "unknown": neither said so in time.
+   */
+  async #settleMove(
+    id: number,
+    source: number,
+    target: number,
+  ): Promise<"moved" | "stayed" | "unknown"> {
+    const ask = async (node: number): Promise<MoveState | undefined> => {
+      if (node === this.#options.nodeId) return this.#state(id);
+      const client = await this.#options.connect(node).catch(() => undefined);
+      try {
+        const reply = await client?.request("mig.status", json({ id }), { timeoutMs: 5000 });
+        return reply ? JSON.parse(decoder.decode(reply)).state : undefined;
+      } catch {
+        return undefined;
+      } finally {
+        await client?.close().catch(() => {});
+      }
+    };
+    const until = now() + MOVE_SETTLE_MS;
+    for (;;) {
+      const [atSource, atTarget] = await Promise.all([ask(source), ask(target)]);
+      if (atSource === "running") return "stayed";
+      if (atSource !== "moving" && atTarget === "running") return "moved";
+      if (now() >= until) return "unknown";
+      await sleep(500);
     }
   }
 
@@ -584,8 +778,9 @@ export class Migration {
       );
     };
 
+    let memDirtyTrack: boolean;
     try {
-      await this.#preflight(dir);
+      memDirtyTrack = (await this.#preflight(dir)).memDirtyTrack;
     } catch (error) {
       throw fail("preflight", error);
     }
@@ -607,23 +802,56 @@ export class Migration {
         fds.push(key && /^pipe:\[\d+\]$/.test(key) && !fds.includes(key) ? key : null);
       }
 
-      // Frozen from here.
-      const frozen = now();
-      const logPath = `${dir}/dump.log`;
-      const args = [...dumpArgs({ pid, imagesDir: dir, logFile: logPath }), "--leave-stopped"];
-      let code: number;
-      try {
-        code = (await new Deno.Command(this.#criu.binary, {
-          args,
-          stdin: "null",
-          stdout: "null",
-          stderr: "null",
-        }).output()).code;
-      } catch (error) {
-        throw fail("dump", error);
-      }
-      if (code !== 0) {
-        throw fail("dump", await criuFailure("dump", `dump job ${id}`, code, logPath));
+      // Each round's pages go over a page link (lib/pagelink.ts), made before the round starts.
+      const abort = () =>
+        client.request("mig.abort", json({ id }), { timeoutMs: 5000 }).then(() => {}, () => {});
+      let frozen = 0;
+      for (const round of dumpRounds(memDirtyTrack)) {
+        const token = newPageToken();
+        let port: number;
+        let link: PageLink;
+        const imagesDir = round.dir ? `${dir}/${round.dir}` : dir;
+        try {
+          const reply = await client.request(
+            "mig.pages",
+            json({
+              id,
+              home: o.home,
+              token,
+              ...(round.dir ? { dir: round.dir } : {}),
+              ...(round.prev !== undefined ? { prev: round.prev } : {}),
+            }),
+            { timeoutMs: 30_000 },
+          );
+          port = JSON.parse(decoder.decode(reply)).port;
+          if (!client.hostname) throw new Error(`no TCP address for node ${target}`);
+          await Deno.mkdir(imagesDir, { recursive: true });
+          link = await linkPages(
+            [this.#criu.binary, ...roundArgs(round, { pid, imagesDir: dir, memDirtyTrack })],
+            { hostname: client.hostname, port, token },
+          );
+        } catch (error) {
+          await abort();
+          throw fail("target check", error, target);
+        }
+        // The final dump: frozen from here, its pages sent as criu collects them. (A pre-dump
+        // freezes the job only while it collects them.)
+        if (round.action === "dump") frozen = now();
+        let code: number;
+        try {
+          code = (await link.go()).code;
+        } catch (error) {
+          await abort();
+          throw fail(round.action, error);
+        }
+        if (code !== 0) {
+          await abort();
+          const logPath = `${imagesDir}/${round.action}.log`;
+          throw fail(
+            round.action,
+            await criuFailure(round.action, `${round.action} job ${id}`, code, logPath),
+          );
+        }
       }
 
       let step: MigrationStep = "dump";
@@ -638,7 +866,7 @@ export class Migration {
         if (eof !== undefined) stdin = { data: new Uint8Array(0), eof };
         if (stdin) stdin.data = await drainStdin(pid);
         step = "transfer";
-        await client.request(
+        const begun = await client.request(
           "mig.begin",
           json({
             id,
@@ -648,39 +876,23 @@ export class Migration {
             fds,
             ...(stdin ? { stdin: encodeBase64(stdin.data), stdinEof: stdin.eof } : {}),
           }),
-          { timeoutMs: 30_000 },
+          { timeoutMs: 60_000 },
         );
+        bytes += JSON.parse(decoder.decode(begun)).pages ?? 0;
         const transfer = now();
-        for await (const entry of Deno.readDir(dir)) {
-          if (!entry.isFile || entry.name.endsWith(".log")) continue;
-          using file = await Deno.open(`${dir}/${entry.name}`);
-          const buffer = new Uint8Array(FILE_CHUNK);
-          let offset = 0;
-          for (;;) {
-            let filled = 0;
-            while (filled < buffer.length) {
-              const n = await file.read(buffer.subarray(filled));
-              if (n === null) break;
-              filled += n;
-            }
-            if (filled === 0 && offset > 0) break;
-            await client.request(
-              "mig.file",
-              encodeFileChunk({ id, name: entry.name, offset }, buffer.subarray(0, filled)),
-              { timeoutMs: 60_000 },
-            );
-            offset += filled;
-            bytes += filled;
-            if (filled < buffer.length) break;
-          }
-        }
+        bytes += await this.#sendFiles(client, id, dir);
         transferMs = now() - transfer;
         step = "restore";
         const restore = now();
         await client.request("mig.restore", json({ id }), { timeoutMs: 120_000 });
+        // Restored there, stopped: from the commit on, the job is the target's.
+        step = "commit";
+        if (!(await this.#commitAt(client, id, target))) {
+          throw new Error(`node ${target} did not let the restored job run`);
+        }
         restoreMs = now() - restore;
       } catch (error) {
-        await client.request("mig.abort", json({ id }), { timeoutMs: 5000 }).catch(() => {});
+        await abort();
         if (stdin) {
           const writer = await reopenStdin(pid, stdin.data).catch(() => undefined);
           if (writer) o.reattach(writer, stdin.eof);
@@ -721,11 +933,103 @@ export class Migration {
   }
 
   /**
+   * Asks the target to let the job it restored run (mig.commit); resolves with whether it runs
+   * there. An error answer means it does not (never restored, or dropped). No answer leaves it
+   * open, so the question is asked again over new connections until the target answers or
+   * COMMIT_SETTLE_MS have passed: then the target's copy, had no commit reached it, was killed by
+   * its waiter, and the job goes on here. (Had a commit reached a target that then stayed
+   * unreachable for that long, two copies run: logged as such.)
+   */
+  async #commitAt(client: ChannelClient, id: number, target: number): Promise<boolean> {
+    const { logger } = this.#options;
+    const ask = async (via: ChannelClient) => {
+      try {
+        await via.request("mig.commit", json({ id }), { timeoutMs: COMMIT_TIMEOUT_MS });
+        return true;
+      } catch (error) {
+        if (error instanceof RemoteError) return false;
+        logger.warn("job {id}: mig.commit to node {target} got no answer: {error}", {
+          id,
+          target,
+          error: message(error),
+        });
+        return undefined;
+      }
+    };
+    const first = await ask(client);
+    if (first !== undefined) return first;
+    const until = now() + COMMIT_SETTLE_MS;
+    while (now() < until) {
+      await sleep(500);
+      const again = await this.#options.connect(target).catch(() => undefined);
+      if (!again) continue;
+      try {
+        const answer = await ask(again);
+        if (answer !== undefined) return answer;
+      } finally {
+        await again.close().catch(() => {});
+      }
+    }
+    logger.error(
+      "job {id}: node {target} never answered mig.commit; the job goes on here (if a commit " +
+        "reached node {target} and it runs there too, kill one copy)",
+      { id, target },
+    );
+    return false;
+  }
+
+  /**
+   * Sends every image file in `dir` but the logs as `mig.file` chunks, up to FILES_IN_FLIGHT
+   * requests at a time (the pages went over the page link: these are a few small files, and one
+   * round trip each was most of the transfer); resolves with the bytes sent.
+   */
+  async #sendFiles(client: ChannelClient, id: number, dir: string): Promise<number> {
+    const inFlight = new Set<Promise<unknown>>();
+    let bytes = 0;
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || entry.name.endsWith(".log")) continue;
+      using file = await Deno.open(`${dir}/${entry.name}`);
+      const buffer = new Uint8Array(FILE_CHUNK);
+      let offset = 0;
+      for (;;) {
+        let filled = 0;
+        while (filled < buffer.length) {
+          const n = await file.read(buffer.subarray(filled));
+          if (n === null) break;
+          filled += n;
+        }
+        if (filled === 0 && offset > 0) break;
+        // encodeFileChunk copies: the buffer is free again once it returns.
+        const body = encodeFileChunk({ id, name: entry.name, offset }, buffer.subarray(0, filled));
+        const sent = client.request("mig.file", body, { timeoutMs: 60_000 });
+        sent.catch(() => {}); // awaited below; a failure ends the transfer there
+        inFlight.add(sent);
+        void sent.finally(() => inFlight.delete(sent)).catch(() => {});
+        if (inFlight.size >= FILES_IN_FLIGHT) await Promise.race(inFlight);
+        offset += filled;
+        bytes += filled;
+        if (filled < buffer.length) break;
+      }
+    }
+    await Promise.all(inFlight);
+    return bytes;
+  }
+
+  /**
    * `mig.move` at the node a guest runs on, asked by its home: sends the guest to `to` (#send),
    * then marks it moved (its end is not the job's), kills it and waits until its last output
    * reached home, so that the output from its new node follows it.
    */
   async #moveGuest(guest: Guest, to: number): Promise<MigrationReport> {
+    this.#moving.add(guest.id);
+    try {
+      return await this.#moveGuestNow(guest, to);
+    } finally {
+      this.#moving.delete(guest.id);
+    }
+  }
+
+  async #moveGuestNow(guest: Guest, to: number): Promise<MigrationReport> {
     const start = now();
     const report = await this.#send({
       id: guest.id,
@@ -773,7 +1077,7 @@ export class Migration {
       ["mig.check", async () => {
         await this.#refuseWhenBlocked();
         await Deno.mkdir(this.#dir, { recursive: true });
-        return json({ criu: await this.#preflight(this.#dir) });
+        return json({ criu: (await this.#preflight(this.#dir)).version });
       }],
       ["mig.move", async (body, peer: Peer) => {
         const { id, to } = bodyOf<{ id: number; to: number }>(
@@ -785,7 +1089,14 @@ export class Migration {
         if (peer.nodeId !== guest.home) {
           throw new Error(`job ${id} is not a job of node ${peer.nodeId}`);
         }
-        return json(await this.#moveGuest(guest, to));
+        if (this.#moving.has(id)) throw new Error(`job ${id} is being moved already`);
+        const report = await this.#moveGuest(guest, to);
+        if (this.#options.env?.(TEST_MOVE_LOSE_REPLY_ENV)) {
+          throw new Error(
+            `the answer to mig.move was lost (test hook ${TEST_MOVE_LOSE_REPLY_ENV})`,
+          );
+        }
+        return json(report);
       }],
       ["mig.begin", async (body, peer: Peer) => {
         const request = bodyOf<
@@ -809,19 +1120,14 @@ export class Migration {
             Array.isArray(r.fds) && r.fds.length === 3 &&
             r.fds.every((k) => k === null || (typeof k === "string" && /^pipe:\[\d+\]$/.test(k))),
         );
-        await this.#refuseWhenBlocked();
-        if (this.#guests.has(request.id)) {
-          throw new Error(`job ${request.id} runs here already`);
-        }
-        if (request.home === this.#options.nodeId) {
-          // The job comes home: only when this node asked for it (mig.move).
-          if (this.#arrivals.get(request.id)?.node !== request.home) {
-            throw new Error(`job ${request.id} is not on its way here`);
-          }
-        }
+        await this.#admit(request.id, request.home);
         const dir = `${this.#dir}/${request.id}-in`;
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
-        await Deno.mkdir(dir, { recursive: true });
+        // The pages came during the dump (mig.pages): the page server must have stored them all.
+        const pages = await this.#pagesDone(request.id);
+        if (pages === undefined) {
+          await Deno.remove(dir, { recursive: true }).catch(() => {});
+          await Deno.mkdir(dir, { recursive: true });
+        }
         this.#incoming.set(request.id, {
           id: request.id,
           home: request.home,
@@ -833,7 +1139,45 @@ export class Migration {
           dir,
           homeAddress: peer.nodeId === request.home ? peer.address : undefined,
         });
-        return await ok();
+        return json({ pages: pages ?? 0 });
+      }],
+      ["mig.pages", async (body) => {
+        const request = bodyOf<
+          { id: number; home: number; token: string; dir?: string; prev?: string }
+        >(
+          "mig.pages",
+          body,
+          (r) =>
+            isId(r.id) && Number.isInteger(r.home) && isPageToken(r.token) &&
+            (r.dir === undefined || (typeof r.dir === "string" && /^pre-\d+$/.test(r.dir))) &&
+            (r.prev === undefined ||
+              (typeof r.prev === "string" && /^(\.\.\/)?pre-\d+$/.test(r.prev))),
+        );
+        const { id, token, prev } = request;
+        await this.#admit(id, request.home);
+        const base = `${this.#dir}/${id}-in`;
+        if (prev === undefined) {
+          // A first round: whatever an earlier attempt left goes.
+          await this.#dropPages(id);
+          await Deno.remove(base, { recursive: true }).catch(() => {});
+        } else {
+          // A round after a pre-dump (§11.3): that round's page server must have ended well.
+          await this.#pagesDone(id);
+        }
+        const dir = request.dir ? `${base}/${request.dir}` : base;
+        await Deno.mkdir(dir, { recursive: true });
+        const logPath = `${dir}/page-server.log`;
+        const { port, child } = await listenForPages([
+          this.#criu.binary,
+          ...pageServerArgs({
+            imagesDir: dir,
+            logFile: logPath,
+            psSocket: 0,
+            ...(prev !== undefined ? { prevImagesDir: prev } : {}),
+          }),
+        ], { token, cwd: dir });
+        this.#pages.set(id, { dir, logPath, child, status: child.status });
+        return json({ port });
       }],
       ["mig.file", async (body) => {
         const chunk = decodeFileChunk(body);
@@ -858,10 +1202,27 @@ export class Migration {
         const ms = await this.#restore(incoming);
         return json({ ms: Math.round(ms) });
       }],
+      ["mig.commit", async (body) => {
+        const { id } = bodyOf<{ id: number }>("mig.commit", body, (r) => isId(r.id));
+        const first = this.#restored.has(id);
+        await this.#commitHere(id);
+        const hold = Number(this.#options.env?.(TEST_COMMIT_DELAY_ENV) ?? 0);
+        if (first && hold > 0 && !this.#commitsHeld.has(id)) {
+          this.#commitsHeld.add(id);
+          await sleep(hold);
+        }
+        return json({});
+      }],
+      ["mig.status", (body) => {
+        const { id } = bodyOf<{ id: number }>("mig.status", body, (r) => isId(r.id));
+        return Promise.resolve(json({ state: this.#state(id) }));
+      }],
       ["mig.abort", async (body) => {
         const { id } = bodyOf<{ id: number }>("mig.abort", body, (r) => isId(r.id));
         const incoming = this.#incoming.get(id);
         this.#incoming.delete(id);
+        await this.#dropRestored(id, "mig.abort");
+        await this.#dropPages(id);
         if (incoming) await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
         return json({});
       }],
@@ -942,15 +1303,73 @@ export class Migration {
     return guest;
   }
 
+  /** Whether this node takes job `id` of node `home` (mig.pages, mig.begin); throws if not. */
+  async #admit(id: number, home: number): Promise<void> {
+    await this.#refuseWhenBlocked();
+    if (this.#guests.has(id) || this.#homecomings.has(id)) {
+      throw new Error(`job ${id} runs here already`);
+    }
+    // A copy restored here for an earlier attempt that its source gave up on.
+    await this.#dropRestored(id, "a new migration of the job began");
+    // A job comes home only when this node asked for it (mig.move).
+    if (home === this.#options.nodeId && this.#arrivals.get(id)?.node !== home) {
+      throw new Error(`job ${id} is not on its way here`);
+    }
+  }
+
+  /**
+   * Waits for the page server of job `id` (mig.pages) to end, which it does once the dump has
+   * sent every page; resolves with the bytes it stored, or undefined when there was none. Throws
+   * when it failed.
+   */
+  async #pagesDone(id: number): Promise<number | undefined> {
+    const pages = this.#pages.get(id);
+    if (!pages) return undefined;
+    this.#pages.delete(id);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, 30_000, "late"));
+    const status = await Promise.race([pages.status, late]).finally(() => clearTimeout(timer));
+    if (status === "late" || !status.success) {
+      try {
+        pages.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      const code = status === "late" ? "still running after 30000 ms" : `exit code ${status.code}`;
+      throw new Error(
+        `Cannot store the pages of job ${id}: criu page-server ${code} (log: ${pages.logPath})`,
+      );
+    }
+    let bytes = 0;
+    for await (const entry of Deno.readDir(pages.dir)) {
+      if (/^pages-\d+\.img$/.test(entry.name)) {
+        bytes += (await Deno.stat(`${pages.dir}/${entry.name}`)).size;
+      }
+    }
+    return bytes;
+  }
+
+  /** Stops the page server of job `id`, if any (a failed or abandoned migration). */
+  async #dropPages(id: number): Promise<void> {
+    const pages = this.#pages.get(id);
+    if (!pages) return;
+    this.#pages.delete(id);
+    try {
+      pages.child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await pages.status;
+  }
+
   async #refuseWhenBlocked(): Promise<void> {
     if (await this.#options.blocked()) {
       throw new Error(`node ${this.#options.nodeId} blocks guests (mosctl block)`);
     }
   }
 
-  /** Restores an image set as a guest job; resolves with the restore's time once it runs. */
+  /**
+   * Restores an image set under the waiter, stopped (`--leave-stopped`); resolves with the
+   * restore's time. The job runs only once mig.commit lets it (#commitHere); without that within
+   * COMMIT_WINDOW_MS it is killed (#dropRestored).
+   */
   async #restore(incoming: Incoming): Promise<number> {
-    const { logger, nodeId } = this.#options;
     const { id, dir } = incoming;
     const criu = this.#criu;
     const marker = `${dir}/restored`;
@@ -962,11 +1381,12 @@ export class Migration {
       pidfile,
       restoreDetached: true,
       restoreSibling: true,
+      leaveStopped: true,
       inheritFds: incoming.fds.flatMap((key, fd) => key ? [{ fd, key }] : []),
     });
     const start = now();
     const child = new Deno.Command("perl", {
-      args: ["-e", RESTORE_WAITER, marker, criu.binary, ...args],
+      args: ["-e", RESTORE_WAITER, marker, pidfile, String(WAITER_WINDOW_S), criu.binary, ...args],
       cwd: dir,
       stdin: "piped",
       stdout: "piped",
@@ -989,12 +1409,42 @@ export class Migration {
       await stdin.close().catch(() => {});
       throw await criuFailure("restore", `restore job ${id}`, exited?.code ?? 125, logPath);
     }
+    const timer = setTimeout(
+      () => void this.#dropRestored(id, `no mig.commit within ${COMMIT_WINDOW_MS} ms`),
+      COMMIT_WINDOW_MS,
+    );
+    this.#restored.set(id, { incoming, child, status, pid, stdin, timer });
+    return ms;
+  }
+
+  /**
+   * mig.commit: lets the job restored here run (the waiter keeps it, SIGCONT), as a guest or, at
+   * its home, adopted by the deputy. Asked again once it runs, it answers the same; throws when
+   * there is no such job here (never restored, or dropped), so that the source can go on.
+   */
+  async #commitHere(id: number): Promise<void> {
+    const { logger, nodeId } = this.#options;
+    const restored = this.#restored.get(id);
+    if (!restored) {
+      if (this.#state(id) === "running") return;
+      throw new Error(`job ${id} was not restored here, or was dropped`);
+    }
+    this.#restored.delete(id);
+    clearTimeout(restored.timer);
+    const { incoming, child, status, pid, stdin } = restored;
+    try {
+      child.kill("SIGUSR1");
+    } catch { /* the waiter is gone: so is the job, and its end is reported below */ }
+    // From here the job is this node's: nothing below may fail the commit.
+    await continueTree(pid).catch(() => {});
+    const dir = incoming.dir;
     if (incoming.home === nodeId) {
       // The job came home: the deputy runs it again, once the move is done.
+      this.#homecomings.add(id);
       this.#options.deputy.adopt(id, child, pid, stdin, incoming.stdinEof === true);
       logger.info("job {id}: restored at home as pid {pid}", { id, pid });
       void Deno.remove(dir, { recursive: true }).catch(() => {});
-      return ms;
+      return;
     }
     const guest: Guest = {
       id,
@@ -1026,7 +1476,33 @@ export class Migration {
       pid,
     });
     guest.served = this.#serveGuest(guest, child, status, incoming.homeAddress, dir, record);
-    return ms;
+  }
+
+  /** Kills a restored job that was never let run, and forgets it. */
+  async #dropRestored(id: number, why: string): Promise<void> {
+    const restored = this.#restored.get(id);
+    if (!restored) return;
+    this.#restored.delete(id);
+    clearTimeout(restored.timer);
+    try {
+      Deno.kill(restored.pid, "SIGKILL");
+    } catch { /* gone */ }
+    await restored.stdin.close().catch(() => {});
+    await Promise.all([restored.child.stdout.cancel(), restored.child.stderr.cancel()]).catch(
+      () => {},
+    );
+    await restored.status;
+    await Deno.remove(restored.incoming.dir, { recursive: true }).catch(() => {});
+    this.#options.logger.warn("job {id}: its restored copy here was dropped: {why}", { id, why });
+  }
+
+  /** Where job `id` is as this node sees it (mig.status). */
+  #state(id: number): MoveState {
+    if (this.#moving.has(id)) return "moving";
+    if (this.#restored.has(id)) return "restored";
+    const guest = this.#guests.get(id);
+    if ((guest && !guest.moved) || this.#homecomings.has(id)) return "running";
+    return "none";
   }
 
   /** Pushes a guest's output home, then its exit; forgets it. */

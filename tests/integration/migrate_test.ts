@@ -2,7 +2,10 @@
  * `om migrate` on real lab nodes with their daemons and real CRIU (root only): a counting job
  * moved half way keeps its output at home complete, in order and without duplicates, and its
  * exit status arrives; a node with `mosctl block` is refused and the job goes on at home;
- * SIGINT to `om run` stops a migrated job.
+ * SIGINT to `om run` stops a migrated job. Failures: a target killed mid-transfer (from home, and
+ * from a node the job was moved to) leaves the job where it was; a commit or a move whose answer
+ * is held back or lost still leaves the job running at exactly one node (its output at home has
+ * every line once).
  */
 import assert from "node:assert/strict";
 import {
@@ -14,7 +17,13 @@ import {
   waitForAgreement,
 } from "../../lib/lab.ts";
 import { findCriu } from "../../lib/criu.ts";
-import { decodeFileChunk, encodeFileChunk, TEST_FILE_DELAY_ENV } from "../../lib/migration.ts";
+import {
+  decodeFileChunk,
+  encodeFileChunk,
+  TEST_COMMIT_DELAY_ENV,
+  TEST_FILE_DELAY_ENV,
+  TEST_MOVE_LOSE_REPLY_ENV,
+} from "../../lib/migration.ts";
 import { parseTarget } from "../../commands/migrate.ts";
 import { readJobRecords } from "../../lib/jobs.ts";
 import { listNodeInfo } from "../../lib/nodestate.ts";
@@ -202,8 +211,8 @@ Deno.test({
     withLab("migk", planLab(2), async (lab) => {
       await manualOnly(lab);
       await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
-      // Test-only hook (lib/migration.ts): node 2 stores each image chunk 500 ms late.
-      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "500" } });
+      // Test-only hook (lib/migration.ts): node 2 stores each image chunk 2 s late.
+      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "2000" } });
       const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
       assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
       const run = startRun(lab, "sh", "-c", counter(40));
@@ -213,11 +222,16 @@ Deno.test({
         stdout: "piped",
         stderr: "piped",
       }).output();
-      // mig.begin made the images directory on node 2: kill its daemon mid-transfer.
+      // The dump has ended on node 1 (its pages are on node 2 already), the other image files
+      // are on their way, each held 2 s by node 2: kill node 2's daemon now.
       await retryUntil(
-        () => Deno.stat(`${nodeRoot(lab, 2)}/migrations/${job.pid}-in`).then(() => true),
+        () =>
+          Deno.readTextFile(`${nodeRoot(lab, 1)}/migrations/${job.pid}-out/dump.log`).then(
+            (log) => log.includes("Dumping finished successfully"),
+            () => false,
+          ),
         10_000,
-        { what: "the transfer to start", intervalMs: 10 },
+        { what: "the dump to end", intervalMs: 10 },
       );
       const daemon = Number(await Deno.readTextFile(`${nodeRoot(lab, 2)}/omdiscd.pid`));
       Deno.kill(daemon, "SIGKILL");
@@ -369,6 +383,98 @@ Deno.test({
         assert.deepEqual(lines(run.sink.out), counts(50), run.sink.err);
         assert.equal(code, 5, run.sink.err);
       })();
+    }),
+});
+
+/** Waits until node `index` has ended the dump of job `pid` (its images go out next). */
+const dumped = (lab: Lab, index: number, pid: number) =>
+  retryUntil(
+    () =>
+      Deno.readTextFile(`${nodeRoot(lab, index)}/migrations/${pid}-out/dump.log`).then(
+        (log) => log.includes("Dumping finished successfully"),
+        () => false,
+      ),
+    10_000,
+    { what: `node ${index} to end the dump`, intervalMs: 10 },
+  );
+
+Deno.test({
+  name: "migrate: a failed move of a job running on node 2 leaves it running there",
+  ignore,
+  fn: () =>
+    withLab("migf", planLab(3), async (lab) => {
+      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
+      await startDaemon(lab, 2, { env: { OM_CRIU: criu! } });
+      // Test-only hook (lib/migration.ts): node 3 stores each image chunk 2 s late.
+      await startDaemon(lab, 3, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "2000" } });
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      const run = startRun(lab, "sh", "-c", counter(60));
+      const job = await jobOn(lab, 1, "while");
+      await retryUntil(() => lines(run.sink.out).length >= 8, 10_000);
+      console.log(`1->2: ${await migrateTo(lab, job.pid, "2")}`);
+      const at = lines(run.sink.out).length;
+      await retryUntil(() => lines(run.sink.out).length >= at + 5, 10_000, {
+        what: "lines from node 2",
+      });
+      // Home asks node 2 to move it to node 3; node 3's daemon dies after node 2's dump.
+      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "3"]), {
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      await dumped(lab, 2, job.pid);
+      Deno.kill(Number(await Deno.readTextFile(`${nodeRoot(lab, 3)}/omdiscd.pid`)), "SIGKILL");
+      const moved = await migrate;
+      const err = decoder.decode(moved.stderr);
+      assert.equal(moved.code, 1, err);
+      assert.match(err, /transfer failed/);
+      assert.match(err, /the job goes on at node 2/);
+      assert.deepEqual(await recordOn(lab, 1, job.pid), [2, 1], "home still sees it on node 2");
+      assert.deepEqual(await recordOn(lab, 2, job.pid), [2, 1], "node 2 still runs it");
+      const code = await run.finish();
+      assert.deepEqual(lines(run.sink.out), counts(60), run.sink.err);
+      assert.equal(code, 5, run.sink.err);
+    }),
+});
+
+Deno.test({
+  name: "migrate: lost answers at the end: mig.commit asked again, mig.move settled by asking",
+  ignore,
+  fn: () =>
+    withLab("migc", planLab(3), async (lab) => {
+      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
+      // Test-only hooks (lib/migration.ts): node 2 holds its first mig.commit answer past the
+      // source's 10 s timeout, and answers mig.move with an error once the move is done.
+      await startDaemon(lab, 2, {
+        env: {
+          OM_CRIU: criu!,
+          [TEST_COMMIT_DELAY_ENV]: "12000",
+          [TEST_MOVE_LOSE_REPLY_ENV]: "1",
+        },
+      });
+      await startDaemon(lab, 3, { env: { OM_CRIU: criu! } });
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      const run = startRun(lab, "sh", "-c", counter(250));
+      const job = await jobOn(lab, 1, "while");
+      await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
+      // 1 -> 2: node 2 runs the job from its first mig.commit on; home hears nothing for 10 s,
+      // asks again, is told the job runs there, and does not continue its own copy.
+      console.log(`1->2: ${await migrateTo(lab, job.pid, "2")}`);
+      assert.deepEqual(await recordOn(lab, 1, job.pid), [2, 1]);
+      const at = lines(run.sink.out).length;
+      await retryUntil(() => lines(run.sink.out).length >= at + 5, 10_000, {
+        what: "lines from node 2",
+      });
+      // 2 -> 3: node 2 moves it, then answers home with an error: home asks both nodes.
+      console.log(`2->3: ${await migrateTo(lab, job.pid, "3")}`);
+      assert.deepEqual(await recordOn(lab, 1, job.pid), [3, 1], "home sees it on node 3");
+      await retryUntil(async () => !(await recordOn(lab, 2, job.pid)), 5000, {
+        what: "node 2 to forget it",
+      });
+      const code = await run.finish();
+      assert.deepEqual(lines(run.sink.out), counts(250), run.sink.err);
+      assert.equal(code, 5, run.sink.err);
     }),
 });
 

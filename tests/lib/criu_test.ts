@@ -9,6 +9,7 @@ import {
   findCriu,
   hintFor,
   logTail,
+  pageServerArgs,
   parseVersion,
   type Preflight,
   preflight,
@@ -83,6 +84,48 @@ Deno.test("criu: dumpArgs with every option, and as a pre-dump", () => {
   );
 });
 
+Deno.test("criu: dumpArgs and pageServerArgs over a connected socket (--ps-socket)", () => {
+  assert.deepEqual(
+    dumpArgs({ pid: 9, imagesDir: "/o", logFile: "/o/dump.log", psSocket: 0 }),
+    ["dump", "--tree", "9", "--images-dir", "/o", "--log-file", "/o/dump.log", "-v4"]
+      .concat(["--page-server", "--ps-socket", "0"]),
+  );
+  assert.throws(
+    () =>
+      dumpArgs({
+        pid: 9,
+        imagesDir: "/o",
+        logFile: "/l",
+        psSocket: 0,
+        pageServer: { address: "10.0.0.2", port: 27 },
+      }),
+    /an address or a socket, not both/,
+  );
+  assert.throws(
+    () => dumpArgs({ pid: 9, imagesDir: "/o", logFile: "/l", psSocket: -1 }),
+    RangeError,
+  );
+  assert.deepEqual(
+    pageServerArgs({ imagesDir: "/i", logFile: "/i/page-server.log", psSocket: 0 }),
+    ["page-server", "--images-dir", "/i", "--log-file", "/i/page-server.log", "-v4"]
+      .concat(["--ps-socket", "0"]),
+  );
+  assert.throws(
+    () => pageServerArgs({ imagesDir: "/i", logFile: "/l", psSocket: 1.5 }),
+    RangeError,
+  );
+  assert.deepEqual(
+    pageServerArgs({ imagesDir: "/i", logFile: "/l", psSocket: 0, prevImagesDir: "pre-1" }).slice(
+      -2,
+    ),
+    ["--prev-images-dir", "pre-1"],
+  );
+  assert.throws(
+    () => pageServerArgs({ imagesDir: "/i", logFile: "/l", psSocket: 0, prevImagesDir: "/abs" }),
+    /must be relative to the images dir/,
+  );
+});
+
 Deno.test("criu: dumpArgs refuses a bad pid and an absolute previous images dir", () => {
   assert.throws(() => dumpArgs({ pid: 0, imagesDir: "/i", logFile: "/l" }), RangeError);
   assert.throws(() => dumpArgs({ pid: 1.5, imagesDir: "/i", logFile: "/l" }), RangeError);
@@ -125,6 +168,11 @@ Deno.test("criu: restoreArgs is detached by default and maps inherited descripto
     shellJob: true,
   });
   assert.ok(!attached.includes("--restore-detached"));
+  assert.ok(!attached.includes("--leave-stopped"));
+  assert.deepEqual(
+    restoreArgs({ imagesDir: "/i", logFile: "/l", pidfile: "/p", leaveStopped: true }).slice(-2),
+    ["--restore-detached", "--leave-stopped"],
+  );
   assert.ok(attached.includes("--restore-sibling") && attached.includes("--shell-job"));
   assert.throws(
     () =>

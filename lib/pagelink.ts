@@ -1,0 +1,216 @@
+/**
+ * The page link of a migration (PROTOCOL.md §11.2): one TCP connection from the source node to
+ * the target, over which `criu dump --page-server` sends the job's memory pages straight to a
+ * `criu page-server` on the target while the dump runs, so the pages are not written, read and
+ * sent again after the dump. CRIU's page-server protocol has no authentication of its own, so the
+ * connection is admitted by a one-time token: 32 random bytes that the source sends to the target
+ * over the authenticated channel (`mig.pages`), and then, as 64 lowercase hex characters, as the
+ * first bytes of the page connection. The target's listener accepts connections until one starts
+ * with the token (others are closed unread), stops listening, and hands that socket to criu.
+ *
+ * Deno cannot pass a socket to a child process, so both ends are small perl programs (perl-base
+ * is in every Debian, as for the restore waiter of lib/migration.ts) that make the connection,
+ * put the socket on their descriptor 0 and exec the criu command they are given, which uses it
+ * through `--ps-socket 0`.
+ */
+
+/** Length of a page token in bytes (64 hex characters on the wire). */
+export const PAGE_TOKEN_BYTES = 32;
+
+/** The exit code of either end when it could not make the link (before criu ran). */
+export const PAGE_LINK_FAILED = 124;
+
+/** How long the listener waits for the source's connection before it gives up (exit 124). */
+export const PAGE_LISTEN_SECONDS = 30;
+
+/**
+ * The target's end: `perl -e PAGE_LISTENER TOKEN SECONDS COMMAND...`. Listens on a free TCP port
+ * of every address, prints the port and a newline on stdout (then points stdout at /dev/null),
+ * accepts connections until one sends TOKEN within 2 s, stops listening, and execs COMMAND with
+ * that socket as its stdin. Exits 124 when it cannot listen or no connection brings the token
+ * within SECONDS.
+ */
+export const PAGE_LISTENER = "use IO::Socket::INET; my ($t, $s, @c) = @ARGV; " +
+  "my $l = IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => 0, Listen => 4, " +
+  'ReuseAddr => 1) or exit 124; $| = 1; print $l->sockport, "\\n"; ' +
+  "open(STDOUT, '>', '/dev/null'); $SIG{ALRM} = sub { exit 124 }; alarm $s; " +
+  "for (;;) { my $k = $l->accept or next; my $g = ''; " +
+  "while (length($g) < length($t)) { my $r = ''; vec($r, fileno($k), 1) = 1; " +
+  "select($r, undef, undef, 2) > 0 or last; " +
+  "sysread($k, $g, length($t) - length($g), length($g)) or last } " +
+  "if ($g eq $t) { close $l; alarm 0; open(STDIN, '<&', $k) or exit 124; close $k; " +
+  "exec { $c[0] } @c; exit 124 } close $k }";
+
+/**
+ * The source's end: `perl -e PAGE_CONNECTOR HOST PORT TOKEN COMMAND...`. Connects to HOST:PORT
+ * (10 s at most), sends TOKEN and prints `linked` and a newline on stdout. Then it waits for one
+ * byte on stdin, the go (the link is made before the job is frozen, so that perl's start and the
+ * connection are not frozen time), runs COMMAND in a child with the socket as its stdin and
+ * stdout on /dev/null, and exits with its status (128+N for signal N). Exits 124 when it cannot
+ * connect or send, or when stdin ends without the go.
+ *
+ * While COMMAND runs, the parent sets TCP_NODELAY on its copy of the socket every 5 ms, which
+ * pushes out whatever the socket holds back: `criu dump` corks the page-server socket
+ * (TCP_CORK) for the whole dump and sends its last message, the close, without uncorking before
+ * it waits for the answer, so those last bytes waited for the kernel's 200 ms cork timer (seen
+ * here: every page-server dump took 200 ms longer, whatever its size).
+ */
+export const PAGE_CONNECTOR =
+  "use IO::Socket::INET; use Socket qw(IPPROTO_TCP TCP_NODELAY); use POSIX qw(WNOHANG); " +
+  "my ($h, $p, $t, @c) = @ARGV; " +
+  "my $k = IO::Socket::INET->new(PeerAddr => $h, PeerPort => $p, Proto => 'tcp', " +
+  "Timeout => 10) or exit 124; syswrite($k, $t) == length($t) or exit 124; " +
+  '$| = 1; print "linked\\n"; sysread(STDIN, my $go, 1) == 1 or exit 124; ' +
+  "open(STDOUT, '>', '/dev/null'); my $pid = fork() // exit 124; " +
+  "if (!$pid) { open(STDIN, '<&', $k) or exit 124; exec { $c[0] } @c; exit 124 } " +
+  "until (waitpid($pid, WNOHANG) > 0) { setsockopt($k, IPPROTO_TCP, TCP_NODELAY, 1); " +
+  "select(undef, undef, undef, 0.005) } exit($? & 127 ? 128 + ($? & 127) : $? >> 8)";
+
+/** A fresh page token, as the 64 hex characters sent on the page connection. */
+export function newPageToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(PAGE_TOKEN_BYTES));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Whether `text` is a page token (64 lowercase hex characters). */
+export function isPageToken(text: unknown): text is string {
+  return typeof text === "string" && /^[0-9a-f]{64}$/.test(text);
+}
+
+/** Where a page link goes: the target's listener, and the token that admits it. */
+export interface PageLinkTarget {
+  readonly hostname: string;
+  readonly port: number;
+  readonly token: string;
+}
+
+/** The argv (after `perl`) of the source's end: connect, send the token, exec `command`. */
+export function connectorArgs(command: readonly string[], to: PageLinkTarget): string[] {
+  if (!isPageToken(to.token)) {
+    throw new TypeError("Cannot use the page token: not 64 hex characters");
+  }
+  if (!Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
+    throw new RangeError(`Cannot connect to port "${to.port}": not a TCP port`);
+  }
+  return ["-e", PAGE_CONNECTOR, to.hostname, String(to.port), to.token, ...command];
+}
+
+/** The argv (after `perl`) of the target's end: listen, admit the token, exec `command`. */
+export function listenerArgs(
+  command: readonly string[],
+  options: { token: string; seconds?: number },
+): string[] {
+  if (!isPageToken(options.token)) {
+    throw new TypeError("Cannot use the page token: not 64 hex characters");
+  }
+  const seconds = options.seconds ?? PAGE_LISTEN_SECONDS;
+  return ["-e", PAGE_LISTENER, options.token, String(seconds), ...command];
+}
+
+/** The source's end, linked: `go` runs its command now and resolves with its status. */
+export interface PageLink {
+  go(): Promise<Deno.CommandStatus>;
+  /** Ends it without running the command (it exits 124; the target sees the link end). */
+  cancel(): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts the source's end and resolves once it has made the page link and sent the token; its
+ * command (e.g. `criu dump ... --page-server --ps-socket 0`) runs at `go`. Throws when it exits
+ * first or does not link within 15 s.
+ */
+export async function linkPages(
+  command: readonly string[],
+  to: PageLinkTarget,
+): Promise<PageLink> {
+  const child = new Deno.Command("perl", {
+    args: connectorArgs(command, to),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  try {
+    await firstLine(child, 15_000);
+  } catch (error) {
+    await stdin.close().catch(() => {});
+    const status = await child.status;
+    throw new Error(
+      `Cannot make the page link to ${to.hostname}:${to.port}: ${
+        (error as Error).message
+      } (exit code ${status.code})`,
+    );
+  }
+  return {
+    async go() {
+      await stdin.write(new Uint8Array([0x67])).catch(() => {});
+      await stdin.close().catch(() => {});
+      return await child.status;
+    },
+    async cancel() {
+      await stdin.close().catch(() => {});
+      return await child.status;
+    },
+  };
+}
+
+/** The first line a child prints on stdout; then its stdout is let go. */
+async function firstLine(child: Deno.ChildProcess, timeoutMs: number): Promise<string> {
+  const reader = child.stdout.getReader();
+  let text = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const late = new Promise<never>((_, reject) =>
+      timer = setTimeout(() => reject(new Error(`nothing within ${timeoutMs} ms`)), timeoutMs)
+    );
+    while (!text.includes("\n")) {
+      const { value, done } = await Promise.race([reader.read(), late]);
+      if (done) throw new Error("it ended first");
+      text += new TextDecoder().decode(value);
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+  await child.stdout.cancel().catch(() => {});
+  return text.slice(0, text.indexOf("\n"));
+}
+
+/** The target's listener, running: its port, and the process (which becomes `command`). */
+export interface PageListener {
+  readonly port: number;
+  readonly child: Deno.ChildProcess;
+}
+
+/**
+ * Starts the target's end with `command` (e.g. `criu page-server ... --ps-socket 0`) and resolves
+ * once it listens, with its port. Throws when it exits first or prints no port within 10 s.
+ */
+export async function listenForPages(
+  command: readonly string[],
+  options: { token: string; cwd?: string; seconds?: number },
+): Promise<PageListener> {
+  const child = new Deno.Command("perl", {
+    args: listenerArgs(command, options),
+    cwd: options.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  let text: string;
+  try {
+    text = await firstLine(child, 10_000);
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    throw new Error(`Cannot listen for the pages: ${(error as Error).message}`);
+  }
+  const port = Number(text.trim());
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    const status = await child.status;
+    throw new Error(`Cannot listen for the pages: the listener exited with code ${status.code}`);
+  }
+  return { port, child };
+}

@@ -1,0 +1,112 @@
+/**
+ * The page link's two perl ends, for real on loopback (no CRIU needed): the token admits the
+ * connection, a connection without it is closed unread, the commands get the socket as stdin.
+ */
+import assert from "node:assert/strict";
+import {
+  connectorArgs,
+  isPageToken,
+  linkPages,
+  listenerArgs,
+  listenForPages,
+  newPageToken,
+  PAGE_CONNECTOR,
+  PAGE_LINK_FAILED,
+  PAGE_LISTENER,
+} from "../../lib/pagelink.ts";
+
+const encoder = new TextEncoder();
+
+Deno.test("pagelink: tokens are 64 fresh hex characters", () => {
+  const a = newPageToken();
+  assert.ok(isPageToken(a), a);
+  assert.notEqual(a, newPageToken());
+  assert.ok(!isPageToken(a.toUpperCase()));
+  assert.ok(!isPageToken(a.slice(1)));
+  assert.ok(!isPageToken(42));
+});
+
+Deno.test("pagelink: the argv of both ends, and what they refuse", () => {
+  const t = "ab".repeat(32);
+  assert.deepEqual(
+    connectorArgs(["criu", "dump"], { hostname: "10.0.0.2", port: 4000, token: t }),
+    ["-e", PAGE_CONNECTOR, "10.0.0.2", "4000", t, "criu", "dump"],
+  );
+  assert.deepEqual(listenerArgs(["criu", "page-server"], { token: t, seconds: 5 }), [
+    "-e",
+    PAGE_LISTENER,
+    t,
+    "5",
+    "criu",
+    "page-server",
+  ]);
+  assert.throws(() => connectorArgs(["x"], { hostname: "h", port: 0, token: t }), RangeError);
+  assert.throws(() => connectorArgs(["x"], { hostname: "h", port: 1, token: "xyz" }), TypeError);
+  assert.throws(() => listenerArgs(["x"], { token: "AB".repeat(32) }), TypeError);
+});
+
+Deno.test("pagelink: only the connection with the token reaches the command", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "om-pagelink-" });
+  try {
+    const token = newPageToken();
+    // The target's command stores what arrives on its stdin (the socket).
+    const listener = await listenForPages(["sh", "-c", `cat > ${dir}/got`], { token });
+    // A stranger first: a wrong token, then data; it gets nothing and is closed.
+    const stranger = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+    await stranger.write(encoder.encode("0".repeat(64) + "forged pages"));
+    // Closed with its bytes unread: an end of stream, or a reset for the unread bytes.
+    const answer = await stranger.read(new Uint8Array(16)).catch((e) =>
+      e instanceof Deno.errors.ConnectionReset ? null : Promise.reject(e)
+    );
+    assert.equal(answer, null, "the stranger's connection is closed, with nothing said");
+    stranger.close();
+    // The source's end: linked first, its command runs (and writes to the socket) at the go.
+    const link = await linkPages(
+      ["sh", "-c", `printf 'the pages' >&0; echo ran > ${dir}/ran`],
+      { hostname: "127.0.0.1", port: listener.port, token },
+    );
+    assert.equal(await Deno.stat(`${dir}/ran`).catch(() => null), null, "nothing ran before go");
+    assert.equal((await link.go()).code, 0);
+    assert.equal((await listener.child.status).code, 0);
+    assert.equal(await Deno.readTextFile(`${dir}/got`), "the pages");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("pagelink: the connector exits with its command's status, or 124 when cancelled", async () => {
+  const token = newPageToken();
+  const listener = await listenForPages(["cat"], { token });
+  const link = await linkPages(["sh", "-c", "exit 3"], {
+    hostname: "127.0.0.1",
+    port: listener.port,
+    token,
+  });
+  assert.equal((await link.go()).code, 3);
+  assert.equal((await listener.child.status).code, 0, "cat saw the end of the connection");
+
+  const second = newPageToken();
+  const other = await listenForPages(["cat"], { token: second });
+  const cancelled = await linkPages(["sh", "-c", "exit 0"], {
+    hostname: "127.0.0.1",
+    port: other.port,
+    token: second,
+  });
+  assert.equal((await cancelled.cancel()).code, PAGE_LINK_FAILED);
+  assert.equal((await other.child.status).code, 0, "the link ended with nothing sent");
+});
+
+Deno.test("pagelink: the listener gives up when nobody brings the token", async () => {
+  const listener = await listenForPages(["true"], { token: newPageToken(), seconds: 1 });
+  assert.equal((await listener.child.status).code, 124);
+});
+
+Deno.test("pagelink: no link when nobody listens", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = closed.addr.port;
+  closed.close();
+  await assert.rejects(
+    () => linkPages(["true"], { hostname: "127.0.0.1", port, token: newPageToken() }),
+    /Cannot make the page link to 127\.0\.0\.1:\d+: it ended first \(exit code 124\)/,
+  );
+});
