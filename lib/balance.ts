@@ -38,6 +38,8 @@ export { BALANCE_MARGIN };
 export const JOB_MARGIN = 0.5;
 /** A moved (or new) job stays where it is for at least this many information intervals. */
 export const STAY_INTERVALS = 10;
+/** A job whose checkpoint failed is not tried again for this many intervals. */
+export const CANTMOVE_INTERVALS = 100;
 /** A job loading its node less than this (load units) is not moved for load. */
 export const MIN_JOB_LOAD = 20;
 /** Below this fraction of its total memory available, a node ushers jobs away. */

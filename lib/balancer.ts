@@ -13,6 +13,7 @@ import { readFlag, readNumber, writeAdmin } from "./admin.ts";
 import {
   ADJUST_INTERVALS,
   type BalanceView,
+  CANTMOVE_INTERVALS,
   decayFactor,
   DEFAULT_DECAY,
   JobLoad,
@@ -120,6 +121,8 @@ export class Balancer {
   #adjust: { node: number; load: number; mem: number; until: number }[] = [];
   /** Nodes that refused or failed a move, until when. */
   readonly #exclude = new Map<number, number>();
+  /** Jobs whose checkpoint failed, until when they are not tried again. */
+  readonly #cantMove = new Map<number, number>();
   /** Done when the move (or expel/bring) under way is; undefined when none is. */
   #busy: Promise<unknown> | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -223,6 +226,7 @@ export class Balancer {
     const now = Date.now();
     this.#adjust = this.#adjust.filter((a) => a.until > now);
     for (const [node, until] of this.#exclude) if (until <= now) this.#exclude.delete(node);
+    for (const [id, until] of this.#cantMove) if (until <= now) this.#cantMove.delete(id);
     // One noisy figure must not move a job: this node counts the lower of its last two loads,
     // the others the higher of theirs.
     const steady = (node: NodeInfo, figure: number) => {
@@ -261,7 +265,7 @@ export class Balancer {
     ];
     const jobs: JobView[] = this.#jobsHere().flatMap((job) => {
       const load = this.#loads.get(job.id);
-      return load
+      return load && !this.#cantMove.has(job.id)
         ? [{
           id: job.id,
           home: job.home,
@@ -315,10 +319,15 @@ export class Balancer {
     } catch (error) {
       logger.warn("balance: job {id} stays: {error}", { id: move.id, error: message(error) });
       const until = Date.now() + STAY_INTERVALS * info.interval;
-      // This node cannot send (no working CRIU here): no moves for a while. Else the target
-      // refused or failed: not that one for a while.
-      if (error instanceof MigrationError && error.step === "preflight") this.#pausedUntil = until;
-      else this.#exclude.set(move.to, until);
+      const step = error instanceof MigrationError ? error.step : undefined;
+      // The sending node cannot checkpoint at all (no working CRIU): no moves for a while. The
+      // job cannot be checkpointed: not that job for much longer (openMosix's "cantmove"). The
+      // target refused or failed: not that node for a while. No step (the job ended, is being
+      // moved already, its home is out of reach): nothing to remember.
+      if (step === "preflight") this.#pausedUntil = until;
+      else if (step === "dump" || step === "pre-dump") {
+        this.#cantMove.set(move.id, Date.now() + CANTMOVE_INTERVALS * info.interval);
+      } else if (step) this.#exclude.set(move.to, until);
       return false;
     }
     const until = Date.now() + ADJUST_INTERVALS * info.interval;

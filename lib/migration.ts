@@ -198,6 +198,12 @@ export type MigrationStep =
   | "restore"
   | "commit";
 
+/** The failed step named in a migration error's text from another node, if any. */
+export function stepOf(text: string): MigrationStep | undefined {
+  return /: (preflight|target check|pre-dump|dump|transfer|restore|commit) failed on/.exec(text)
+    ?.[1] as MigrationStep | undefined;
+}
+
 /** A migration that did not happen; the job goes on where it was. */
 export class MigrationError extends Error {
   override name = "MigrationError";
@@ -626,7 +632,7 @@ export class Migration {
       const text = error instanceof Error && "error" in error
         ? String((error as { error: unknown }).error)
         : message(error);
-      throw new MigrationError(text, undefined);
+      throw new MigrationError(text, stepOf(text), /\(log: ([^)]+)\)/.exec(text)?.[1]);
     } finally {
       await client.close().catch(() => {});
     }
@@ -666,8 +672,7 @@ export class Migration {
           ? String((error as { error: unknown }).error)
           : message(error);
         if (settled !== "moved") {
-          const step = /: (preflight|target check|pre-dump|dump|transfer|restore|commit) failed on/
-            .exec(text)?.[1] as MigrationStep | undefined;
+          const step = stepOf(text);
           throw new MigrationError(
             settled === "unknown"
               ? `${text}; node ${source} and node ${target} did not say where job ${id} runs`

@@ -20,6 +20,7 @@ import { findCriu } from "../../lib/criu.ts";
 import {
   decodeFileChunk,
   encodeFileChunk,
+  stepOf,
   TEST_COMMIT_DELAY_ENV,
   TEST_FILE_DELAY_ENV,
   TEST_MOVE_LOSE_REPLY_ENV,
@@ -103,6 +104,16 @@ Deno.test("migrate: mig.file bodies carry a JSON header and raw bytes", () => {
   const bad = encodeFileChunk({ id: 42, name: "../etc/passwd", offset: 0 }, data);
   assert.throws(() => decodeFileChunk(bad), TypeError);
   assert.throws(() => decodeFileChunk(new Uint8Array([0, 0, 1, 0])), TypeError);
+});
+
+Deno.test("migrate: the failed step is read back from another node's error text", () => {
+  assert.equal(
+    stepOf("Cannot migrate job 5 to node 3: dump failed on node 2: criu said no; the job goes on"),
+    "dump",
+  );
+  assert.equal(stepOf("x: target check failed on node 3: node 3 blocks guests"), "target check");
+  assert.equal(stepOf("Cannot migrate job 5: it has ended"), undefined);
+  assert.equal(stepOf("x: lunch failed on node 3"), undefined);
 });
 
 Deno.test("migrate: NODE is a node id, decimal or hex, or home", () => {
