@@ -8,23 +8,14 @@
  *   deno run -A --unstable-net bench/balance.ts [--rounds 3]
  */
 import { parseArgs } from "node:util";
+import { LAB_PARENT, startDaemons, withBenchLab } from "./benchlab.ts";
 import { findCriu } from "../lib/criu.ts";
 import { type JobRecord, readJobRecords } from "../lib/jobs.ts";
-import {
-  createLab,
-  destroyLab,
-  execInNode,
-  type Lab,
-  nodeRoot,
-  planLab,
-  startDaemon,
-  waitForAgreement,
-} from "../lib/lab.ts";
+import { execInNode, type Lab, nodeRoot } from "../lib/lab.ts";
 import { omCommand } from "../lib/selfexec.ts";
 import {
   benchMain,
   goalLine,
-  labParent,
   machine,
   median,
   ms,
@@ -130,29 +121,18 @@ async function round(lab: Lab): Promise<Record<string, number | undefined>> {
 export async function runBalance(options: BalanceOptions): Promise<void> {
   const binary = findCriu((name) => Deno.env.get(name));
   if (!binary) throw new Error("no criu: set OM_CRIU or put criu on PATH");
-  const parent = labParent();
   console.log(
     `Balancing: ${JOBS} CPU-bound jobs started on node 1 of ${NODES} lab nodes, ${options.rounds} ` +
-      `rounds (state trees in ${parent ?? "a temporary directory"}; criu ${binary})`,
+      `rounds (state trees in ${LAB_PARENT ?? "a temporary directory"}; criu ${binary})`,
   );
-  const dir = await Deno.makeTempDir({ prefix: "om-bench-balance-", dir: parent });
-  const lab = await createLab({ name: `bbal${Deno.pid}`, dir, nodes: planLab(NODES) });
   const rounds: Record<string, number | undefined>[] = [];
-  try {
-    for (const node of lab.record.nodes) {
-      await startDaemon(lab, node.index, { env: { OM_CRIU: binary } });
-    }
-    const agreement = await waitForAgreement(lab, { timeoutMs: 30_000 });
-    if (!agreement.agreed) throw new Error("the lab's maps did not agree");
-    await new Promise((resolve) => setTimeout(resolve, 3000)); // every node's figures
+  await withBenchLab("bal", NODES, async (lab) => {
+    await startDaemons(lab, { env: { OM_CRIU: binary }, figures: true });
     for (let i = 0; i < options.rounds; i++) {
       rounds.push(await round(lab));
       await new Promise((resolve) => setTimeout(resolve, 3000)); // loads back to idle
     }
-  } finally {
-    await destroyLab(lab, { graceMs: 1000 });
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  });
   const pick = (key: string) =>
     rounds.map((r) => r[key]).filter((v): v is number => v !== undefined);
   const idealMs = median(pick("moveMs")) * IDEAL_MOVES;

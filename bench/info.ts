@@ -11,31 +11,11 @@
  *   deno run -A --unstable-net bench/info.ts [--rounds 3] [--idle-seconds 10]
  */
 import { parseArgs } from "node:util";
-import {
-  createLab,
-  destroyLab,
-  execInNode,
-  findNode,
-  type Lab,
-  nodeRoot,
-  planLab,
-  startDaemon,
-  stopDaemon,
-  waitForAgreement,
-} from "../lib/lab.ts";
-import { readNodeInfo } from "../lib/nodestate.ts";
+import { LAB_PARENT, startDaemons, withBenchLab } from "./benchlab.ts";
+import { execInNode, findNode, type Lab, nodeRoot, stopDaemon } from "../lib/lab.ts";
 import { retryUntil } from "../lib/retry.ts";
 import { omCommand } from "../lib/selfexec.ts";
-import {
-  benchMain,
-  goalLine,
-  labParent,
-  machine,
-  median,
-  ms,
-  renderTable,
-  saveResults,
-} from "./report.ts";
+import { benchMain, goalLine, machine, median, ms, renderTable, saveResults } from "./report.ts";
 
 interface Options {
   rounds: number;
@@ -58,41 +38,6 @@ export function parseInfoArgs(args: readonly string[]): Options {
   return { rounds, idleSeconds };
 }
 
-const LAB_PARENT = labParent();
-
-async function withLab<T>(nodes: number, tag: string, fn: (lab: Lab) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "om-bench-info-", dir: LAB_PARENT });
-  const lab = await createLab({ name: `binfo${Deno.pid}${tag}`, dir, nodes: planLab(nodes) });
-  try {
-    return await fn(lab);
-  } finally {
-    await destroyLab(lab, { graceMs: 1000 });
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
-
-async function startAll(lab: Lab, args: string[]): Promise<void> {
-  for (const node of lab.record.nodes) await startDaemon(lab, node.index, { args });
-  const agreement = await waitForAgreement(lab, { timeoutMs: 30_000 });
-  if (!agreement.agreed) throw new Error(`the ${lab.record.nodes.length} maps do not agree`);
-  // Every node has every node's figures.
-  const ids = lab.record.nodes.map((n) => n.index);
-  await retryUntil(
-    async () => {
-      for (const viewer of ids) {
-        for (const id of ids) {
-          if (
-            (await readNodeInfo(`${nodeRoot(lab, viewer)}/nodes`, id))?.status !== "up"
-          ) return false;
-        }
-      }
-      return true;
-    },
-    30_000,
-    { what: "every node's figures everywhere", intervalMs: 100 },
-  );
-}
-
 /** Time until every node but `target` sees `target`'s speed as `speed`. */
 async function everyoneSees(lab: Lab, target: number, speed: number): Promise<void> {
   const others = lab.record.nodes.map((n) => n.index).filter((i) => i !== target);
@@ -112,8 +57,11 @@ async function everyoneSees(lab: Lab, target: number, speed: number): Promise<vo
 
 async function propagation(rounds: number) {
   const intervalMs = 1000;
-  return await withLab(16, "p", async (lab) => {
-    await startAll(lab, ["--info-interval", String(intervalMs / 1000)]);
+  return await withBenchLab("infop", 16, async (lab) => {
+    await startDaemons(lab, {
+      args: ["--info-interval", String(intervalMs / 1000)],
+      figures: true,
+    });
     const setspeed: number[] = [];
     for (let round = 0; round < rounds; round++) {
       const speed = 20000 + round;
@@ -175,7 +123,7 @@ async function denoPid(lab: Lab): Promise<number> {
 }
 
 async function idle(seconds: number) {
-  const floor = await withLab(1, "f", async (lab) => {
+  const floor = await withBenchLab("infof", 1, async (lab) => {
     const child = execInNode(lab, 1, [
       Deno.execPath(),
       "eval",
@@ -189,13 +137,13 @@ async function idle(seconds: number) {
       await child.status;
     }
   });
-  const alone = await withLab(1, "a", async (lab) => {
-    await startAll(lab, []);
+  const alone = await withBenchLab("infoa", 1, async (lab) => {
+    await startDaemons(lab, { figures: true });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     return await idleCost(lab, await denoPid(lab), seconds);
   });
-  const among32 = await withLab(32, "m", async (lab) => {
-    await startAll(lab, []);
+  const among32 = await withBenchLab("infom", 32, async (lab) => {
+    await startDaemons(lab, { figures: true });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     return await idleCost(lab, await denoPid(lab), seconds);
   });

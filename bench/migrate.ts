@@ -22,6 +22,7 @@
  * --big-rounds is the number of rounds at sizes of 256 MB and more (default: --rounds).
  */
 import { parseArgs } from "node:util";
+import { LAB_PARENT, startDaemons, withBenchLab } from "./benchlab.ts";
 import {
   type Criu,
   dump,
@@ -32,22 +33,12 @@ import {
   startJob,
 } from "../lib/criu.ts";
 import { readJobRecords } from "../lib/jobs.ts";
-import {
-  createLab,
-  destroyLab,
-  execInNode,
-  type Lab,
-  nodeRoot,
-  planLab,
-  startDaemon,
-  waitForAgreement,
-} from "../lib/lab.ts";
+import { execInNode, type Lab, nodeRoot } from "../lib/lab.ts";
 import { retryUntil } from "../lib/retry.ts";
 import { omCommand } from "../lib/selfexec.ts";
 import {
   benchMain,
   goalLine,
-  labParent,
   machine,
   median,
   ms,
@@ -88,7 +79,6 @@ export function parseMigrateArgs(args: readonly string[]): MigrateOptions {
   return { sizes, rounds, bigRounds };
 }
 
-const LAB_PARENT = labParent();
 const decoder = new TextDecoder();
 
 /**
@@ -288,19 +278,13 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
       `(rounds: ${options.sizes.map((mb) => `${mb} MB x${roundsFor(mb)}`).join(", ")}; ` +
       `images and state trees in ${LAB_PARENT ?? "a temporary directory"}; criu ${binary})`,
   );
-  const dir = await Deno.makeTempDir({ prefix: "om-bench-migrate-", dir: LAB_PARENT });
-  const lab = await createLab({ name: `bmig${Deno.pid}`, dir, nodes: planLab(2) });
   const results: {
     mb: number;
     floor: FloorRound[];
     migration: MigrationRound[];
   }[] = [];
-  try {
-    for (const node of lab.record.nodes) {
-      await startDaemon(lab, node.index, { env: { OM_CRIU: binary } });
-    }
-    const agreement = await waitForAgreement(lab, { timeoutMs: 30_000 });
-    if (!agreement.agreed) throw new Error("the 2 nodes' maps do not agree");
+  await withBenchLab("mig", 2, async (lab) => {
+    await startDaemons(lab, { env: { OM_CRIU: binary } });
     for (const mb of options.sizes) {
       const entry = { mb, floor: [] as FloorRound[], migration: [] as MigrationRound[] };
       results.push(entry);
@@ -321,10 +305,7 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
         );
       }
     }
-  } finally {
-    await destroyLab(lab, { graceMs: 1000 });
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  });
 
   const rows: string[][] = [];
   const ratios: number[] = [];

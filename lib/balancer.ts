@@ -72,31 +72,16 @@ function read(path: string): string | undefined {
   }
 }
 
-/** A process and its descendants (through /proc/<pid>/task/<tid>/children). */
-export function processTree(pid: number): number[] {
-  const found: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0 && found.length < 10_000) {
-    const next = queue.shift()!;
-    found.push(next);
-    let tasks: string[] = [];
-    try {
-      tasks = [...Deno.readDirSync(`/proc/${next}/task`)].map((e) => e.name);
-    } catch { /* gone */ }
-    for (const tid of tasks) {
-      for (const child of (read(`/proc/${next}/task/${tid}/children`) ?? "").split(" ")) {
-        if (/^\d+$/.test(child)) queue.push(Number(child));
-      }
-    }
-  }
-  return found;
-}
-
-/** Runnable tasks (threads) and resident bytes of a job's processes. */
+/**
+ * Runnable tasks (threads) and resident bytes of a job: its PID 1 and every descendant, found
+ * through /proc/<pid>/task/<tid>/children, each task's directory listed once.
+ */
 export function measureJob(pid: number): { runnable: number; rss: number } {
   let runnable = 0;
   let rss = 0;
-  for (const process of processTree(pid)) {
+  const queue = [pid];
+  for (let seen = 0; queue.length > 0 && seen < 10_000; seen++) {
+    const process = queue.shift()!;
     const status = read(`/proc/${process}/status`) ?? "";
     rss += Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
     let tasks: string[] = [];
@@ -106,6 +91,9 @@ export function measureJob(pid: number): { runnable: number; rss: number } {
     for (const tid of tasks) {
       const stat = read(`/proc/${process}/task/${tid}/stat`);
       if (stat && stateOfStat(stat) === "R") runnable++;
+      for (const child of (read(`/proc/${process}/task/${tid}/children`) ?? "").split(" ")) {
+        if (/^\d+$/.test(child)) queue.push(Number(child));
+      }
     }
   }
   return { runnable, rss };
@@ -127,6 +115,8 @@ export class Balancer {
   #busy: Promise<unknown> | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #lastFold = Date.now();
+  /** admin/decayinterval as last read, in ms. */
+  #decayIntervalMs = DEFAULT_DECAY.interval * 1000;
   /** No moves before this (this node failed its own preflight). */
   #pausedUntil = 0;
   #stopped = false;
@@ -209,8 +199,11 @@ export class Balancer {
       load.sample(measured.runnable);
       this.#rss.set(job.id, measured.rss);
     }
-    const decay = await this.#decaySettings();
-    if (Date.now() - this.#lastFold >= decay.interval * 1000) {
+    // The settings are read when a decay interval may have ended, not at every sample.
+    if (Date.now() - this.#lastFold >= this.#decayIntervalMs) {
+      const decay = await this.#decaySettings();
+      this.#decayIntervalMs = decay.interval * 1000;
+      if (Date.now() - this.#lastFold < this.#decayIntervalMs) return;
       this.#lastFold = Date.now();
       const decayOf = new Map<number, JobDecay>(here.map((j) => [j.id, j.policy.decay]));
       for (const [id, load] of this.#loads) {

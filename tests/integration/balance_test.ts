@@ -7,17 +7,10 @@ import assert from "node:assert/strict";
 import { STAY_INTERVALS } from "../../lib/balance.ts";
 import { findCriu } from "../../lib/criu.ts";
 import { type JobRecord, readJobRecords } from "../../lib/jobs.ts";
-import {
-  execInNode,
-  type Lab,
-  nodeRoot,
-  planLab,
-  startDaemon,
-  waitForAgreement,
-} from "../../lib/lab.ts";
+import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { ROOT, runIn, withLab } from "../tools/labkit.ts";
+import { ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
 const ignore = !ROOT || !criu;
@@ -115,11 +108,7 @@ async function mosctl(lab: Lab, index: number, ...args: string[]) {
 
 /** Starts the daemons (with CRIU) and waits for their maps to agree and their figures. */
 async function startCluster(lab: Lab, nodes = NODES): Promise<void> {
-  for (const node of lab.record.nodes) {
-    await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
-  }
-  const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-  assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+  await startAll(lab, [], { OM_CRIU: criu! });
   await retryUntil(
     async () => {
       const status = await runIn(lab, 1, omCommand(["mosctl", "status"]));

@@ -30,7 +30,7 @@ import { readJobRecords } from "../../lib/jobs.ts";
 import { listNodeInfo } from "../../lib/nodestate.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { ROOT, runIn, withLab } from "../tools/labkit.ts";
+import { manualOnly, ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
 const ignore = !ROOT || !criu;
@@ -83,17 +83,6 @@ const jobOn = (lab: Lab, index: number, word: string) =>
     { what: `a job running ${word} on node ${index}`, intervalMs: 20 },
   );
 
-/**
- * These tests move jobs by hand: every node gets admin/stay (mosctl stay), so that the balancer
- * (tests/integration/balance_test.ts) moves nothing behind their back.
- */
-async function manualOnly(lab: Lab): Promise<void> {
-  for (const node of lab.record.nodes) {
-    await Deno.mkdir(`${nodeRoot(lab, node.index)}/admin`, { recursive: true });
-    await Deno.writeTextFile(`${nodeRoot(lab, node.index)}/admin/stay`, "1\n");
-  }
-}
-
 const lines = (text: string) => text.split("\n").filter((line) => line !== "");
 const counts = (n: number) => Array.from({ length: n }, (_, i) => `${i}`);
 
@@ -130,11 +119,7 @@ Deno.test({
   fn: () =>
     withLab("mig", planLab(2), async (lab) => {
       await manualOnly(lab);
-      for (const node of lab.record.nodes) {
-        await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
-      }
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startAll(lab, [], { OM_CRIU: criu! });
 
       // (a) a counter moved half way: complete, in order, once; its exit status arrives.
       await (async () => {
@@ -270,11 +255,7 @@ Deno.test({
   fn: () =>
     withLab("migs", planLab(2), async (lab) => {
       await manualOnly(lab);
-      for (const node of lab.record.nodes) {
-        await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
-      }
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startAll(lab, [], { OM_CRIU: criu! });
 
       // A job reading stdin: lines written before (some still unread in the pipe at the dump)
       // and after the migration come back once each, in order; EOF ends it with its code.
@@ -347,11 +328,7 @@ Deno.test({
   fn: () =>
     withLab("migm", planLab(3), async (lab) => {
       await manualOnly(lab);
-      for (const node of lab.record.nodes) {
-        await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
-      }
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startAll(lab, [], { OM_CRIU: criu! });
 
       // 1 -> 2 -> 1 (home): the job runs at home again, adopted by its deputy.
       await (async () => {
@@ -495,11 +472,7 @@ Deno.test({
   fn: () =>
     withLab("migb", planLab(3), async (lab) => {
       await manualOnly(lab);
-      for (const node of lab.record.nodes) {
-        await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
-      }
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startAll(lab, [], { OM_CRIU: criu! });
       const hog = (index: number) =>
         execInNode(lab, index, ["sh", "-c", "while :; do :; done"], {
           stdout: "null",

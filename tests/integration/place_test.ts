@@ -7,21 +7,13 @@
  * and mosrun, and -k inside a job.
  */
 import assert from "node:assert/strict";
-import {
-  execInNode,
-  type Lab,
-  nodeRoot,
-  planLab,
-  startDaemon,
-  stopDaemon,
-  waitForAgreement,
-} from "../../lib/lab.ts";
+import { execInNode, type Lab, nodeRoot, planLab, stopDaemon } from "../../lib/lab.ts";
 import { findCriu } from "../../lib/criu.ts";
 import { readJobRecords } from "../../lib/jobs.ts";
 import { readNodeInfo } from "../../lib/nodestate.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { exists, inNode, ROOT, runIn, withLab } from "../tools/labkit.ts";
+import { exists, inNode, ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
 const ignore = !ROOT || !criu;
@@ -79,11 +71,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("place", planLab(3), async (lab) => {
-      for (const node of lab.record.nodes) {
-        await startDaemon(lab, node.index, { env: { OM_CRIU: criu! } });
-      }
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startAll(lab, [], { OM_CRIU: criu! });
       for (const id of [2, 3]) {
         await retryUntil(
           async () => (await readNodeInfo(`${nodeRoot(lab, 1)}/nodes`, id))?.status === "up",

@@ -142,9 +142,24 @@ export async function stats(lab: Lab, index: number) {
   return JSON.parse(await Deno.readTextFile(`${nodeRoot(lab, index)}/omdiscd.stats`));
 }
 
-/** Starts every node's daemon (with extra flags) and waits until all maps agree. */
-export async function startAll(lab: Lab, args: string[] = []): Promise<void> {
-  for (const node of lab.record.nodes) await startDaemon(lab, node.index, { args });
+/** Starts every node's daemon (with extra flags and environment) and waits until all maps agree. */
+export async function startAll(
+  lab: Lab,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<void> {
+  for (const node of lab.record.nodes) await startDaemon(lab, node.index, { args, env });
   const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
   assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+}
+
+/**
+ * For tests that move jobs by hand: every node gets admin/stay (mosctl stay), so that the
+ * balancer (tests/integration/balance_test.ts) moves nothing behind their back.
+ */
+export async function manualOnly(lab: Lab): Promise<void> {
+  for (const node of lab.record.nodes) {
+    await Deno.mkdir(`${nodeRoot(lab, node.index)}/admin`, { recursive: true });
+    await Deno.writeTextFile(`${nodeRoot(lab, node.index)}/admin/stay`, "1\n");
+  }
 }
