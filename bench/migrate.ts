@@ -137,8 +137,12 @@ interface FloorRound {
   totalMs: number;
 }
 
-/** One plain dump + restore of the job on this node, images on tmpfs. */
-async function floorRound(criu: Criu, mb: number): Promise<FloorRound> {
+/**
+ * One plain dump + restore of the job on this node, images on tmpfs. With `held`, the dump leaves
+ * the job stopped and the restore runs while it is still there, as a migration's restore does
+ * (its source keeps the job until the commit); the job is killed once the copy runs.
+ */
+async function floorRound(criu: Criu, mb: number, held = false): Promise<FloorRound> {
   const dir = await Deno.makeTempDir({ prefix: "om-bench-criu-", dir: LAB_PARENT });
   const job = await startJob(jobCommand(mb), { stdout: "piped", stderr: "piped" });
   const oldOut = drain(job.process.stdout);
@@ -151,9 +155,11 @@ async function floorRound(criu: Criu, mb: number): Promise<FloorRound> {
       { fd: 1, key: await fdKey(job.pid, 1) },
       { fd: 2, key: await fdKey(job.pid, 2) },
     ];
-    const dumped = await dump(criu, { pid: job.pid, imagesDir: dir });
-    await job.process.status;
-    await Promise.all([oldOut.done, oldErr.done]);
+    const dumped = await dump(criu, { pid: job.pid, imagesDir: dir, leaveStopped: held });
+    if (!held) {
+      await job.process.status;
+      await Promise.all([oldOut.done, oldErr.done]);
+    }
     const restored = await restore(criu, {
       imagesDir: dir,
       inheritFds,
@@ -165,6 +171,10 @@ async function floorRound(criu: Criu, mb: number): Promise<FloorRound> {
     await morelines(newOut, 0, 2, "the restored floor job's lines");
     tryKill(restored.pid);
     await Promise.all([newOut.done, newErr.done]);
+    if (held) {
+      tryKill(job.pid);
+      await Promise.all([oldOut.done, oldErr.done]);
+    }
     return {
       rssMiB: rss,
       dumpMs: dumped.ms,
@@ -281,23 +291,32 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
   const results: {
     mb: number;
     floor: FloorRound[];
+    held: FloorRound[];
     migration: MigrationRound[];
   }[] = [];
   await withBenchLab("mig", 2, async (lab) => {
     await startDaemons(lab, { env: { OM_CRIU: binary } });
     for (const mb of options.sizes) {
-      const entry = { mb, floor: [] as FloorRound[], migration: [] as MigrationRound[] };
+      const entry = {
+        mb,
+        floor: [] as FloorRound[],
+        held: [] as FloorRound[],
+        migration: [] as MigrationRound[],
+      };
       results.push(entry);
       for (let round = 0; round < roundsFor(mb); round++) {
         // Interleaved: a noisy moment hits the floor and the migration alike.
         const floor = await floorRound(criu, mb);
         entry.floor.push(floor);
+        const held = await floorRound(criu, mb, true);
+        entry.held.push(held);
         const moved = await migrationRound(lab, mb, `om-bench-${Deno.pid}-${mb}-${round}`);
         entry.migration.push(moved);
         console.log(
           `  ${mb} MB round ${round + 1}: rss ${floor.rssMiB.toFixed(0)}/${
             moved.rssMiB.toFixed(0)
-          } MiB, floor dump ${ms(floor.dumpMs)} + restore ${ms(floor.restoreMs)} ms; ` +
+          } MiB, floor dump ${ms(floor.dumpMs)} + restore ${ms(floor.restoreMs)} ms ` +
+            `(job held: ${ms(held.dumpMs)} + ${ms(held.restoreMs)}); ` +
             `migrate frozen ${moved.frozenMs}, transfer ${moved.transferMs}, restore ${moved.restoreMs}, ` +
             `total ${moved.totalMs} ms (${moved.mib} MiB; om migrate ${
               ms(moved.commandMs)
@@ -309,12 +328,15 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
 
   const rows: string[][] = [];
   const ratios: number[] = [];
-  const summary = results.map(({ mb, floor, migration }) => {
+  const heldRatios: number[] = [];
+  const summary = results.map(({ mb, floor, held, migration }) => {
     const med = {
       rounds: floor.length,
       floorDumpMs: median(floor.map((r) => r.dumpMs)),
       floorRestoreMs: median(floor.map((r) => r.restoreMs)),
       floorTotalMs: median(floor.map((r) => r.totalMs)),
+      heldRestoreMs: median(held.map((r) => r.restoreMs)),
+      heldTotalMs: median(held.map((r) => r.totalMs)),
       frozenMs: median(migration.map((r) => r.frozenMs)),
       transferMs: median(migration.map((r) => r.transferMs)),
       restoreMs: median(migration.map((r) => r.restoreMs)),
@@ -324,6 +346,8 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
     };
     const x = med.frozenMs / med.floorTotalMs;
     ratios.push(x);
+    const xHeld = med.frozenMs / med.heldTotalMs;
+    heldRatios.push(xHeld);
     rows.push([
       String(mb),
       String(med.rounds),
@@ -336,8 +360,10 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
       ms(med.restoreMs),
       ms(med.totalMs),
       ratio(x),
+      ms(med.heldRestoreMs),
+      ratio(xHeld),
     ]);
-    return { mb, ...med, ratio: x };
+    return { mb, ...med, ratio: x, heldRatio: xHeld };
   });
   console.log("");
   console.log(
@@ -353,11 +379,15 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
       "restore",
       "total",
       "frozen/floor",
+      "held restore",
+      "frozen/held",
     ], rows),
   );
   console.log(
     "(medians, ms. floor: plain criu dump + criu restore of the same job on one node; " +
-      "dump etc.: frozen - transfer - restore, i.e. the dump and the handshake)",
+      "dump etc.: frozen - transfer - restore, i.e. the dump and the handshake; held restore: " +
+      "the floor's restore while the dumped job is still there, stopped, as in a migration; " +
+      "frozen/held: frozen / (floor dump + held restore), for information, not the goal)",
   );
   console.log("");
   console.log(

@@ -111,6 +111,8 @@ export interface DumpArgsOptions {
   logFile: string;
   /** `--leave-running`: the job goes on after the dump (else CRIU kills it once dumped). */
   leaveRunning?: boolean;
+  /** `--leave-stopped`: the job stays, stopped, after the dump (a migration's source copy). */
+  leaveStopped?: boolean;
   /** `--track-mem`: start dirty-memory tracking, for a later pre-dump or dump on top. */
   trackMem?: boolean;
   /** `--prev-images-dir`: the previous (pre-)dump's images, RELATIVE to `imagesDir` (CRIU's rule). */
@@ -157,7 +159,11 @@ export function dumpArgs(
     options.logFile,
     `-v${options.verbosity ?? 4}`,
   ];
+  if (options.leaveRunning && options.leaveStopped) {
+    throw new TypeError("Cannot leave the job both running and stopped");
+  }
   if (options.leaveRunning) argv.push("--leave-running");
+  if (options.leaveStopped) argv.push("--leave-stopped");
   if (options.trackMem) argv.push("--track-mem");
   if (options.prevImagesDir !== undefined) argv.push("--prev-images-dir", options.prevImagesDir);
   if (options.shellJob) argv.push("--shell-job");

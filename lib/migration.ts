@@ -171,15 +171,15 @@ export function roundArgs(
   options: { pid: number; imagesDir: string; memDirtyTrack: boolean },
 ): string[] {
   const imagesDir = round.dir ? `${options.imagesDir}/${round.dir}` : options.imagesDir;
-  const argv = dumpArgs({
+  return dumpArgs({
     pid: options.pid,
     imagesDir,
     logFile: `${imagesDir}/${round.action}.log`,
     psSocket: 0,
     trackMem: options.memDirtyTrack,
+    leaveStopped: round.action === "dump",
     ...(round.prev !== undefined ? { prevImagesDir: round.prev } : {}),
   }, round.action);
-  return round.action === "dump" ? [...argv, "--leave-stopped"] : argv;
 }
 
 /** Where a job is, as a node sees it (mig.status). */
@@ -303,17 +303,29 @@ const now = () => performance.now();
 
 const message = (error: unknown) => error instanceof Error ? error.message : String(error);
 
-/** A `mig.file` body: u32 header length (big-endian), JSON header, then the raw bytes. */
+/**
+ * A `mig.file` body of `length` data bytes, the data left to fill: u32 header length
+ * (big-endian), JSON header, then the raw bytes (`data`, a view into `body`).
+ */
+export function fileChunkBody(
+  header: { id: number; name: string; offset: number },
+  length: number,
+): { body: Uint8Array; data: Uint8Array } {
+  const head = json(header);
+  const body = new Uint8Array(4 + head.length + length);
+  new DataView(body.buffer).setUint32(0, head.length);
+  body.set(head, 4);
+  return { body, data: body.subarray(4 + head.length) };
+}
+
+/** A `mig.file` body holding `data`. */
 export function encodeFileChunk(
   header: { id: number; name: string; offset: number },
   data: Uint8Array,
 ): Uint8Array {
-  const head = json(header);
-  const body = new Uint8Array(4 + head.length + data.length);
-  new DataView(body.buffer).setUint32(0, head.length);
-  body.set(head, 4);
-  body.set(data, 4 + head.length);
-  return body;
+  const chunk = fileChunkBody(header, data.length);
+  chunk.data.set(data);
+  return chunk.body;
 }
 
 /** Reads a `mig.file` body; throws TypeError when it is not one. */
@@ -994,27 +1006,25 @@ export class Migration {
     for await (const entry of Deno.readDir(dir)) {
       if (!entry.isFile || entry.name.endsWith(".log")) continue;
       using file = await Deno.open(`${dir}/${entry.name}`);
-      const buffer = new Uint8Array(FILE_CHUNK);
+      const size = (await file.stat()).size;
       let offset = 0;
-      for (;;) {
-        let filled = 0;
-        while (filled < buffer.length) {
-          const n = await file.read(buffer.subarray(filled));
-          if (n === null) break;
+      do {
+        // Read straight into the request's body: no buffer per file, no copy.
+        const length = Math.min(FILE_CHUNK, size - offset);
+        const { body, data } = fileChunkBody({ id, name: entry.name, offset }, length);
+        for (let filled = 0; filled < length;) {
+          const n = await file.read(data.subarray(filled));
+          if (n === null) throw new Error(`image ${entry.name} ended early`);
           filled += n;
         }
-        if (filled === 0 && offset > 0) break;
-        // encodeFileChunk copies: the buffer is free again once it returns.
-        const body = encodeFileChunk({ id, name: entry.name, offset }, buffer.subarray(0, filled));
         const sent = client.request("mig.file", body, { timeoutMs: 60_000 });
         sent.catch(() => {}); // awaited below; a failure ends the transfer there
         inFlight.add(sent);
         void sent.finally(() => inFlight.delete(sent)).catch(() => {});
         if (inFlight.size >= FILES_IN_FLIGHT) await Promise.race(inFlight);
-        offset += filled;
-        bytes += filled;
-        if (filled < buffer.length) break;
-      }
+        offset += length;
+        bytes += length;
+      } while (offset < size);
     }
     await Promise.all(inFlight);
     return bytes;
@@ -1403,8 +1413,9 @@ export class Migration {
     if (incoming.stdinEof) void stdin.close().catch(() => {});
     let exited: Deno.CommandStatus | undefined;
     const status = child.status.then((s) => exited = s);
+    // Polled every millisecond: this wait is frozen time (a restore takes 30 ms and more).
     while (!exited && !(await exists(marker))) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, 1));
     }
     const ms = now() - start;
     const pid = Number((await Deno.readTextFile(pidfile).catch(() => "")).trim());

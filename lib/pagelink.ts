@@ -49,11 +49,12 @@ export const PAGE_LISTENER = "use IO::Socket::INET; my ($t, $s, @c) = @ARGV; " +
  * stdout on /dev/null, and exits with its status (128+N for signal N). Exits 124 when it cannot
  * connect or send, or when stdin ends without the go.
  *
- * While COMMAND runs, the parent sets TCP_NODELAY on its copy of the socket every 5 ms, which
- * pushes out whatever the socket holds back: `criu dump` corks the page-server socket
+ * While COMMAND runs, the parent sets TCP_NODELAY on its copy of the socket every millisecond,
+ * which pushes out whatever the socket holds back: `criu dump` corks the page-server socket
  * (TCP_CORK) for the whole dump and sends its last message, the close, without uncorking before
  * it waits for the answer, so those last bytes waited for the kernel's 200 ms cork timer (seen
- * here: every page-server dump took 200 ms longer, whatever its size).
+ * here: every page-server dump took 200 ms longer, whatever its size). The dump is frozen time,
+ * so the tick is short, and COMMAND's end (SIGCHLD) cuts the wait short.
  */
 export const PAGE_CONNECTOR =
   "use IO::Socket::INET; use Socket qw(IPPROTO_TCP TCP_NODELAY); use POSIX qw(WNOHANG); " +
@@ -63,8 +64,9 @@ export const PAGE_CONNECTOR =
   '$| = 1; print "linked\\n"; sysread(STDIN, my $go, 1) == 1 or exit 124; ' +
   "open(STDOUT, '>', '/dev/null'); my $pid = fork() // exit 124; " +
   "if (!$pid) { open(STDIN, '<&', $k) or exit 124; exec { $c[0] } @c; exit 124 } " +
-  "until (waitpid($pid, WNOHANG) > 0) { setsockopt($k, IPPROTO_TCP, TCP_NODELAY, 1); " +
-  "select(undef, undef, undef, 0.005) } exit($? & 127 ? 128 + ($? & 127) : $? >> 8)";
+  "$SIG{CHLD} = sub {}; until (waitpid($pid, WNOHANG) > 0) { " +
+  "setsockopt($k, IPPROTO_TCP, TCP_NODELAY, 1); select(undef, undef, undef, 0.001) } " +
+  "exit($? & 127 ? 128 + ($? & 127) : $? >> 8)";
 
 /** A fresh page token, as the 64 hex characters sent on the page connection. */
 export function newPageToken(): string {

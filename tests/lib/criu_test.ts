@@ -82,6 +82,13 @@ Deno.test("criu: dumpArgs with every option, and as a pre-dump", () => {
       "27",
     ],
   );
+  const stopped = dumpArgs({ pid: 7, imagesDir: "/i", logFile: "/i/d.log", leaveStopped: true });
+  assert.equal(stopped.at(-1), "--leave-stopped");
+  assert.throws(
+    () =>
+      dumpArgs({ pid: 7, imagesDir: "/i", logFile: "/l", leaveRunning: true, leaveStopped: true }),
+    /both running and stopped/,
+  );
 });
 
 Deno.test("criu: dumpArgs and pageServerArgs over a connected socket (--ps-socket)", () => {

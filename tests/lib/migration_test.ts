@@ -22,10 +22,10 @@ Deno.test("migration: stop-and-copy without dirty-memory tracking: one dump, lef
       "--log-file",
       "/m/42-out/dump.log",
       "-v4",
+      "--leave-stopped",
       "--page-server",
       "--ps-socket",
       "0",
-      "--leave-stopped",
     ],
   );
 });
@@ -68,7 +68,7 @@ Deno.test("migration: pre-copy with dirty-memory tracking: pre-dumps, then the r
       "pre-2",
     ],
   );
-  assert.equal(last.at(-1), "--leave-stopped");
+  assert.ok(last.includes("--leave-stopped"));
   assert.deepEqual(dumpRounds(true, 0), [{ action: "dump", dir: "" }]);
 });
 
