@@ -328,7 +328,6 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
 
   const rows: string[][] = [];
   const ratios: number[] = [];
-  const heldRatios: number[] = [];
   const summary = results.map(({ mb, floor, held, migration }) => {
     const med = {
       rounds: floor.length,
@@ -347,7 +346,6 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
     const x = med.frozenMs / med.floorTotalMs;
     ratios.push(x);
     const xHeld = med.frozenMs / med.heldTotalMs;
-    heldRatios.push(xHeld);
     rows.push([
       String(mb),
       String(med.rounds),
@@ -387,7 +385,7 @@ export async function runMigrate(options: MigrateOptions): Promise<void> {
     "(medians, ms. floor: plain criu dump + criu restore of the same job on one node; " +
       "dump etc.: frozen - transfer - restore, i.e. the dump and the handshake; held restore: " +
       "the floor's restore while the dumped job is still there, stopped, as in a migration; " +
-      "frozen/held: frozen / (floor dump + held restore), for information, not the goal)",
+      "frozen/held: frozen / (held dump + held restore), for information, not the goal)",
   );
   console.log("");
   console.log(
