@@ -35,6 +35,8 @@ import { VERSION } from "./version.ts";
 export const DEFAULT_CHANNEL_PORT = 20302;
 /** How long a new connection has to finish its handshake. */
 export const DEFAULT_HELLO_TIMEOUT_MS = 5000;
+/** Connections one channel server (TCP, or the local socket) serves at once. */
+export const DEFAULT_MAX_CONNECTIONS = 1000;
 /** The client's default limit for connecting, the handshake, and each request. */
 export const DEFAULT_CLIENT_TIMEOUT_MS = 10_000;
 
@@ -203,6 +205,11 @@ export interface ServeChannelOptions {
   readonly logger: Logger;
   /** Time a connection has to finish the handshake; default DEFAULT_HELLO_TIMEOUT_MS. */
   readonly helloTimeoutMs?: number;
+  /**
+   * Connections served at once; one more is refused ("too many connections") and closed at
+   * once. Default DEFAULT_MAX_CONNECTIONS.
+   */
+  readonly maxConnections?: number;
   readonly clock?: Clock;
 }
 
@@ -231,6 +238,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
   }
   const clock = options.clock ?? systemClock;
   const helloTimeoutMs = options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const acl = path !== undefined
     ? undefined
     : options.acl ?? (key ? undefined : makeAcl({ members: () => new Set(), allowed: [] }));
@@ -396,8 +404,37 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
         return;
       }
       stats.connections++;
-      stats.open++;
       noDelay(conn);
+      if (stats.open >= maxConnections) {
+        // Each connection holds a descriptor: past the limit, refused before anything is read.
+        stats.refused++;
+        const where = "hostname" in conn.remoteAddr
+          ? `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`
+          : "local";
+        logger.warn("channel: {where} refused: {max} connections open already", {
+          where,
+          max: maxConnections,
+        });
+        const extra = new FrameConn(conn);
+        links.add(extra);
+        const task = (async () => {
+          // Its HELLO is read first (1 s at most): closing a socket with unread bytes resets the
+          // connection, and the client could lose the refusal.
+          let cancel = () => {};
+          await Promise.race([
+            extra.next().catch(() => null),
+            new Promise<void>((resolve) => cancel = clock.after(1000, resolve)),
+          ]);
+          cancel();
+          await extra.refuse(`too many connections (${maxConnections} open)`);
+        })().finally(() => {
+          links.delete(extra);
+          tasks.delete(task);
+        });
+        tasks.add(task);
+        continue;
+      }
+      stats.open++;
       const link = new FrameConn(conn);
       links.add(link);
       const task = serve(link, conn.remoteAddr).finally(() => {

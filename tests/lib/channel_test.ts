@@ -4,8 +4,9 @@ import { silentLogger } from "../../lib/log.ts";
 import { makeAcl } from "../../lib/acl.ts";
 import {
   builtinHandlers,
+  type ChannelClient,
   channelProof,
-  type ChannelRefusedError,
+  ChannelRefusedError,
   type ChannelServer,
   connectChannel,
   DEFAULT_CHANNEL_PORT,
@@ -650,6 +651,34 @@ Deno.test("channel: a unix socket that is not there fails to connect; key and pa
     const key = await newKey();
     assert.throws(() => serveChannel({ path: `${dir}/k.sock`, nodeId: 1, logger, key }), TypeError);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("channel: past maxConnections a connection is refused at once; a freed place serves again", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/om.sock`;
+  const server = serveChannel({ path, nodeId: 7, logger, maxConnections: 2 });
+  const clients: ChannelClient[] = [];
+  try {
+    clients.push(await connectChannel({ path }), await connectChannel({ path }));
+    const refused = await connectChannel({ path }).then(
+      (client) => (clients.push(client), undefined),
+      (error) => error,
+    );
+    assert.ok(refused instanceof ChannelRefusedError, String(refused));
+    assert.match(refused.message, /too many connections \(2 open\)/);
+    // The two served ones still work.
+    for (const client of clients) assert.equal(decoder.decode(await client.request("ping")), "");
+    await clients.shift()!.close();
+    await retryUntil(() => server.stats.open < 2, 2000, { what: "the closed connection's end" });
+    const again = await connectChannel({ path });
+    clients.push(again);
+    assert.equal(decoder.decode(await again.request("ping", encoder.encode("x"))), "x");
+    assert.equal(server.stats.refused, 1);
+  } finally {
+    for (const client of clients) await client.close();
+    await server.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
