@@ -388,6 +388,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
     }
   }
 
+  let full = false;
   const acceptLoop = (async () => {
     while (!closed) {
       let conn: Deno.Conn;
@@ -406,15 +407,15 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       stats.connections++;
       noDelay(conn);
       if (stats.open >= maxConnections) {
-        // Each connection holds a descriptor: past the limit, refused before anything is read.
+        // Each connection holds a descriptor: past the limit, none is served. Logged once until
+        // a place frees up, so that a flood does not flood the log too.
         stats.refused++;
-        const where = "hostname" in conn.remoteAddr
-          ? `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`
-          : "local";
-        logger.warn("channel: {where} refused: {max} connections open already", {
-          where,
-          max: maxConnections,
-        });
+        if (!full) {
+          full = true;
+          logger.warn("channel: {max} connections open: refusing more until one closes", {
+            max: maxConnections,
+          });
+        }
         const extra = new FrameConn(conn);
         links.add(extra);
         const task = (async () => {
@@ -439,6 +440,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       links.add(link);
       const task = serve(link, conn.remoteAddr).finally(() => {
         stats.open--;
+        full = false;
         links.delete(link);
         tasks.delete(task);
       });
