@@ -1002,6 +1002,9 @@ export class Migration {
    */
   async #sendFiles(client: ChannelClient, id: number, dir: string): Promise<number> {
     const inFlight = new Set<Promise<unknown>>();
+    // The first failed request, kept: a request that fails between two awaits below leaves the
+    // set before anyone awaits it, and the transfer must not look complete then.
+    let failed: { error: unknown } | undefined;
     let bytes = 0;
     for await (const entry of Deno.readDir(dir)) {
       if (!entry.isFile || entry.name.endsWith(".log")) continue;
@@ -1017,8 +1020,9 @@ export class Migration {
           if (n === null) throw new Error(`image ${entry.name} ended early`);
           filled += n;
         }
+        if (failed) throw failed.error;
         const sent = client.request("mig.file", body, { timeoutMs: 60_000 });
-        sent.catch(() => {}); // awaited below; a failure ends the transfer there
+        sent.catch((error) => failed ??= { error });
         inFlight.add(sent);
         void sent.finally(() => inFlight.delete(sent)).catch(() => {});
         if (inFlight.size >= FILES_IN_FLIGHT) await Promise.race(inFlight);
@@ -1027,6 +1031,7 @@ export class Migration {
       } while (offset < size);
     }
     await Promise.all(inFlight);
+    if (failed) throw failed.error;
     return bytes;
   }
 
