@@ -11,7 +11,7 @@ import {
 } from "../../commands/ps.ts";
 import { readProcesses } from "../../lib/procs.ts";
 import { DEFAULT_POLICY } from "../../lib/jobs.ts";
-import { invoke } from "../tools/sandbox.ts";
+import { invoke, sandbox as shared } from "../tools/sandbox.ts";
 
 const HEADER = "  PID TTY NODE STAT TIME COMMAND\n";
 const ME = Deno.uid() ?? 0;
@@ -46,110 +46,93 @@ const PROCESSES = [
   },
 ];
 
-/** A fake /proc and an empty configuration file, removed by `cleanup`. */
 const ps = (argv: string[], env: Record<string, string>) => invoke({ spec, run }, argv, env);
 
+/** A sandbox whose /proc holds PROCESSES. */
 async function sandbox() {
-  const dir = await Deno.makeTempDir({ prefix: "om-ps-" });
-  await Deno.writeTextFile(`${dir}/om.conf`, "");
+  const box = await shared("ps");
   for (const p of PROCESSES) {
     const pid = p.stat.slice(0, p.stat.indexOf(" "));
-    await Deno.mkdir(`${dir}/proc/${pid}`, { recursive: true });
-    await Deno.writeTextFile(`${dir}/proc/${pid}/stat`, p.stat + "\n");
-    await Deno.writeTextFile(`${dir}/proc/${pid}/status`, `Uid:\t${p.uid}\t${p.uid}\t0\t0\n`);
-    await Deno.writeTextFile(`${dir}/proc/${pid}/cmdline`, p.cmdline);
+    const dir = `${box.env.OM_PROC}/${pid}`;
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(`${dir}/stat`, p.stat + "\n");
+    await Deno.writeTextFile(`${dir}/status`, `Uid:\t${p.uid}\t${p.uid}\t0\t0\n`);
+    await Deno.writeTextFile(`${dir}/cmdline`, p.cmdline);
   }
-  const env = { OM_PROC: `${dir}/proc`, OM_CONFIG: `${dir}/om.conf`, OM_ROOT: `${dir}/root` };
-  return { dir, env, cleanup: () => Deno.remove(dir, { recursive: true }) };
+  return box;
 }
 
 Deno.test("ps lists the user's processes that have a terminal, under mps's header exactly", async () => {
-  const box = await sandbox();
-  try {
-    assert.deepEqual(await ps([], box.env), {
-      code: 0,
-      out: "  PID TTY NODE STAT TIME COMMAND\n" +
-        "  731 tty1    0 Ss   0:00 -bash\n" +
-        "  802 tty1    0 RN+  1:00:00 ./job --name two?lines\n",
-      err: "",
-    });
-  } finally {
-    await box.cleanup();
-  }
+  await using box = await sandbox();
+  assert.deepEqual(await ps([], box.env), {
+    code: 0,
+    out: "  PID TTY NODE STAT TIME COMMAND\n" +
+      "  731 tty1    0 Ss   0:00 -bash\n" +
+      "  802 tty1    0 RN+  1:00:00 ./job --name two?lines\n",
+    err: "",
+  });
 });
 
 Deno.test("ps -a lists every process; a wider TTY pushes its row along, the header stays", async () => {
-  const box = await sandbox();
-  try {
-    const { code, out } = await ps(["-a"], box.env);
-    assert.equal(code, 0);
-    assert.equal(
-      out,
-      "  PID TTY NODE STAT TIME COMMAND\n" +
-        "    1 ?      0 Ss   8:33 /sbin/init splash\n" +
-        "    2 ?      0 S    0:00 [kthreadd]\n" +
-        "  731 tty1    0 Ss   0:00 -bash\n" +
-        "  802 tty1    0 RN+  1:00:00 ./job --name two?lines\n" +
-        "  900 pts/0    0 Ss+  0:00 sleep 600\n",
-    );
-    assert.deepEqual(await ps(["--all"], box.env), { code, out, err: "" });
-  } finally {
-    await box.cleanup();
-  }
+  await using box = await sandbox();
+  const { code, out } = await ps(["-a"], box.env);
+  assert.equal(code, 0);
+  assert.equal(
+    out,
+    "  PID TTY NODE STAT TIME COMMAND\n" +
+      "    1 ?      0 Ss   8:33 /sbin/init splash\n" +
+      "    2 ?      0 S    0:00 [kthreadd]\n" +
+      "  731 tty1    0 Ss   0:00 -bash\n" +
+      "  802 tty1    0 RN+  1:00:00 ./job --name two?lines\n" +
+      "  900 pts/0    0 Ss+  0:00 sleep 600\n",
+  );
+  assert.deepEqual(await ps(["--all"], box.env), { code, out, err: "" });
 });
 
 Deno.test("ps PID... lists just those, whoever owns them, and exits 1 when none exists", async () => {
-  const box = await sandbox();
-  try {
-    assert.deepEqual(await ps(["2", "1"], box.env), {
-      code: 0,
-      out: HEADER + "    1 ?      0 Ss   8:33 /sbin/init splash\n" +
-        "    2 ?      0 S    0:00 [kthreadd]\n",
-      err: "",
-    });
-    assert.deepEqual(await ps(["4242"], box.env), { code: 1, out: HEADER, err: "" });
-    const bad = await ps(["12x"], box.env);
-    assert.equal(bad.code, 2);
-    assert.match(bad.err, /Cannot use "12x" as a PID/);
-  } finally {
-    await box.cleanup();
-  }
+  await using box = await sandbox();
+  assert.deepEqual(await ps(["2", "1"], box.env), {
+    code: 0,
+    out: HEADER + "    1 ?      0 Ss   8:33 /sbin/init splash\n" +
+      "    2 ?      0 S    0:00 [kthreadd]\n",
+    err: "",
+  });
+  assert.deepEqual(await ps(["4242"], box.env), { code: 1, out: HEADER, err: "" });
+  const bad = await ps(["12x"], box.env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /Cannot use "12x" as a PID/);
 });
 
 Deno.test("ps --json gives the same rows as objects", async () => {
-  const box = await sandbox();
-  try {
-    const { code, out, err } = await ps(["--json", "802", "2"], box.env);
-    assert.equal(code, 0);
-    assert.equal(err, "");
-    assert.deepEqual(JSON.parse(out), [
-      {
-        pid: 2,
-        ppid: 0,
-        uid: 0,
-        node: 0,
-        home: 0,
-        tty: "?",
-        stat: "S",
-        time: 0.03,
-        command: "[kthreadd]",
-      },
-      {
-        pid: 802,
-        ppid: 731,
-        uid: ME,
-        node: 0,
-        home: 0,
-        tty: "tty1",
-        stat: "RN+",
-        time: 3600.02,
-        command: "./job --name two\nlines",
-      },
-    ]);
-    assert.deepEqual(await ps(["--json", "4242"], box.env), { code: 1, out: "[]\n", err: "" });
-  } finally {
-    await box.cleanup();
-  }
+  await using box = await sandbox();
+  const { code, out, err } = await ps(["--json", "802", "2"], box.env);
+  assert.equal(code, 0);
+  assert.equal(err, "");
+  assert.deepEqual(JSON.parse(out), [
+    {
+      pid: 2,
+      ppid: 0,
+      uid: 0,
+      node: 0,
+      home: 0,
+      tty: "?",
+      stat: "S",
+      time: 0.03,
+      command: "[kthreadd]",
+    },
+    {
+      pid: 802,
+      ppid: 731,
+      uid: ME,
+      node: 0,
+      home: 0,
+      tty: "tty1",
+      stat: "RN+",
+      time: 3600.02,
+      command: "./job --name two\nlines",
+    },
+  ]);
+  assert.deepEqual(await ps(["--json", "4242"], box.env), { code: 1, out: "[]\n", err: "" });
 });
 
 Deno.test("ps shows this very test process, running here", async () => {
@@ -180,23 +163,19 @@ Deno.test("ps shows this very test process, running here", async () => {
 });
 
 Deno.test("a row's node comes from the placement it is given", async () => {
-  const box = await sandbox();
-  try {
-    const processes = await readProcesses(`${box.dir}/proc`, { pids: [731, 900] });
-    const elsewhere = (p: { pid: number }): Placement =>
-      p.pid === 900 ? { node: 2780, home: 0 } : { node: 0, home: 0 };
-    const rows = psRows(processes, elsewhere);
-    assert.deepEqual(rows.map((r) => [r.pid, r.node, r.home]), [[731, 0, 0], [900, 2780, 0]]);
-    assert.equal(
-      renderPs(rows),
-      "  PID TTY NODE STAT TIME COMMAND\n" +
-        "  731 tty1    0 Ss   0:00 -bash\n" +
-        "  900 pts/0 2780 Ss+  0:00 sleep 600\n",
-    );
-    assert.equal(renderPs(rows, { width: 20 }).split("\n")[2], "  900 pts/0 2780 Ss+");
-  } finally {
-    await box.cleanup();
-  }
+  await using box = await sandbox();
+  const processes = await readProcesses(`${box.dir}/proc`, { pids: [731, 900] });
+  const elsewhere = (p: { pid: number }): Placement =>
+    p.pid === 900 ? { node: 2780, home: 0 } : { node: 0, home: 0 };
+  const rows = psRows(processes, elsewhere);
+  assert.deepEqual(rows.map((r) => [r.pid, r.node, r.home]), [[731, 0, 0], [900, 2780, 0]]);
+  assert.equal(
+    renderPs(rows),
+    "  PID TTY NODE STAT TIME COMMAND\n" +
+      "  731 tty1    0 Ss   0:00 -bash\n" +
+      "  900 pts/0 2780 Ss+  0:00 sleep 600\n",
+  );
+  assert.equal(renderPs(rows, { width: 20 }).split("\n")[2], "  900 pts/0 2780 Ss+");
 });
 
 Deno.test("formatCpuTime: M:SS, then H:MM:SS from an hour on", () => {

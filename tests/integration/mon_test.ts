@@ -12,7 +12,8 @@ import { NO_NODES } from "../../lib/monview.ts";
 import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/nodestate.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { resolveStatePaths, type StatePaths, writeMap } from "../../lib/statetree.ts";
+import { writeMap } from "../../lib/statetree.ts";
+import { sandbox as shared } from "../tools/sandbox.ts";
 import { NOT_OPENMOSIX, run, spec } from "../../commands/mon.ts";
 
 const decoder = new TextDecoder();
@@ -40,18 +41,15 @@ const node = (id: number, load: number): NodeInfo => ({
 
 /** A state tree with a map, nodes 1 and 2 up and 3 down, and an empty configuration file. */
 async function sandbox(options: { map?: boolean; nodes?: boolean } = {}) {
-  const dir = await Deno.makeTempDir({ prefix: "om-mon-" });
-  await Deno.writeTextFile(`${dir}/om.conf`, "");
-  const root = `${dir}/root`;
-  const paths: StatePaths = resolveStatePaths({ root, proc: `${dir}/proc`, alpha: false });
+  const box = await shared("mon");
+  const { paths } = box;
   if (options.map ?? true) await writeMap(paths, 1, MAP);
   if (options.nodes ?? true) {
     await writeNodeInfo(paths.nodes, node(1, 150));
     await writeNodeInfo(paths.nodes, node(2, 40));
     await writeNodeInfo(paths.nodes, downInfo(3));
   }
-  const env = { OM_CONFIG: `${dir}/om.conf`, OM_ROOT: root, OM_PROC: `${dir}/proc` };
-  return { dir, root, paths, env, cleanup: () => Deno.remove(dir, { recursive: true }) };
+  return { ...box, root: box.env.OM_ROOT };
 }
 
 const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
@@ -230,22 +228,18 @@ async function mon(argv: string[], env: Record<string, string>) {
 }
 
 Deno.test("mon --once, or output that is not a terminal, prints one screen", async () => {
-  const box = await sandbox();
-  try {
-    const once = await mon(["--once"], box.env);
-    assert.equal(once.code, 0);
-    assert.equal(once.err, "");
-    const lines = once.out.split("\n");
-    assert.equal(lines[0], "om mon: load (1.00 = one yardstick CPU fully busy)");
-    assert.equal(lines[1], "3 nodes: 2 up, 1 down (d shows them)");
-    assert.equal(lines[2], "1.50 | ###");
-    assert.deepEqual(lines.slice(-3), ["   0 +--------", "         1   2", ""]);
-    assert.equal(lines.length, 25);
-    assert.deepEqual(await mon([], box.env), once);
-    assert.deepEqual(await mon(["--root", box.root], { OM_CONFIG: box.env.OM_CONFIG }), once);
-  } finally {
-    await box.cleanup();
-  }
+  await using box = await sandbox();
+  const once = await mon(["--once"], box.env);
+  assert.equal(once.code, 0);
+  assert.equal(once.err, "");
+  const lines = once.out.split("\n");
+  assert.equal(lines[0], "om mon: load (1.00 = one yardstick CPU fully busy)");
+  assert.equal(lines[1], "3 nodes: 2 up, 1 down (d shows them)");
+  assert.equal(lines[2], "1.50 | ###");
+  assert.deepEqual(lines.slice(-3), ["   0 +--------", "         1   2", ""]);
+  assert.equal(lines.length, 25);
+  assert.deepEqual(await mon([], box.env), once);
+  assert.deepEqual(await mon(["--root", box.root], { OM_CONFIG: box.env.OM_CONFIG }), once);
 });
 
 Deno.test("mon: a map without node information says so; no map and no nodes is mosmon's error", async () => {
@@ -264,12 +258,8 @@ Deno.test("mon: a map without node information says so; no map and no nodes is m
 });
 
 Deno.test("mon rejects a bad --interval and arguments", async () => {
-  const box = await sandbox();
-  try {
-    await assert.rejects(() => mon(["--interval", "0"], box.env), /--interval/);
-    await assert.rejects(() => mon(["--interval", "fast"], box.env), /--interval/);
-    await assert.rejects(() => mon(["extra"], box.env), /takes no arguments/);
-  } finally {
-    await box.cleanup();
-  }
+  await using box = await sandbox();
+  await assert.rejects(() => mon(["--interval", "0"], box.env), /--interval/);
+  await assert.rejects(() => mon(["--interval", "fast"], box.env), /--interval/);
+  await assert.rejects(() => mon(["extra"], box.env), /takes no arguments/);
 });

@@ -6,8 +6,11 @@ import { type CommandModule, runCommand } from "../../commands/index.ts";
 import { captureContext } from "../../lib/context.ts";
 import { resolveStatePaths, type StatePaths } from "../../lib/statetree.ts";
 
-/** A temporary state tree and its environment; `cleanup` removes it. */
-export interface Sandbox {
+/**
+ * A temporary state tree and its environment; `cleanup` removes it, as does leaving the scope of
+ * `await using box = await sandbox(...)`.
+ */
+export interface Sandbox extends AsyncDisposable {
   readonly dir: string;
   readonly env: Record<string, string>;
   readonly paths: StatePaths;
@@ -40,6 +43,7 @@ export async function sandbox(
       return `${dir}/${name}`;
     },
     cleanup: () => Deno.remove(dir, { recursive: true }),
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
   };
 }
 
