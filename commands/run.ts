@@ -181,6 +181,23 @@ export async function runJob(options: RunOptions, ctx: Context): Promise<number>
   const listeners: [Deno.Signal, () => void][] = [];
   try {
     let id: number;
+    // Listening from the start: a signal that comes before the job runs (or before its control
+    // connection is made) waits, and goes to the job then, instead of killing om run and leaving
+    // the job without its terminal.
+    let to: { id: number; control: ChannelClient } | undefined = undefined;
+    const waiting: Deno.Signal[] = [];
+    const deliver = (
+      signal: Deno.Signal,
+      { id, control }: { id: number; control: ChannelClient },
+    ) =>
+      void control.request("job.signal", json({ id, signal })).catch((error) =>
+        ctx.err(`om run: Cannot deliver ${signal} to job ${id}: ${error.message}\n`)
+      );
+    for (const signal of FORWARDED) {
+      const forward = () => to ? deliver(signal, to) : void waiting.push(signal);
+      Deno.addSignalListener(signal, forward);
+      listeners.push([signal, forward]);
+    }
     try {
       const request: RunRequest = {
         argv: options.args,
@@ -208,14 +225,8 @@ export async function runJob(options: RunOptions, ctx: Context): Promise<number>
     // on the same connection, and the output's long poll would hold them up.
     const [input, control] = await Promise.all([connect(), connect()]);
     clients.push(input, control);
-    for (const signal of FORWARDED) {
-      const forward = () =>
-        void control.request("job.signal", json({ id, signal })).catch((error) =>
-          ctx.err(`om run: Cannot deliver ${signal} to job ${id}: ${error.message}\n`)
-        );
-      Deno.addSignalListener(signal, forward);
-      listeners.push([signal, forward]);
-    }
+    to = { id, control };
+    for (const signal of waiting.splice(0)) deliver(signal, to);
     let ended!: () => void;
     const done = new Promise<void>((resolve) => ended = resolve);
     const feeding = forwardInput(input, id, ctx.stdin, done);
