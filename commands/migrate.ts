@@ -33,9 +33,10 @@ home (om migrate PID home) or on to another node. If any step
 fails (NODE blocks guests with mosctl block, NODE goes away, the restore fails), the job goes on
 where it was, and om migrate says which step failed and where the CRIU log is, and exits 1.
 Users may migrate their own jobs, root any job: for a job of another user om migrate says
-"Cannot migrate job PID: Operation not permitted (it belongs to user NAME)" and exits 1. For
-now only root's jobs can be checkpointed (CRIU cannot dump a job whose PID 1 is not root's):
-om migrate refuses the job of any other user before anything is frozen, and says so.
+"Cannot migrate job PID: Operation not permitted (it belongs to user NAME)" and exits 1. A
+user's job runs in a mount namespace of its own (with its own /proc) and is checkpointed by CRIU
+run as its user; every mount it sees must exist on NODE too (the restore binds each from NODE's
+same path), or the restore fails and the job goes on where it was.
 
 om migrate PID balance lets this node choose: among the nodes that are up, other than the one the
 job runs on, with at least the job's resident memory available, the one least loaded per CPU (load

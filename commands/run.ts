@@ -56,10 +56,11 @@ locked, since the caller cannot move at all. -c/-i and -n/-s/-f are hints kept w
 om run talks to the daemon over the local socket $OM_ROOT/omdiscd.sock (default /run/om),
 which every user may use: it proves who it is with a file it makes in $OM_ROOT/users, and the
 job runs as that user (root's as root), in the current directory (one the user may enter) with
-om run's environment. Only the job's user and root may follow, signal or move it; only root's
-jobs can be moved for now (so -NODE and -j fail for other users, or run here with -F). om run itself fails with 125 when it cannot start or follow the job (daemon not
-running or gone, or no node to start on); a command that cannot be found exits 127, as in a
-shell. The runners nomig, runhome, runon, cpujob, iojob, nodecay, slowdecay and fastdecay are
+om run's environment, in a mount namespace of its own for a user other than root (so that CRIU
+can checkpoint it; mounts made later on the host do not reach it). Only the job's user and root
+may follow, signal or move it. om run itself fails with 125 when it cannot start or follow the
+job (daemon not running or gone, or no node to start on); a command that cannot be found exits
+127, as in a shell. The runners nomig, runhome, runon, cpujob, iojob, nodecay, slowdecay and fastdecay are
 om run with one preset each.`,
   options: [
     { name: "home", flags: ["-h"], help: "stay at home (this node), locked" },

@@ -159,8 +159,7 @@ export class Balancer {
         id: job.id,
         home: job.home,
         pid,
-        // Only root's jobs can be checkpointed (lib/migration.ts): the others stay, as if locked.
-        policy: job.uid === 0 ? job.policy : { ...job.policy, lock: true },
+        policy: job.policy,
         since: job.movedAt,
         guest: false,
       });

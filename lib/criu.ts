@@ -8,8 +8,9 @@
  * before the restore succeeded.
  *
  * How jobs must run to move (found on these machines, see ../../shared/notes/platform.md and
- * {@linkcode startJob}): PID 1 of their own PID namespace, leader of their own session, no new
- * mount namespace, stdio on pipes. A restore re-attaches the job's stdio to new pipes with
+ * {@linkcode startJob}): PID 1 of their own PID namespace, leader of their own session, stdio on
+ * pipes; root's in the host's mount namespace, a user's in one of its own, dumped by criu run as
+ * that user ({@linkcode asJobUser}). A restore re-attaches the job's stdio to new pipes with
  * `--inherit-fd fd[N]:pipe:[INODE]`, where INODE is the old pipe's inode (from the link
  * `/proc/<pid>/fd/N` before the dump) and N is one of criu's OWN descriptors. Deno cannot hand
  * a child descriptors other than 0, 1 and 2, so the new pipes are the `criu restore` process's
@@ -132,6 +133,17 @@ export interface DumpArgsOptions {
    * connection already made (lib/pagelink.ts); excludes `pageServer`.
    */
   psSocket?: number;
+  /**
+   * `--unprivileged`: criu runs as the job's user (with root's capabilities as ambient ones,
+   * {@linkcode asJobUser}), as it must for a job that is not root's.
+   */
+  unprivileged?: boolean;
+  /**
+   * `--external mnt[]`: the job has a mount namespace of its own (a user's job,
+   * {@linkcode startJobArgs}); its mounts, copies of the host's, are dumped as external ones,
+   * by path, and their contents stay behind (its /proc is made anew on restore).
+   */
+  ownMounts?: boolean;
   /** Log verbosity 0-4; default 4 (the log is the only trace of a failed migration). */
   verbosity?: number;
 }
@@ -170,6 +182,8 @@ export function dumpArgs(
   if (options.extUnixSk) argv.push("--ext-unix-sk");
   if (options.tcpEstablished) argv.push("--tcp-established");
   if (options.fileLocks) argv.push("--file-locks");
+  if (options.unprivileged) argv.push("--unprivileged");
+  if (options.ownMounts) argv.push("--external", "mnt[]");
   if (options.pageServer && options.psSocket !== undefined) {
     throw new TypeError("Cannot dump to a page server: give an address or a socket, not both");
   }
@@ -254,6 +268,11 @@ export interface RestoreArgsOptions {
   extUnixSk?: boolean;
   tcpEstablished?: boolean;
   fileLocks?: boolean;
+  /**
+   * `--root / --external mnt[]`: the images hold a mount namespace of the job's own (dumped with
+   * `ownMounts`): it is made anew, each of its mounts bound from this host's same path.
+   */
+  ownMounts?: boolean;
   verbosity?: number;
 }
 
@@ -276,6 +295,7 @@ export function restoreArgs(options: RestoreArgsOptions): string[] {
   if (options.extUnixSk) argv.push("--ext-unix-sk");
   if (options.tcpEstablished) argv.push("--tcp-established");
   if (options.fileLocks) argv.push("--file-locks");
+  if (options.ownMounts) argv.push("--root", "/", "--external", "mnt[]");
   for (const { fd, key } of options.inheritFds ?? []) {
     if (!Number.isInteger(fd) || fd < 0) {
       throw new RangeError(`Cannot inherit descriptor "${fd}": not a descriptor number`);
@@ -283,6 +303,18 @@ export function restoreArgs(options: RestoreArgsOptions): string[] {
     argv.push("--inherit-fd", `fd[${fd}]:${key}`);
   }
   return argv;
+}
+
+/**
+ * Whether the images in `imagesDir` hold a mount namespace of the job's own (a user's job:
+ * `mountpoints-N.img`), to be restored with `ownMounts`. A job in the host's mount namespace has
+ * none: CRIU leaves the namespace it runs in out of the images.
+ */
+export async function hasOwnMounts(imagesDir: string): Promise<boolean> {
+  for await (const entry of Deno.readDir(imagesDir)) {
+    if (/^mountpoints-\d+\.img$/.test(entry.name)) return true;
+  }
+  return false;
 }
 
 /** A CRIU version, from `criu --version`. */
@@ -320,7 +352,18 @@ const HINTS: readonly (readonly [RegExp, string])[] = [
     /Unexpected rt vDSO area bounds/,
     "this criu is too old for the kernel: use criu 4 or later (scripts/install-criu)",
   ],
-  [/Can't lookup mount/, "the job runs in its own mount namespace: start it without one"],
+  [
+    /Can't lookup mount/,
+    "the job holds a file opened outside its own mount namespace: give a user's job pipes only",
+  ],
+  [
+    /Can't get \/proc fd|unpriviliged task whose \/proc/,
+    "the job's PID 1 is not root's and has no /proc of its own: start a user's job with om run",
+  ],
+  [
+    /open_tree|Can't bind-mount at|Unable to mount/,
+    "a mount the job sees could not be made on this node: a user's job needs each of its mounts here too, at the same path",
+  ],
   [
     /has bad size|File .* has been changed|size mismatch/i,
     "a regular file the job holds open changed since the dump: give jobs pipes, sockets or /dev/null",
@@ -419,10 +462,12 @@ async function run(
   step: CriuStep,
   what: string,
   args: string[],
+  user?: JobUser,
 ): Promise<{ code: number; output: string }> {
+  const [program, ...prefix] = [...(user ? asJobUser(user) : []), criu.binary];
   try {
-    const result = await new Deno.Command(criu.binary, {
-      args,
+    const result = await new Deno.Command(program, {
+      args: [...prefix, ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -507,13 +552,22 @@ export interface StepResult {
  */
 export async function dump(
   criu: Criu,
-  options: Omit<DumpArgsOptions, "logFile"> & { logFile?: string; action?: "dump" | "pre-dump" },
+  options: Omit<DumpArgsOptions, "logFile" | "unprivileged" | "ownMounts"> & {
+    logFile?: string;
+    action?: "dump" | "pre-dump";
+    /** A user's job (in its own mount namespace): criu runs as its user, {@linkcode asJobUser}. */
+    user?: JobUser;
+  },
 ): Promise<StepResult> {
   const step = options.action ?? "dump";
   const logPath = options.logFile ?? `${options.imagesDir}/${step}.log`;
-  const args = dumpArgs({ ...options, logFile: logPath }, step);
+  const { user, ...rest } = options;
+  const args = dumpArgs(
+    { ...rest, logFile: logPath, unprivileged: !!user, ownMounts: !!user },
+    step,
+  );
   const start = criu.now();
-  const result = await run(criu, step, `dump process "${options.pid}"`, args);
+  const result = await run(criu, step, `dump process "${options.pid}"`, args, user);
   const ms = criu.now() - start;
   if (result.code !== 0) {
     throw await failure(step, `dump process "${options.pid}"`, result.code, logPath, result.output);
@@ -603,8 +657,27 @@ export interface StartedJob {
 }
 
 /**
+ * Perl (perl-base is in every Debian) that closes every descriptor but 0, 1 and 2 (through
+ * PerlIO: POSIX.pm costs 10 ms) and execs its arguments: a job must not inherit what its starter happened to hold open (a shell's /dev/null
+ * on 10, a socket), which CRIU would have to dump and might not ("Can't lookup mount", external
+ * socket).
+ */
+export const CLOSE_FDS = 'opendir(my $d, "/proc/self/fd") or die "/proc/self/fd: $!\\n"; ' +
+  "my @fds = grep { /^\\d+$/ && $_ > 2 } readdir($d); closedir($d); " +
+  'for (@fds) { open(my $h, "<&=", $_) and close($h) } ' +
+  'exec { $ARGV[0] } @ARGV or die "$ARGV[0]: $!\\n"';
+
+/**
+ * Unmounts every nsfs mount (`ip netns add`'s /run/netns/NAME) in a user's job's own mount
+ * namespace, then execs its arguments. Their copies would keep those network namespaces'
+ * files busy (`ip netns del` fails while the job runs), and CRIU cannot restore them (it binds
+ * them as directories: "Not a directory").
+ */
+export const DROP_NSFS = 'umount -a -t nsfs 2>/dev/null; exec "$@"';
+
+/**
  * The argv that starts `command` so that CRIU can move it:
- * `unshare --pid --fork -- setsid -- command...`.
+ * `perl -e CLOSE_FDS -- unshare --pid --fork -- setsid -- command...`.
  * - `unshare --pid` gives the job a PID namespace of its own, so that on restore it gets its
  *   PIDs back in a fresh namespace and never clashes with PIDs taken on the target ("Can't fork
  *   for PID: File exists").
@@ -614,13 +687,37 @@ export interface StartedJob {
  *   so the dumped tree holds its own session leader (otherwise CRIU refuses, or needs
  *   --shell-job). The child of unshare is not a group leader, so setsid does not fork again: the
  *   command itself is PID 1.
- * - No `--mount`/`--mount-proc`: a new mount namespace made dumps fail ("Can't lookup mount").
  * - No `--kill-child`: it sets a parent-death signal, which CRIU dumps and restores, so the
  *   restored job would be killed when criu (its parent at restore) exits.
+ * - `ownMounts` (a user's job): `--mount --mount-proc` too, a mount namespace of its own (a
+ *   private copy of the host's mounts) with a /proc of the job's PID namespace. CRIU's parasite
+ *   needs such a /proc in the dumped PID 1 and mounts one itself only when that PID 1 is root's.
+ *   Its stdio must be pipes then: a file opened outside the namespace (/dev/null) cannot be
+ *   dumped ("Can't lookup mount"). Root's jobs keep the host's mount namespace.
+ *   Before setsid, a root shell there unmounts the namespace's nsfs mounts
+ *   ({@linkcode DROP_NSFS}).
  */
-export function startJobArgs(command: readonly string[]): string[] {
+export function startJobArgs(
+  command: readonly string[],
+  options: { ownMounts?: boolean } = {},
+): string[] {
   if (command.length === 0) throw new RangeError("Cannot start a job: no command");
-  return ["unshare", "--pid", "--fork", "--", "setsid", "--", ...command];
+  const mounts = options.ownMounts
+    ? ["--mount", "--mount-proc", "--propagation", "private", "--", "sh", "-c", DROP_NSFS, "om-job"]
+    : ["--"];
+  return [
+    "perl",
+    "-e",
+    CLOSE_FDS,
+    "--",
+    "unshare",
+    "--pid",
+    "--fork",
+    ...mounts,
+    "setsid",
+    "--",
+    ...command,
+  ];
 }
 
 /**
@@ -636,11 +733,13 @@ export async function startJob(
     stderr?: "piped" | "null";
     env?: Record<string, string>;
     cwd?: string;
+    /** A mount namespace and /proc of its own ({@linkcode startJobArgs}). */
+    ownMounts?: boolean;
     /** The clock the wait for PID 1 polls with (default: the real one; 2 s at most). */
     clock?: WaitClock;
   } = {},
 ): Promise<StartedJob> {
-  const [program, ...args] = startJobArgs(command);
+  const [program, ...args] = startJobArgs(command, { ownMounts: options.ownMounts });
   const process = new Deno.Command(program, {
     args,
     stdin: options.stdin ?? "null",
@@ -686,4 +785,129 @@ export async function namespacePid1(parent: number): Promise<number | undefined>
 /** The key CRIU knows descriptor `fd` of process `pid` by (`pipe:[INODE]`, `socket:[...]`, a path). */
 export async function fdKey(pid: number, fd: number): Promise<string> {
   return await Deno.readLink(`/proc/${pid}/fd/${fd}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// users' jobs
+
+/** Linux's capabilities by number (linux/capability.h), as setpriv names them. */
+const CAPABILITIES = [
+  "chown",
+  "dac_override",
+  "dac_read_search",
+  "fowner",
+  "fsetid",
+  "kill",
+  "setgid",
+  "setuid",
+  "setpcap",
+  "linux_immutable",
+  "net_bind_service",
+  "net_broadcast",
+  "net_admin",
+  "net_raw",
+  "ipc_lock",
+  "ipc_owner",
+  "sys_module",
+  "sys_rawio",
+  "sys_chroot",
+  "sys_ptrace",
+  "sys_pacct",
+  "sys_admin",
+  "sys_boot",
+  "sys_nice",
+  "sys_resource",
+  "sys_time",
+  "sys_tty_config",
+  "mknod",
+  "lease",
+  "audit_write",
+  "audit_control",
+  "setfcap",
+  "mac_override",
+  "mac_admin",
+  "syslog",
+  "wake_alarm",
+  "block_suspend",
+  "audit_read",
+  "perfmon",
+  "bpf",
+  "checkpoint_restore",
+] as const;
+
+/** The capabilities of a hex mask (`CapEff:` of /proc/PID/status) as setpriv names them. */
+export function capabilityNames(mask: string): string[] {
+  if (!/^[0-9a-f]{1,16}$/i.test(mask)) throw new RangeError(`Cannot read capabilities "${mask}"`);
+  const bits = BigInt(`0x${mask}`);
+  return CAPABILITIES.filter((_, n) => ((bits >> BigInt(n)) & 1n) === 1n);
+}
+
+/** Whom a user's job is dumped as: its user and group, with the daemon's capabilities. */
+export interface JobUser {
+  readonly uid: number;
+  readonly gid: number;
+  /** Capabilities criu keeps (setpriv names); the daemon's own. */
+  readonly caps: readonly string[];
+}
+
+/**
+ * The argv prefix that runs criu as the job's user, keeping `caps` as inheritable and ambient
+ * capabilities through exec: `setpriv --reuid --regid --clear-groups --inh-caps --ambient-caps
+ * --`. CRIU reads each task's limits with prlimit(2), which another uid may do only with
+ * CAP_SYS_RESOURCE (missing on some hosts, e.g. in containers), the same uid and gid always; the
+ * rest of the dump needs the capabilities (ptrace, the parasite, the namespaces). The job's user
+ * cannot trace such a process (it has more capabilities than the user), only signal it, which
+ * fails its own job's dump, and the job goes on.
+ */
+export function asJobUser(user: JobUser): string[] {
+  if (!Number.isInteger(user.uid) || user.uid <= 0 || !Number.isInteger(user.gid) || user.gid < 0) {
+    throw new RangeError(`Cannot dump as user ${user.uid}:${user.gid}: not a user's ids`);
+  }
+  const caps = ["-all", ...user.caps.map((c) => `+${c}`)].join(",");
+  return [
+    "setpriv",
+    `--reuid=${user.uid}`,
+    `--regid=${user.gid}`,
+    "--clear-groups",
+    `--inh-caps=${caps}`,
+    `--ambient-caps=${caps}`,
+    "--",
+  ];
+}
+
+/**
+ * The user whom a job runs as, for its dump ({@linkcode asJobUser}), from its PID 1's
+ * /proc/PID/status (`status`), with the capabilities of this process (`self`, its own status);
+ * `undefined` when the job is root's. Throws when PID 1's real, effective and saved ids differ
+ * (a set-user-ID program), which CRIU can dump only with CAP_SYS_RESOURCE.
+ */
+export function parseJobUser(status: string, self: string): JobUser | undefined {
+  const ids = (name: string) =>
+    (new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1] ?? "").trim().split(/\s+/)
+      .slice(0, 3).map(Number);
+  const uids = ids("Uid");
+  const gids = ids("Gid");
+  const [uid, gid] = [uids[0], gids[0]];
+  if (uids.length < 3 || gids.length < 3 || ![...uids, ...gids].every(Number.isInteger)) {
+    throw new Error("Cannot read the job's user: no Uid and Gid lines");
+  }
+  if (uids.some((id) => id !== uid) || gids.some((id) => id !== gid)) {
+    throw new Error(
+      `Cannot dump the job as its user: it runs set-user-ID or set-group-ID (uids ${
+        uids.join(" ")
+      }, gids ${gids.join(" ")})`,
+    );
+  }
+  if (uid === 0) return undefined;
+  const mask = /^CapEff:\s*([0-9a-f]+)$/im.exec(self)?.[1];
+  if (mask === undefined) throw new Error("Cannot read this process's capabilities");
+  return { uid, gid, caps: capabilityNames(mask) };
+}
+
+/** {@linkcode parseJobUser} of the running job whose PID 1 is `pid`. */
+export async function jobUser(pid: number): Promise<JobUser | undefined> {
+  const [status, self] = await Promise.all(
+    [`/proc/${pid}/status`, "/proc/self/status"].map((path) => Deno.readTextFile(path)),
+  );
+  return parseJobUser(status, self);
 }

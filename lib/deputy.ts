@@ -274,7 +274,8 @@ export class Deputy {
 
   /**
    * Starts a job as user `uid` (root's jobs as today, another user's through setpriv, with its
-   * primary group and its groups); resolves with its id once its PID 1 exists.
+   * primary group and its groups, in a mount namespace and /proc of its own so that CRIU can dump
+   * it: lib/criu.ts startJobArgs); resolves with its id once its PID 1 exists.
    */
   async start(request: RunRequest, options: { readonly uid: number }): Promise<number> {
     const { uid } = options;
@@ -296,7 +297,7 @@ export class Deputy {
       "om-job",
       request.cwd,
       ...request.argv,
-    ]);
+    ], { ownMounts: uid !== 0 });
     let process: Deno.ChildProcess;
     try {
       process = new Deno.Command(program, {

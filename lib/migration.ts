@@ -46,11 +46,15 @@
  */
 import { type ChannelClient, type Handler, type Peer, RemoteError } from "./channel.ts";
 import {
+  asJobUser,
   type Criu,
   CriuError,
   dumpArgs,
   fdKey,
+  hasOwnMounts,
   hintFor,
+  type JobUser,
+  jobUser,
   logTail,
   pageServerArgs,
   preflight,
@@ -70,7 +74,6 @@ import {
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
 import { bodyOf, isId } from "./jsonbody.ts";
-import { userName } from "./users.ts";
 
 /** Image bytes per `mig.file` request (a frame holds 16 MiB). */
 export const FILE_CHUNK = 4 * 1024 * 1024;
@@ -168,7 +171,13 @@ export function dumpRounds(memDirtyTrack: boolean, preDumps = PRE_DUMP_ROUNDS): 
  */
 export function roundArgs(
   round: DumpRound,
-  options: { pid: number; imagesDir: string; memDirtyTrack: boolean },
+  options: {
+    pid: number;
+    imagesDir: string;
+    memDirtyTrack: boolean;
+    /** A user's job: criu runs as its user (`--unprivileged`), its own mounts are external. */
+    user?: boolean;
+  },
 ): string[] {
   const imagesDir = round.dir ? `${options.imagesDir}/${round.dir}` : options.imagesDir;
   return dumpArgs({
@@ -178,6 +187,8 @@ export function roundArgs(
     psSocket: 0,
     trackMem: options.memDirtyTrack,
     leaveStopped: round.action === "dump",
+    unprivileged: options.user,
+    ownMounts: options.user,
     ...(round.prev !== undefined ? { prevImagesDir: round.prev } : {}),
   }, round.action);
 }
@@ -563,16 +574,6 @@ export class Migration {
     if (job.output.exit) {
       throw new MigrationError(`Cannot migrate job ${id}: it has ended`, undefined);
     }
-    if (job.uid !== 0) {
-      // CRIU's parasite needs a /proc of the job's PID namespace, which an unprivileged PID 1
-      // can neither see nor mount (PROTOCOL.md §11): refused before anything is frozen.
-      throw new MigrationError(
-        `Cannot migrate job ${id}: it runs as user ${await userName(job.uid)}, and only ` +
-          "root's jobs can be checkpointed for now (CRIU cannot dump an unprivileged PID 1 " +
-          "of a PID namespace)",
-        undefined,
-      );
-    }
     if (target === job.node) {
       throw new MigrationError(
         `Cannot migrate job ${id}: it runs on node ${target} already`,
@@ -796,11 +797,15 @@ export class Migration {
     };
 
     let memDirtyTrack: boolean;
+    // A user's job is dumped by criu run as that user (lib/criu.ts asJobUser).
+    let user: JobUser | undefined;
     try {
       memDirtyTrack = (await this.#preflight(dir)).memDirtyTrack;
+      user = await jobUser(pid);
     } catch (error) {
       throw fail("preflight", error);
     }
+    const criuCommand = [...(user ? asJobUser(user) : []), this.#criu.binary];
     let client: ChannelClient;
     try {
       client = await this.#options.connect(target);
@@ -844,7 +849,10 @@ export class Migration {
           if (!client.hostname) throw new Error(`no TCP address for node ${target}`);
           await Deno.mkdir(imagesDir, { recursive: true });
           link = await linkPages(
-            [this.#criu.binary, ...roundArgs(round, { pid, imagesDir: dir, memDirtyTrack })],
+            [
+              ...criuCommand,
+              ...roundArgs(round, { pid, imagesDir: dir, memDirtyTrack, user: !!user }),
+            ],
             { hostname: client.hostname, port, token },
           );
         } catch (error) {
@@ -1403,6 +1411,7 @@ export class Migration {
       restoreSibling: true,
       leaveStopped: true,
       inheritFds: incoming.fds.flatMap((key, fd) => key ? [{ fd, key }] : []),
+      ownMounts: await hasOwnMounts(dir),
     });
     const start = now();
     const child = new Deno.Command("perl", {

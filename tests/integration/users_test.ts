@@ -1,20 +1,20 @@
 /**
  * Jobs of a user other than root on real lab nodes with real CRIU (root only, as the user
  * `nobody` with a temporary home): the job runs as the user, in its directory, and is listed by
- * its om ps; its user and root get past the owner check when they move it, to CRIU's limit (an
- * unprivileged PID 1 cannot be checkpointed: refused before anything is frozen, the job goes on;
- * the last test shows the limit with CRIU alone); the user may not signal or move root's job
+ * its om ps; it starts on another node when asked (-2); its user moves it to another node and home, root moves it again, and every line of
+ * its output comes, written as the user, with its exit status; the user may not signal or move root's job
  * (the job unharmed) nor expel, may not start a job where it may not go, and cannot authenticate
  * with a token it did not make (a symbolic link to root's, a path).
  */
 import assert from "node:assert/strict";
 import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab.ts";
-import { dumpArgs, findCriu, startJob } from "../../lib/criu.ts";
+import { findCriu } from "../../lib/criu.ts";
 import { readJobRecords } from "../../lib/jobs.ts";
 import { lookupUser } from "../../lib/users.ts";
+import { readNodeInfo } from "../../lib/nodestate.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { manualOnly, ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
+import { inNode, manualOnly, ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
 const user = ROOT ? await lookupUser(65534) : undefined;
@@ -53,7 +53,7 @@ async function request(lab: Lab, home: string, command: string, body: unknown, t
 }
 
 Deno.test({
-  name: "users: a user's job runs as it and is its own, others' are not; it cannot move yet",
+  name: "users: a user's job runs as it, is its own, others' are not, and moves as it",
   ignore,
   fn: async () => {
     const home = await Deno.makeTempDir({ prefix: "om-user-home-" });
@@ -77,6 +77,24 @@ Deno.test({
         }).output();
         assert.equal(decoder.decode(said.stdout), `${UID}\n${home}\n${home}\n`);
         assert.equal(said.code, 0, decoder.decode(said.stderr));
+
+        // Started on node 2 (moved from its start gate, as the user): node 2's network, its uid,
+        // its directory, its exit status.
+        await retryUntil(
+          async () => (await readNodeInfo(`${nodeRoot(lab, 1)}/nodes`, 2))?.status === "up",
+          20_000,
+          { what: "node 1 to see node 2 up" },
+        );
+        const addresses = "ip -4 -o addr show | awk '{print $4}' | sort";
+        const placed = await execInNode(
+          lab,
+          1,
+          om("run", "-2", "sh", "-c", `${addresses}; id -u; pwd; exit 3`),
+          { cwd: home, stdout: "piped", stderr: "piped" },
+        ).output();
+        const two = await inNode(lab, 2, ["sh", "-c", addresses]);
+        assert.equal(placed.code, 3, decoder.decode(placed.stderr));
+        assert.equal(decoder.decode(placed.stdout), `${two}${UID}\n${home}\n`);
 
         // Moved to node 2 and home by the user, then to node 2 by root: every line, its uid.
         const child = execInNode(
@@ -121,27 +139,23 @@ Deno.test({
           (await Deno.readTextFile(`/proc/${job.pid}/status`)).match(/^PPid:\s+(\d+)/m)![1];
         const wrapper = await Deno.readTextFile(`/proc/${ppid}/environ`);
         assert.ok(!wrapper.includes("OM_TEST_SECRET"), `unshare's environment: ${wrapper}`);
-        // Its user may move it, and so may root: both get past the owner check to CRIU's limit,
-        // refused before anything is frozen; the job goes on at home, unharmed.
+        // Its user may move it, and so may root: to node 2 and home by the user, then to node 2
+        // by root. CRIU runs as the user there (lib/criu.ts asJobUser); every line still comes.
         for (
-          const argv of [
-            om("migrate", String(job.pid), "2"),
-            omCommand(["migrate", String(job.pid), "2"]),
-          ]
+          const [argv, node, word] of [
+            [om("migrate", String(job.pid), "2"), 2, "there-user"],
+            [om("migrate", String(job.pid), "home"), 1, "home-user"],
+            [omCommand(["migrate", String(job.pid), "2"]), 2, "there-root"],
+          ] as const
         ) {
-          const moved = await runIn(lab, 1, argv);
-          assert.equal(moved.code, 1, moved.out);
-          assert.equal(
-            moved.err,
-            `om migrate: Cannot migrate job ${job.pid}: it runs as user ${user!.name}, and only ` +
-              "root's jobs can be checkpointed for now (CRIU cannot dump an unprivileged PID 1 " +
-              "of a PID namespace)\n",
-          );
+          const moved = await runIn(lab, 1, [...argv]);
+          assert.equal(moved.code, 0, moved.err);
+          assert.match(moved.out, new RegExp(`^job ${job.pid}: node \\d+ -> node ${node}: frozen`));
           const record = (await readJobRecords(`${nodeRoot(lab, 1)}/jobs`)).find((j) =>
             j.pid === job.pid
           );
-          assert.equal(record?.node, 1, "the job stays at home");
-          await say(`still-${argv[0] === "setpriv" ? "user" : "root"}`);
+          assert.equal(record?.node, node);
+          await say(word);
         }
 
         // Root's job: the user may neither move nor signal it, and it goes on.
@@ -216,7 +230,7 @@ Deno.test({
           await Deno.remove(closed);
         }
 
-        // Root's job ends; the user's reads end of file and exits 5.
+        // Root's job ends; the user's, on node 2, reads end of file and exits 5.
         const stop = await runIn(lab, 1, [
           deno,
           "run",
@@ -234,47 +248,13 @@ Deno.test({
         await reading;
         assert.equal(
           out,
-          `s3cret\na ${UID}\nstill-user ${UID}\nstill-root ${UID}\n`,
+          `s3cret\na ${UID}\nthere-user ${UID}\nhome-user ${UID}\nthere-root ${UID}\n`,
           await stderr,
         );
         assert.equal(status.code, 5, await stderr);
       });
     } finally {
       await Deno.remove(home, { recursive: true });
-    }
-  },
-});
-
-Deno.test({
-  name: "users: CRIU cannot dump a PID namespace whose PID 1 is not root's (why om refuses)",
-  ignore,
-  fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "om-user-dump-" });
-    const job = await startJob([
-      "setpriv",
-      `--reuid=${UID}`,
-      `--regid=${user!.gid}`,
-      "--clear-groups",
-      "--",
-      "sleep",
-      "60",
-    ], { cwd: "/" });
-    try {
-      const logFile = `${dir}/dump.log`;
-      const dump = await new Deno.Command(criu!, {
-        args: dumpArgs({ pid: job.pid, imagesDir: dir, logFile }),
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      const errors = (await Deno.readTextFile(logFile).catch(() => "")).split("\n")
-        .filter((line) => /error/i.test(line)).join("\n");
-      // When this fails, CRIU learnt to: lift the refusal in lib/migration.ts and test the move.
-      assert.notEqual(dump.code, 0, "criu dumped an unprivileged PID 1");
-      assert.match(errors, /Can't get \/proc fd/);
-    } finally {
-      job.process.kill("SIGKILL");
-      await job.process.status;
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });

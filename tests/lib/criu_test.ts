@@ -1,15 +1,21 @@
 import assert from "node:assert/strict";
 import {
+  asJobUser,
+  capabilityNames,
   checkArgs,
+  CLOSE_FDS,
   type Criu,
   CriuError,
+  DROP_NSFS,
   dump,
   dumpArgs,
   fdKey,
   findCriu,
+  hasOwnMounts,
   hintFor,
   logTail,
   pageServerArgs,
+  parseJobUser,
   parseVersion,
   type Preflight,
   preflight,
@@ -81,6 +87,11 @@ Deno.test("criu: dumpArgs with every option, and as a pre-dump", () => {
       "--port",
       "27",
     ],
+  );
+  assert.deepEqual(
+    dumpArgs({ pid: 7, imagesDir: "/i", logFile: "/l", unprivileged: true, ownMounts: true })
+      .slice(8),
+    ["--unprivileged", "--external", "mnt[]"],
   );
   const stopped = dumpArgs({ pid: 7, imagesDir: "/i", logFile: "/i/d.log", leaveStopped: true });
   assert.equal(stopped.at(-1), "--leave-stopped");
@@ -181,6 +192,10 @@ Deno.test("criu: restoreArgs is detached by default and maps inherited descripto
     ["--restore-detached", "--leave-stopped"],
   );
   assert.ok(attached.includes("--restore-sibling") && attached.includes("--shell-job"));
+  assert.deepEqual(
+    restoreArgs({ imagesDir: "/i", logFile: "/l", pidfile: "/p", ownMounts: true }).slice(-4),
+    ["--root", "/", "--external", "mnt[]"],
+  );
   assert.throws(
     () =>
       restoreArgs({
@@ -195,6 +210,10 @@ Deno.test("criu: restoreArgs is detached by default and maps inherited descripto
 
 Deno.test("criu: startJobArgs makes the command PID 1 of its own namespace and session", () => {
   assert.deepEqual(startJobArgs(["sh", "-c", "echo hi"]), [
+    "perl",
+    "-e",
+    CLOSE_FDS,
+    "--",
     "unshare",
     "--pid",
     "--fork",
@@ -205,7 +224,83 @@ Deno.test("criu: startJobArgs makes the command PID 1 of its own namespace and s
     "-c",
     "echo hi",
   ]);
+  assert.deepEqual(startJobArgs(["id"], { ownMounts: true }).slice(4), [
+    "unshare",
+    "--pid",
+    "--fork",
+    "--mount",
+    "--mount-proc",
+    "--propagation",
+    "private",
+    "--",
+    "sh",
+    "-c",
+    DROP_NSFS,
+    "om-job",
+    "setsid",
+    "--",
+    "id",
+  ]);
   assert.throws(() => startJobArgs([]), RangeError);
+});
+
+Deno.test("criu: a job starts with descriptors 0, 1 and 2 only, whatever its starter held", async () => {
+  // sh opens 7 and 9 and execs the rest, which lists the descriptors of the shell at its end.
+  const fds = async (...prefix: string[]) => {
+    const argv = ["-c", 'exec 7</dev/null 9>/dev/null; exec "$@"', "sh", ...prefix];
+    argv.push("sh", "-c", "ls /proc/$$/fd");
+    const out = await new Deno.Command("sh", { args: argv, stdout: "piped" }).output();
+    return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l).sort();
+  };
+  const held = await fds();
+  assert.ok(held.includes("7") && held.includes("9"), `without it: ${held}`);
+  assert.deepEqual(await fds("perl", "-e", CLOSE_FDS, "--"), ["0", "1", "2"]);
+});
+
+Deno.test("criu: a user's job is dumped as its user, with the daemon's capabilities", () => {
+  // This machine's root: everything but sys_resource (24); root elsewhere: all 41.
+  const caps = capabilityNames("000001fffeffffff");
+  assert.equal(caps.length, 40);
+  assert.ok(!caps.includes("sys_resource"));
+  assert.deepEqual([caps[0], caps[23], caps[24], caps.at(-1)], [
+    "chown",
+    "sys_nice",
+    "sys_time",
+    "checkpoint_restore",
+  ]);
+  assert.deepEqual(capabilityNames("0"), []);
+  assert.throws(() => capabilityNames("fffz"), RangeError);
+  assert.deepEqual(asJobUser({ uid: 1000, gid: 100, caps: ["sys_ptrace", "checkpoint_restore"] }), [
+    "setpriv",
+    "--reuid=1000",
+    "--regid=100",
+    "--clear-groups",
+    "--inh-caps=-all,+sys_ptrace,+checkpoint_restore",
+    "--ambient-caps=-all,+sys_ptrace,+checkpoint_restore",
+    "--",
+  ]);
+  assert.throws(() => asJobUser({ uid: 0, gid: 0, caps: [] }), RangeError);
+  const self = "Name:\tdeno\nCapInh:\t0000000000000000\nCapEff:\t0000010000080000\n";
+  const status = (uid: string, gid: string) => `Name:\tsh\nUid:\t${uid}\nGid:\t${gid}\n`;
+  assert.deepEqual(parseJobUser(status("1000\t1000\t1000\t1000", "100\t100\t100\t100"), self), {
+    uid: 1000,
+    gid: 100,
+    caps: ["sys_ptrace", "checkpoint_restore"],
+  });
+  assert.equal(parseJobUser(status("0\t0\t0\t0", "0\t0\t0\t0"), self), undefined);
+  assert.throws(
+    () => parseJobUser(status("1000\t0\t0\t0", "100\t100\t100\t100"), self),
+    /set-user-ID or set-group-ID \(uids 1000 0 0, gids 100 100 100\)/,
+  );
+  assert.throws(
+    () => parseJobUser(status("1000\t1000\t1000\t1000", "100\t5\t100\t100"), self),
+    /set-group-ID/,
+  );
+  assert.throws(() => parseJobUser("Name:\tsh\n", self), /no Uid and Gid lines/);
+  assert.throws(
+    () => parseJobUser(status("1000\t1000\t1000\t1000", "100\t100\t100\t100"), "Name:\tx\n"),
+    /capabilities/,
+  );
 });
 
 Deno.test("criu: parseVersion reads criu --version", () => {
@@ -233,8 +328,16 @@ Deno.test("criu: hintFor recognises the failures met on these machines", () => {
   assert.match(hintFor("Error (x): Unexpected rt vDSO area bounds") ?? "", /too old/);
   assert.match(
     hintFor("Error (mount.c): Can't lookup mount=42 for fd=0 path=/dev/null") ?? "",
-    /mount namespace/,
+    /opened outside its own mount namespace/,
   );
+  assert.match(
+    hintFor(
+      "Error (criu/mount-v2.c:319): mnt-v2: Failed to open_tree /run/netns/x/: Not a directory\n" +
+        "Error (criu/files.c:10): inherit fd fd[1]",
+    ) ?? "",
+    /each of its mounts here too/,
+  );
+  assert.match(hintFor("Error (parasite): Can't get /proc fd") ?? "", /\/proc of its own/);
   // The harmless rlimit warning alone is not taken for "needs root".
   assert.equal(hintFor(log.split("\n")[0]), undefined);
   assert.deepEqual(logTail(log + "\n\nlast\n", 2), [log.split("\n")[1], "last"]);
@@ -356,6 +459,7 @@ realTest("a job's output continues on a new pipe after dump and restore", async 
     // Stop-and-copy: the dump killed the job, unshare saw it go, the old pipe reaches EOF.
     await job.process.status;
     await before.done;
+    assert.equal(await hasOwnMounts(dir), false, "root's job is in the host's mount namespace");
 
     const restored = await restore(criu, {
       imagesDir: dir,
@@ -385,6 +489,66 @@ realTest("a job's output continues on a new pipe after dump and restore", async 
     if (restoredPid) kill(restoredPid);
   }
 });
+
+realTest(
+  "a user's job in its own mount namespace is dumped as its user and restored",
+  async (dir) => {
+    // nobody's: no CAP_SYS_RESOURCE needed (CRIU's prlimit of the same uid), its own /proc for
+    // the parasite, all its mounts the host's (external) but the nsfs ones, which it drops (one
+    // made for the test: CRIU could not restore its mount); its stdio pipes only.
+    const netns = `om-criu-test-${Deno.pid}`;
+    const ip = (...args: string[]) => new Deno.Command("ip", { args, stderr: "null" }).output();
+    assert.equal((await ip("netns", "add", netns)).code, 0, `ip netns add ${netns}`);
+    const job = await startJob(
+      ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh", "-c", COUNTER],
+      { stdin: "piped", stdout: "piped", stderr: "piped", ownMounts: true },
+    );
+    let restoredPid: number | undefined;
+    try {
+      const before = collect(job.process.stdout);
+      await awaitLines(before, 4, "the user's job's first lines");
+      const user = parseJobUser(
+        await Deno.readTextFile(`/proc/${job.pid}/status`),
+        await Deno.readTextFile("/proc/self/status"),
+      );
+      assert.equal(user?.uid, 65534);
+      const key = await fdKey(job.pid, 1);
+      await dump(criu, { pid: job.pid, imagesDir: dir, user });
+      await job.process.status;
+      await before.done;
+      assert.ok(await hasOwnMounts(dir), "the images hold the job's mount namespace");
+
+      const restored = await restore(criu, {
+        imagesDir: dir,
+        inheritFds: [{ fd: 1, key }],
+        stdio: { stdout: "piped" },
+        ownMounts: true,
+      });
+      restoredPid = restored.pid;
+      const after = collect(restored.stdout!);
+      await awaitLines(after, 4, "the restored user's job's lines");
+      const status = await Deno.readTextFile(`/proc/${restored.pid}/status`);
+      assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m, "still nobody's");
+      // Its /proc is a proc of its own namespace again (another one than the host's), as the next
+      // dump's parasite needs.
+      const procDev = (mountinfo: string) =>
+        mountinfo.split("\n").filter((line) => / \/proc rw.* - proc /.test(line)).at(-1)
+          ?.split(" ")[2];
+      const own = procDev(await Deno.readTextFile(`/proc/${restored.pid}/mountinfo`));
+      assert.ok(own, "a /proc mounted in the job's namespace");
+      assert.notEqual(own, procDev(await Deno.readTextFile("/proc/self/mountinfo")));
+      const mounts = await Deno.readTextFile(`/proc/${restored.pid}/mountinfo`);
+      assert.doesNotMatch(mounts, / - nsfs /);
+      kill(restored.pid);
+      await after.done;
+      assertCounts([...lines(before.text), ...lines(after.text)]);
+    } finally {
+      await stop(job);
+      if (restoredPid) kill(restoredPid);
+      await ip("netns", "del", netns);
+    }
+  },
+);
 
 realTest("a job with a child process is dumped and restored whole", async (dir) => {
   // The job (PID 1) is a shell waiting for its child, a shell that counts.
