@@ -144,6 +144,8 @@ export interface DumpArgsOptions {
    * by path, and their contents stay behind (its /proc is made anew on restore).
    */
   ownMounts?: boolean;
+  /** `--action-script PATH`: a program criu runs at each step (lib/pagelink.ts DUMP_GATE). */
+  actionScript?: string;
   /** Log verbosity 0-4; default 4 (the log is the only trace of a failed migration). */
   verbosity?: number;
 }
@@ -184,6 +186,7 @@ export function dumpArgs(
   if (options.fileLocks) argv.push("--file-locks");
   if (options.unprivileged) argv.push("--unprivileged");
   if (options.ownMounts) argv.push("--external", "mnt[]");
+  if (options.actionScript !== undefined) argv.push("--action-script", options.actionScript);
   if (options.pageServer && options.psSocket !== undefined) {
     throw new TypeError("Cannot dump to a page server: give an address or a socket, not both");
   }
@@ -273,6 +276,12 @@ export interface RestoreArgsOptions {
    * `ownMounts`): it is made anew, each of its mounts bound from this host's same path.
    */
   ownMounts?: boolean;
+  /**
+   * `--auto-dedup`: criu frees the pages of the images (punches holes in `pages-*.img`) as it
+   * restores them, so the node holds the job's memory once, not twice, and the restore reuses
+   * the memory just freed.
+   */
+  autoDedup?: boolean;
   verbosity?: number;
 }
 
@@ -296,6 +305,7 @@ export function restoreArgs(options: RestoreArgsOptions): string[] {
   if (options.tcpEstablished) argv.push("--tcp-established");
   if (options.fileLocks) argv.push("--file-locks");
   if (options.ownMounts) argv.push("--root", "/", "--external", "mnt[]");
+  if (options.autoDedup) argv.push("--auto-dedup");
   for (const { fd, key } of options.inheritFds ?? []) {
     if (!Number.isInteger(fd) || fd < 0) {
       throw new RangeError(`Cannot inherit descriptor "${fd}": not a descriptor number`);

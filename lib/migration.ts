@@ -60,7 +60,16 @@ import {
   preflight,
   restoreArgs,
 } from "./criu.ts";
-import { isPageToken, linkPages, listenForPages, newPageToken, type PageLink } from "./pagelink.ts";
+import {
+  DUMP_GATE,
+  isPageToken,
+  linkPages,
+  listenForPages,
+  newPageToken,
+  PAGE_LINK_FAILED,
+  type PageLink,
+  PageLinkError,
+} from "./pagelink.ts";
 import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy.ts";
 import {
   DEFAULT_POLICY,
@@ -177,6 +186,8 @@ export function roundArgs(
     memDirtyTrack: boolean;
     /** A user's job: criu runs as its user (`--unprivileged`), its own mounts are external. */
     user?: boolean;
+    /** `--action-script`: the dump's gate (lib/pagelink.ts DUMP_GATE). */
+    gate?: string;
   },
 ): string[] {
   const imagesDir = round.dir ? `${options.imagesDir}/${round.dir}` : options.imagesDir;
@@ -189,6 +200,7 @@ export function roundArgs(
     leaveStopped: round.action === "dump",
     unprivileged: options.user,
     ownMounts: options.user,
+    ...(options.gate !== undefined ? { actionScript: options.gate } : {}),
     ...(round.prev !== undefined ? { prevImagesDir: round.prev } : {}),
   }, round.action);
 }
@@ -806,6 +818,14 @@ export class Migration {
       throw fail("preflight", error);
     }
     const criuCommand = [...(user ? asJobUser(user) : []), this.#criu.binary];
+    // criu dump's action script: its gate (lib/pagelink.ts DUMP_GATE).
+    const gateScript = `${this.#dir}/dump-gate`;
+    try {
+      await Deno.writeTextFile(gateScript, DUMP_GATE, { mode: 0o700 });
+      await Deno.chmod(gateScript, 0o700);
+    } catch (error) {
+      throw fail("preflight", error);
+    }
     let client: ChannelClient;
     try {
       client = await this.#options.connect(target);
@@ -848,19 +868,34 @@ export class Migration {
           port = JSON.parse(decoder.decode(reply)).port;
           if (!client.hostname) throw new Error(`no TCP address for node ${target}`);
           await Deno.mkdir(imagesDir, { recursive: true });
+          // The final dump starts now and waits, started, at its gate (lib/pagelink.ts).
+          const gated = round.action === "dump";
+          const args = roundArgs(round, {
+            pid,
+            imagesDir: dir,
+            memDirtyTrack,
+            user: !!user,
+            ...(gated ? { gate: gateScript } : {}),
+          });
           link = await linkPages(
-            [
-              ...criuCommand,
-              ...roundArgs(round, { pid, imagesDir: dir, memDirtyTrack, user: !!user }),
-            ],
+            [...criuCommand, ...args],
             { hostname: client.hostname, port, token },
+            gated ? { gate: `${imagesDir}/gate` } : {},
           );
         } catch (error) {
           await abort();
+          if (error instanceof PageLinkError && error.exitCode !== PAGE_LINK_FAILED) {
+            // criu itself ended before its gate: a failed dump, with its log.
+            const logPath = `${imagesDir}/${round.action}.log`;
+            throw fail(
+              round.action,
+              await criuFailure(round.action, `${round.action} job ${id}`, error.exitCode, logPath),
+            );
+          }
           throw fail("target check", error, target);
         }
-        // The final dump: frozen from here, its pages sent as criu collects them. (A pre-dump
-        // freezes the job only while it collects them.)
+        // The final dump: frozen from here (criu waited, started, at its gate), its pages sent as
+        // criu collects them. (A pre-dump freezes the job only while it collects them.)
         if (round.action === "dump") frozen = now();
         let code: number;
         try {
@@ -1412,6 +1447,8 @@ export class Migration {
       leaveStopped: true,
       inheritFds: incoming.fds.flatMap((key, fd) => key ? [{ fd, key }] : []),
       ownMounts: await hasOwnMounts(dir),
+      // The images' pages are freed as they are restored: the job's memory once, not twice.
+      autoDedup: true,
     });
     const start = now();
     const child = new Deno.Command("perl", {

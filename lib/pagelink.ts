@@ -42,31 +42,61 @@ export const PAGE_LISTENER = "use IO::Socket::INET; my ($t, $s, @c) = @ARGV; " +
   "exec { $c[0] } @c; exit 124 } close $k }";
 
 /**
- * The source's end: `perl -e PAGE_CONNECTOR HOST PORT TOKEN COMMAND...`. Connects to HOST:PORT
- * (10 s at most), sends TOKEN and prints `linked` and a newline on stdout. Then it waits for one
- * byte on stdin, the go (the link is made before the job is frozen, so that perl's start and the
- * connection are not frozen time), runs COMMAND in a child with the socket as its stdin and
- * stdout on /dev/null, and exits with its status (128+N for signal N). Exits 124 when it cannot
- * connect or send, or when stdin ends without the go.
+ * The source's end: `perl -e PAGE_CONNECTOR HOST PORT TOKEN GATE COMMAND...`. Connects to
+ * HOST:PORT (10 s at most) and sends TOKEN. Then, without a gate (GATE empty), it prints `linked`
+ * and a newline on stdout and waits for one byte on stdin, the go, before it runs COMMAND. With a
+ * gate, it makes the FIFO GATE, runs COMMAND at once with `OM_GATE=GATE` in its environment, and
+ * prints `linked` once COMMAND holds the FIFO open for reading: COMMAND has started and waits
+ * there for the go ({@linkcode DUMP_GATE}: `criu dump` then has started and checked the kernel,
+ * and has not frozen the job yet). At the go the connector writes `go` and a newline into the
+ * FIFO; when stdin ends without the go, `no` and a newline. COMMAND runs in a child, with the
+ * socket as its stdin and stdout on /dev/null; the connector exits with its status (128+N for
+ * signal N), or 124 when it cannot connect or send, or stdin ends without the go. When COMMAND
+ * ends before it opened the gate, the connector exits with its status at once. The FIFO is
+ * removed at the end. If the connector dies, the FIFO has no writer left and the reader sees its
+ * end: a gated COMMAND gives up without the go.
  *
- * While COMMAND runs, the parent sets TCP_NODELAY on its copy of the socket every millisecond,
- * which pushes out whatever the socket holds back: `criu dump` corks the page-server socket
- * (TCP_CORK) for the whole dump and sends its last message, the close, without uncorking before
- * it waits for the answer, so those last bytes waited for the kernel's 200 ms cork timer (seen
- * here: every page-server dump took 200 ms longer, whatever its size). The dump is frozen time,
- * so the tick is short, and COMMAND's end (SIGCHLD) cuts the wait short.
+ * Before the go nothing of the job is frozen: the link, perl's start and (gated) criu's own start
+ * and kernel checks, tens of milliseconds, are not frozen time.
+ *
+ * While COMMAND runs after the go, the parent sets TCP_NODELAY on its copy of the socket every
+ * millisecond, which pushes out whatever the socket holds back: `criu dump` corks the page-server
+ * socket (TCP_CORK) for the whole dump and sends its last message, the close, without uncorking
+ * before it waits for the answer, so those last bytes waited for the kernel's 200 ms cork timer
+ * (seen here: every page-server dump took 200 ms longer, whatever its size). The dump is frozen
+ * time, so the tick is short, and COMMAND's end (SIGCHLD) cuts the wait short.
  */
-export const PAGE_CONNECTOR =
-  "use IO::Socket::INET; use Socket qw(IPPROTO_TCP TCP_NODELAY); use POSIX qw(WNOHANG); " +
-  "my ($h, $p, $t, @c) = @ARGV; " +
+export const PAGE_CONNECTOR = "use IO::Socket::INET; use Socket qw(IPPROTO_TCP TCP_NODELAY); " +
+  "use POSIX qw(WNOHANG mkfifo); use Fcntl qw(O_WRONLY O_NONBLOCK); " +
+  "my ($h, $p, $t, $g, @c) = @ARGV; my ($pid, $f); $SIG{PIPE} = 'IGNORE'; " +
   "my $k = IO::Socket::INET->new(PeerAddr => $h, PeerPort => $p, Proto => 'tcp', " +
   "Timeout => 10) or exit 124; syswrite($k, $t) == length($t) or exit 124; " +
-  '$| = 1; print "linked\\n"; sysread(STDIN, my $go, 1) == 1 or exit 124; ' +
-  "open(STDOUT, '>', '/dev/null'); my $pid = fork() // exit 124; " +
-  "if (!$pid) { open(STDIN, '<&', $k) or exit 124; exec { $c[0] } @c; exit 124 } " +
+  "sub status { unlink $g if $g ne ''; exit($? & 127 ? 128 + ($? & 127) : $? >> 8) } " +
+  "sub run { $pid = fork() // exit 124; return if $pid; open(STDOUT, '>', '/dev/null'); " +
+  "open(STDIN, '<&', $k) or exit 124; exec { $c[0] } @c; exit 124 } " +
+  "if ($g ne '') { unlink $g; mkfifo($g, 0600) or exit 124; $ENV{OM_GATE} = $g; run(); " +
+  "until (sysopen($f, $g, O_WRONLY | O_NONBLOCK)) { " +
+  "status() if waitpid($pid, WNOHANG) > 0; select(undef, undef, undef, 0.001) } } " +
+  '$| = 1; print "linked\\n"; ' + "open(STDOUT, '>', '/dev/null'); " +
+  "my $go = sysread(STDIN, my $b, 1) == 1; " +
+  'if ($f) { syswrite($f, $go ? "go\\n" : "no\\n"); close $f } ' +
+  "elsif ($go) { run() } else { exit 124 } " +
   "$SIG{CHLD} = sub {}; until (waitpid($pid, WNOHANG) > 0) { " +
-  "setsockopt($k, IPPROTO_TCP, TCP_NODELAY, 1); select(undef, undef, undef, 0.001) } " +
-  "exit($? & 127 ? 128 + ($? & 127) : $? >> 8)";
+  "setsockopt($k, IPPROTO_TCP, TCP_NODELAY, 1) if $go; select(undef, undef, undef, 0.001) } " +
+  "unless ($go) { unlink $g if $g ne ''; exit 124 } status()";
+
+/**
+ * The gate of a gated `criu dump` ({@linkcode PAGE_CONNECTOR}), given to criu as
+ * `--action-script`: a shell script criu runs at each step of the dump with the step in
+ * `CRTOOLS_SCRIPT_ACTION`. At `pre-dump` (criu has started and checked the kernel, and has not
+ * seized the job) it reads one line from the FIFO `$OM_GATE` and lets criu go on only if it is
+ * `go`; anything else (`no`, the end of the FIFO) fails the script, and criu gives up without
+ * freezing the job. Every other step passes at once.
+ */
+export const DUMP_GATE = "#!/bin/sh\n" +
+  "# om's dump gate (lib/pagelink.ts): criu waits here, started, until the page link says go.\n" +
+  '[ "$CRTOOLS_SCRIPT_ACTION" = pre-dump ] || exit 0\n' +
+  'read -r go < "$OM_GATE" && [ "$go" = go ]\n';
 
 /** A fresh page token, as the 64 hex characters sent on the page connection. */
 export function newPageToken(): string {
@@ -86,15 +116,25 @@ export interface PageLinkTarget {
   readonly token: string;
 }
 
-/** The argv (after `perl`) of the source's end: connect, send the token, exec `command`. */
-export function connectorArgs(command: readonly string[], to: PageLinkTarget): string[] {
+/**
+ * The argv (after `perl`) of the source's end: connect, send the token, run `command` (at once
+ * and gated by the FIFO `gate` when given, else at the go).
+ */
+export function connectorArgs(
+  command: readonly string[],
+  to: PageLinkTarget,
+  gate?: string,
+): string[] {
   if (!isPageToken(to.token)) {
     throw new TypeError("Cannot use the page token: not 64 hex characters");
   }
   if (!Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
     throw new RangeError(`Cannot connect to port "${to.port}": not a TCP port`);
   }
-  return ["-e", PAGE_CONNECTOR, to.hostname, String(to.port), to.token, ...command];
+  if (gate !== undefined && !gate.startsWith("/")) {
+    throw new RangeError(`Cannot use the gate "${gate}": not an absolute path`);
+  }
+  return ["-e", PAGE_CONNECTOR, to.hostname, String(to.port), to.token, gate ?? "", ...command];
 }
 
 /** The argv (after `perl`) of the target's end: listen, admit the token, exec `command`. */
@@ -117,16 +157,31 @@ export interface PageLink {
 }
 
 /**
- * Starts the source's end and resolves once it has made the page link and sent the token; its
- * command (e.g. `criu dump ... --page-server --ps-socket 0`) runs at `go`. Throws when it exits
- * first or does not link within 15 s.
+ * The page link was not made: `exitCode` is the connector's, {@linkcode PAGE_LINK_FAILED} when it
+ * could not connect or gave up, another when its gated command ended first (criu dump failed to
+ * start: its log says why).
+ */
+export class PageLinkError extends Error {
+  override name = "PageLinkError";
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
+}
+
+/**
+ * Starts the source's end and resolves once it has made the page link and sent the token, and,
+ * with a `gate`, once the command waits at it ({@linkcode PAGE_CONNECTOR}); the command (e.g.
+ * `criu dump ... --page-server --ps-socket 0`) runs, or goes on, at `go`. Throws a
+ * {@linkcode PageLinkError} when the connector exits first or is not linked within 15 s (then it
+ * is killed).
  */
 export async function linkPages(
   command: readonly string[],
   to: PageLinkTarget,
+  options: { gate?: string } = {},
 ): Promise<PageLink> {
   const child = new Deno.Command("perl", {
-    args: connectorArgs(command, to),
+    args: connectorArgs(command, to, options.gate),
     stdin: "piped",
     stdout: "piped",
     stderr: "null",
@@ -136,11 +191,15 @@ export async function linkPages(
     await firstLine(child, 15_000);
   } catch (error) {
     await stdin.close().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch { /* it ended */ }
     const status = await child.status;
-    throw new Error(
+    throw new PageLinkError(
       `Cannot make the page link to ${to.hostname}:${to.port}: ${
         (error as Error).message
       } (exit code ${status.code})`,
+      status.signal ? PAGE_LINK_FAILED : status.code,
     );
   }
   return {

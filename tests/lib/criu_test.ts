@@ -196,6 +196,10 @@ Deno.test("criu: restoreArgs is detached by default and maps inherited descripto
     restoreArgs({ imagesDir: "/i", logFile: "/l", pidfile: "/p", ownMounts: true }).slice(-4),
     ["--root", "/", "--external", "mnt[]"],
   );
+  assert.equal(
+    restoreArgs({ imagesDir: "/i", logFile: "/l", pidfile: "/p", autoDedup: true }).at(-1),
+    "--auto-dedup",
+  );
   assert.throws(
     () =>
       restoreArgs({
@@ -461,13 +465,26 @@ realTest("a job's output continues on a new pipe after dump and restore", async 
     await before.done;
     assert.equal(await hasOwnMounts(dir), false, "root's job is in the host's mount namespace");
 
+    const pages: string[] = [];
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.name.startsWith("pages-")) pages.push(`${dir}/${entry.name}`);
+    }
+    const blocks = async () => {
+      let sum = 0;
+      for (const path of pages) sum += (await Deno.stat(path)).blocks ?? 0;
+      return sum;
+    };
+    assert.ok(await blocks() > 0, "the dump wrote pages");
+
     const restored = await restore(criu, {
       imagesDir: dir,
       inheritFds: [{ fd: 1, key }],
       stdio: { stdout: "piped" },
+      autoDedup: true,
     });
     restoredPid = restored.pid;
     assert.ok(restored.stdout);
+    assert.equal(await blocks(), 0, "--auto-dedup freed the pages it restored");
     const after = collect(restored.stdout);
     await awaitLines(after, 5, "the restored job's lines");
     const status = await Deno.readTextFile(`/proc/${restored.pid}/status`);

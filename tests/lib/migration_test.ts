@@ -28,6 +28,21 @@ Deno.test("migration: stop-and-copy without dirty-memory tracking: one dump, lef
       "0",
     ],
   );
+  // A user's job, gated: criu as its user, its own mounts external, the gate as action script.
+  const options = { pid: 42, imagesDir: "/m/42-out", memDirtyTrack: false };
+  assert.deepEqual(
+    roundArgs(rounds[0], { ...options, user: true, gate: "/m/dump-gate" }).slice(9),
+    [
+      "--unprivileged",
+      "--external",
+      "mnt[]",
+      "--action-script",
+      "/m/dump-gate",
+      "--page-server",
+      "--ps-socket",
+      "0",
+    ],
+  );
 });
 
 Deno.test("migration: pre-copy with dirty-memory tracking: pre-dumps, then the rest", () => {

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   connectorArgs,
+  DUMP_GATE,
   isPageToken,
   linkPages,
   listenerArgs,
@@ -13,6 +14,7 @@ import {
   PAGE_CONNECTOR,
   PAGE_LINK_FAILED,
   PAGE_LISTENER,
+  PageLinkError,
 } from "../../lib/pagelink.ts";
 
 const encoder = new TextEncoder();
@@ -30,7 +32,15 @@ Deno.test("pagelink: the argv of both ends, and what they refuse", () => {
   const t = "ab".repeat(32);
   assert.deepEqual(
     connectorArgs(["criu", "dump"], { hostname: "10.0.0.2", port: 4000, token: t }),
-    ["-e", PAGE_CONNECTOR, "10.0.0.2", "4000", t, "criu", "dump"],
+    ["-e", PAGE_CONNECTOR, "10.0.0.2", "4000", t, "", "criu", "dump"],
+  );
+  assert.deepEqual(
+    connectorArgs(["criu"], { hostname: "h", port: 1, token: t }, "/m/1-out/gate").slice(2, 7),
+    ["h", "1", t, "/m/1-out/gate", "criu"],
+  );
+  assert.throws(
+    () => connectorArgs(["x"], { hostname: "h", port: 1, token: t }, "gate"),
+    RangeError,
   );
   assert.deepEqual(listenerArgs(["criu", "page-server"], { token: t, seconds: 5 }), [
     "-e",
@@ -94,6 +104,80 @@ Deno.test("pagelink: the connector exits with its command's status, or 124 when 
   });
   assert.equal((await cancelled.cancel()).code, PAGE_LINK_FAILED);
   assert.equal((await other.child.status).code, 0, "the link ended with nothing sent");
+});
+
+Deno.test("pagelink: a gated command starts at once, waits at its gate, and goes on at the go", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "om-pagelink-" });
+  try {
+    const token = newPageToken();
+    const listener = await listenForPages(["sh", "-c", `cat > ${dir}/got`], { token });
+    const gate = `${dir}/gate`;
+    const link = await linkPages(
+      [
+        "sh",
+        "-c",
+        `echo "$OM_GATE" > ${dir}/started; read -r go < "$OM_GATE" && [ "$go" = go ] && ` +
+        `printf 'the pages' >&0 && echo ran > ${dir}/ran`,
+      ],
+      { hostname: "127.0.0.1", port: listener.port, token },
+      { gate },
+    );
+    // Linked: the command runs and holds the gate open, and waits there.
+    assert.equal(await Deno.readTextFile(`${dir}/started`), `${gate}\n`);
+    assert.ok((await Deno.stat(gate)).isFifo, "the gate is a FIFO");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(await Deno.stat(`${dir}/ran`).catch(() => null), null, "nothing ran before go");
+    assert.equal((await link.go()).code, 0);
+    assert.equal((await listener.child.status).code, 0);
+    assert.equal(await Deno.readTextFile(`${dir}/got`), "the pages");
+    assert.equal(await Deno.stat(gate).catch(() => null), null, "the gate is removed");
+
+    // Cancelled: the gate says no, the command gives up, the connector exits 124.
+    const second = newPageToken();
+    const other = await listenForPages(["cat"], { token: second });
+    const cancelled = await linkPages(
+      ["sh", "-c", `read -r go < "$OM_GATE"; echo "$go" > ${dir}/said; [ "$go" = go ]`],
+      { hostname: "127.0.0.1", port: other.port, token: second },
+      { gate },
+    );
+    assert.equal((await cancelled.cancel()).code, PAGE_LINK_FAILED);
+    assert.equal(await Deno.readTextFile(`${dir}/said`), "no\n");
+    assert.equal((await other.child.status).code, 0);
+    assert.equal(await Deno.stat(gate).catch(() => null), null, "the gate is removed");
+
+    // A command that ends before its gate: no link, and its status says why.
+    const third = newPageToken();
+    const last = await listenForPages(["cat"], { token: third });
+    const error = await linkPages(
+      ["sh", "-c", "exit 7"],
+      { hostname: "127.0.0.1", port: last.port, token: third },
+      { gate },
+    ).then(() => undefined, (e) => e);
+    assert.ok(error instanceof PageLinkError, String(error));
+    assert.equal(error.exitCode, 7);
+    assert.match(error.message, /it ended first \(exit code 7\)/);
+    await last.child.status;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("pagelink: criu's dump gate waits at pre-dump only, and passes only a go", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "om-pagelink-" });
+  try {
+    await Deno.writeTextFile(`${dir}/gate.sh`, DUMP_GATE, { mode: 0o700 });
+    const gate = async (action: string, says: string) => {
+      await Deno.writeTextFile(`${dir}/gate`, says);
+      const env = { CRTOOLS_SCRIPT_ACTION: action, OM_GATE: `${dir}/gate` };
+      return (await new Deno.Command(`${dir}/gate.sh`, { env }).output()).code;
+    };
+    assert.equal(await gate("pre-dump", "go\n"), 0);
+    assert.equal(await gate("pre-dump", "no\n"), 1);
+    assert.equal(await gate("pre-dump", ""), 1, "the end of the gate is no go");
+    assert.equal(await gate("post-dump", ""), 0, "other steps pass at once");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("pagelink: the listener gives up when nobody brings the token", async () => {
