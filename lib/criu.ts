@@ -668,9 +668,9 @@ export interface StartedJob {
 
 /**
  * Perl (perl-base is in every Debian) that closes every descriptor but 0, 1 and 2 (through
- * PerlIO: POSIX.pm costs 10 ms) and execs its arguments: a job must not inherit what its starter happened to hold open (a shell's /dev/null
- * on 10, a socket), which CRIU would have to dump and might not ("Can't lookup mount", external
- * socket).
+ * PerlIO: POSIX.pm costs 10 ms) and execs its arguments: a job must not inherit what its starter
+ * happened to hold open (a shell's /dev/null on 10, a socket), which CRIU would have to dump and
+ * might not ("Can't lookup mount", external socket).
  */
 export const CLOSE_FDS = 'opendir(my $d, "/proc/self/fd") or die "/proc/self/fd: $!\\n"; ' +
   "my @fds = grep { /^\\d+$/ && $_ > 2 } readdir($d); closedir($d); " +

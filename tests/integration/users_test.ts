@@ -1,9 +1,9 @@
 /**
  * Jobs of a user other than root on real lab nodes with real CRIU (root only, as the user
  * `nobody` with a temporary home): the job runs as the user, in its directory, and is listed by
- * its om ps; it starts on another node when asked (-2); its user moves it to another node and home, root moves it again, and every line of
- * its output comes, written as the user, with its exit status; the user may not signal or move root's job
- * (the job unharmed) nor expel, may not start a job where it may not go, and cannot authenticate
+ * its om ps; it starts on another node when asked (-2); its user moves it to another node and
+ * home, root moves it again, and every line of its output comes, written as the user, with its
+ * exit status; the user may not signal or move root's job (the job unharmed) nor expel, may not start a job where it may not go, and cannot authenticate
  * with a token it did not make (a symbolic link to root's, a path).
  */
 import assert from "node:assert/strict";
