@@ -53,6 +53,67 @@ interface Here {
   readonly guest: boolean;
 }
 
+/**
+ * How long expel waits, at most, for jobs still on their way here once it has sent the others
+ * home (a restore may take its waiter's 30 s; mig.commit comes within seconds of it).
+ */
+export const SWEEP_SETTLE_MS = 40_000;
+
+/** How many times expel and bring try to move one job, and the pause after a round that failed. */
+export const SWEEP_ATTEMPTS = 3;
+export const SWEEP_RETRY_MS = 500;
+
+/**
+ * Expel's and bring's work: moves home every job `pending` lists, round after round while it
+ * lists any not yet moved. One whose move fails is tried again in the next round, `attempts`
+ * times in all, after `retryMs` (its home may still be settling the move that brought it here:
+ * "being moved already"). While `arriving` says jobs are still on their way here (a move here
+ * past its admission when expel blocked the node), it waits for them too, polling every 50 ms,
+ * `settleMs` at most. `failed` lists the jobs it could not move that are still to be moved.
+ */
+export async function sweep(options: {
+  pending: () => number[];
+  move: (id: number) => Promise<unknown>;
+  arriving?: () => number;
+  attempts?: number;
+  retryMs?: number;
+  settleMs?: number;
+}): Promise<SweepReport> {
+  const { pending, move } = options;
+  const arriving = options.arriving ?? (() => 0);
+  const attempts = options.attempts ?? SWEEP_ATTEMPTS;
+  const until = Date.now() + (options.settleMs ?? SWEEP_SETTLE_MS);
+  const moved: number[] = [];
+  const failures = new Map<number, { count: number; error: string }>();
+  for (;;) {
+    const ids = pending().filter((id) =>
+      !moved.includes(id) && (failures.get(id)?.count ?? 0) < attempts
+    );
+    if (ids.length === 0) {
+      if (arriving() === 0 || Date.now() >= until) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
+    }
+    let failedNow = false;
+    for (const id of ids) {
+      try {
+        await move(id);
+        moved.push(id);
+        failures.delete(id);
+      } catch (error) {
+        failures.set(id, { count: (failures.get(id)?.count ?? 0) + 1, error: message(error) });
+        failedNow = true;
+      }
+    }
+    if (failedNow) {
+      await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? SWEEP_RETRY_MS));
+    }
+  }
+  const left = new Set(pending());
+  const failed = [...failures].filter(([id]) => left.has(id));
+  return { moved, failed: failed.map(([id, f]) => ({ id, error: f.error })) };
+}
+
 /** What `node.expel` and `node.bring` reply. */
 export interface SweepReport {
   readonly moved: number[];
@@ -343,31 +404,15 @@ export class Balancer {
     }
   }
 
-  /**
-   * Moves home every job `pending` lists, round after round while it lists any not yet tried
-   * (a guest whose move here was under way when expel began arrives after the first round);
-   * then clears admin/<file> and logs what it did.
-   */
+  /** {@linkcode sweep}, then admin/<file> cleared and what it did logged. */
   async #sweep(
     file: "expel" | "bring",
     pending: () => number[],
     move: (id: number) => Promise<unknown>,
+    arriving?: () => number,
   ): Promise<SweepReport> {
     const { logger, paths } = this.#options;
-    const report: SweepReport = { moved: [], failed: [] };
-    for (let round = 0; round < 3; round++) {
-      const tried = new Set([...report.moved, ...report.failed.map((f) => f.id)]);
-      const ids = pending().filter((id) => !tried.has(id));
-      if (ids.length === 0) break;
-      for (const id of ids) {
-        try {
-          await move(id);
-          report.moved.push(id);
-        } catch (error) {
-          report.failed.push({ id, error: message(error) });
-        }
-      }
-    }
+    const report = await sweep({ pending, move, arriving });
     await writeAdmin(paths, file, "0").catch(() => {});
     logger.info(`${file}: {moved} job(s) moved home, {failed} failed`, {
       moved: report.moved.length,
@@ -383,6 +428,7 @@ export class Balancer {
       "expel",
       () => migration.guests().map((g) => g.id),
       (id) => migration.requestMove(id, "home"),
+      () => migration.arriving(),
     );
   }
 

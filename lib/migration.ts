@@ -473,6 +473,8 @@ export class Migration {
   readonly #incoming = new Map<number, Incoming>();
   /** Jobs restored here, stopped, waiting for mig.commit. */
   readonly #restored = new Map<number, Restored>();
+  /** Jobs between #incoming and #restored (restoring), or #restored and a guest (committing). */
+  readonly #landing = new Set<number>();
   /** Jobs this node is moving on (mig.move), until the move has ended either way. */
   readonly #moving = new Set<number>();
   /** At home: jobs committed here on their way home, until the move is settled. */
@@ -625,6 +627,14 @@ export class Migration {
   }
 
   /** The guests running here now. */
+  /**
+   * How many jobs are on their way here: past mig.begin (this node took them) and not yet let
+   * run (mig.commit). Each becomes a guest or goes, within the restore's and commit's limits.
+   */
+  arriving(): number {
+    return this.#incoming.size + this.#landing.size + this.#restored.size;
+  }
+
   guests(): GuestView[] {
     return [...this.#guests.values()].filter((g) => !g.moved).map((g) => ({
       id: g.id,
@@ -1262,8 +1272,13 @@ export class Migration {
         const incoming = this.#incoming.get(id);
         if (!incoming) throw new Error(`no migration of job ${id} under way here`);
         this.#incoming.delete(id);
-        const ms = await this.#restore(incoming);
-        return json({ ms: Math.round(ms) });
+        this.#landing.add(id);
+        try {
+          const ms = await this.#restore(incoming);
+          return json({ ms: Math.round(ms) });
+        } finally {
+          this.#landing.delete(id);
+        }
       }],
       ["mig.commit", async (body) => {
         const { id } = bodyOf<{ id: number }>("mig.commit", body, (r) => isId(r.id));
@@ -1490,13 +1505,23 @@ export class Migration {
    * there is no such job here (never restored, or dropped), so that the source can go on.
    */
   async #commitHere(id: number): Promise<void> {
-    const { logger, nodeId } = this.#options;
     const restored = this.#restored.get(id);
     if (!restored) {
       if (this.#state(id) === "running") return;
       throw new Error(`job ${id} was not restored here, or was dropped`);
     }
     this.#restored.delete(id);
+    this.#landing.add(id);
+    try {
+      await this.#landHere(id, restored);
+    } finally {
+      this.#landing.delete(id);
+    }
+  }
+
+  /** #commitHere's work once the job is no longer #restored: it runs, adopted or a guest. */
+  async #landHere(id: number, restored: Restored): Promise<void> {
+    const { logger, nodeId } = this.#options;
     clearTimeout(restored.timer);
     const { incoming, child, status, pid, stdin } = restored;
     try {
