@@ -580,19 +580,20 @@ export class Deputy {
    * The move home is done: the job runs here again, its output read from its new pipes after
    * every byte the node it ran on sent, its stdin and signals local again.
    */
-  adopted(id: number): void {
+  async adopted(id: number): Promise<void> {
     const running = this.#adopting.get(id);
     this.#adopting.delete(id);
     if (!running) return;
     const job = this.jobs.get(id);
     job.node = this.#options.nodeId;
-    void this.#writeRecord(job);
     this.#running.set(id, running);
     const followed = this.#follow(job, running.process);
     this.#followed.set(id, followed);
     void followed.finally(() => {
       if (this.#followed.get(id) === followed) this.#followed.delete(id);
     });
+    // Written before the move's answer: whoever waits for it (om migrate, expel) reads it home.
+    await this.#writeRecord(job);
   }
 
   /** The move home failed after the restore here: this copy goes, the job runs on there. */

@@ -117,6 +117,9 @@ export const RESTORE_WAITER = "my ($m, $p, $w) = splice(@ARGV, 0, 3); my $go = 0
  * waiter's own limit (WAITER_WINDOW_S) is longer, for when the daemon is gone.
  */
 export const COMMIT_WINDOW_MS = 20_000;
+
+/** How long a job taken by mig.begin counts as on its way here without mig.restore. */
+const STALE_INCOMING_MS = 60_000;
 const WAITER_WINDOW_S = 30;
 /** How long the source waits for one answer to mig.commit. */
 const COMMIT_TIMEOUT_MS = 10_000;
@@ -281,6 +284,8 @@ interface Incoming {
   readonly dir: string;
   /** Where the home was heard from, when it sent the images itself. */
   readonly homeAddress?: string;
+  /** When mig.begin took it (ms since the epoch). */
+  readonly begun: number;
 }
 
 /** A job running here for another home node, as the balancer sees it. */
@@ -626,15 +631,19 @@ export class Migration {
     }
   }
 
-  /** The guests running here now. */
   /**
    * How many jobs are on their way here: past mig.begin (this node took them) and not yet let
-   * run (mig.commit). Each becomes a guest or goes, within the restore's and commit's limits.
+   * run (mig.commit). Each becomes a guest or goes, within the restore's and commit's limits;
+   * one whose source went quiet after mig.begin (no mig.restore, no mig.abort) counts for
+   * STALE_INCOMING_MS only.
    */
   arriving(): number {
-    return this.#incoming.size + this.#landing.size + this.#restored.size;
+    const since = Date.now() - STALE_INCOMING_MS;
+    const incoming = [...this.#incoming.values()].filter((i) => i.begun > since).length;
+    return incoming + this.#landing.size + this.#restored.size;
   }
 
+  /** The guests running here now. */
   guests(): GuestView[] {
     return [...this.#guests.values()].filter((g) => !g.moved).map((g) => ({
       id: g.id,
@@ -733,7 +742,7 @@ export class Migration {
       }
       job.migrations++;
       job.movedAt = Date.now();
-      if (target === nodeId) deputy.adopted(id);
+      if (target === nodeId) await deputy.adopted(id);
       else await deputy.placed(id, target);
       logger.info("job {id}: moved from node {from} to node {to}", {
         id,
@@ -1211,6 +1220,7 @@ export class Migration {
           stdinEof: request.stdinEof,
           dir,
           homeAddress: peer.nodeId === request.home ? peer.address : undefined,
+          begun: Date.now(),
         });
         return json({ pages: pages ?? 0 });
       }],
