@@ -3,7 +3,7 @@ import type { ClusterMap } from "../../lib/hpcmap.ts";
 import type { HostResolver } from "../../lib/mosctlwhois.ts";
 import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/nodestate.ts";
 import { writeMap } from "../../lib/statetree.ts";
-import { invoke, sandbox as shared } from "../tools/sandbox.ts";
+import { execute, invoke, sandbox as shared } from "../tools/sandbox.ts";
 import { run, spec } from "../../commands/mosctl.ts";
 
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;
@@ -675,17 +675,8 @@ Deno.test("the declaration lists every verb of the HOWTO's table", () => {
 Deno.test("through the launcher and the mosctl link, with the exit codes of main.ts", async () => {
   await using box = await sandbox();
   await Deno.symlink(LAUNCHER, `${box.dir}/mosctl`);
-  const run = async (command: string, ...args: string[]) => {
-    const { code, stdout, stderr } = await new Deno.Command(command, {
-      args,
-      env: { ...box.env, OM_ALPHA: "" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder();
-    return { code, out: text.decode(stdout), err: text.decode(stderr) };
-  };
+  const run = (command: string, ...args: string[]) =>
+    execute(command, args, { ...box.env, OM_ALPHA: "" });
   assert.deepEqual(await run(`${box.dir}/mosctl`, "block"), ok());
   assert.equal(await box.admin("block"), "1\n");
   assert.deepEqual(await run(`${box.dir}/mosctl`, "-block"), ok());

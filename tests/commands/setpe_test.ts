@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readMap, resolveStatePaths } from "../../lib/statetree.ts";
 import { run, spec } from "../../commands/setpe.ts";
-import { invoke, sandbox as shared } from "../tools/sandbox.ts";
+import { execute, invoke, sandbox as shared } from "../tools/sandbox.ts";
 import * as showmap from "../../commands/showmap.ts";
 
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;
@@ -262,17 +262,8 @@ Deno.test("usage mistakes exit 2", async () => {
 Deno.test("end to end: the launcher's setpe -w, then its showmap", async () => {
   await using box = await sandbox();
   const map = await box.file("openmosix.map", HOWTO_MAP);
-  const om = async (...args: string[]) => {
-    const { code, stdout, stderr } = await new Deno.Command(LAUNCHER, {
-      args,
-      env: { ...box.env, OM_HOST_ADDRESSES: "192.168.10.220", OM_ALPHA: "" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder();
-    return { code, out: text.decode(stdout), err: text.decode(stderr) };
-  };
+  const om = (...args: string[]) =>
+    execute(LAUNCHER, args, { ...box.env, OM_HOST_ADDRESSES: "192.168.10.220", OM_ALPHA: "" });
   assert.deepEqual(await om("setpe", "-w", "-f", map), { code: 0, out: "", err: "" });
   assert.deepEqual(await om("showmap"), {
     code: 0,

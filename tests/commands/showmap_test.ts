@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { ClusterMap } from "../../lib/hpcmap.ts";
 import { resolveStatePaths, writeMap } from "../../lib/statetree.ts";
 import { run, spec } from "../../commands/showmap.ts";
-import { invoke, sandbox as shared } from "../tools/sandbox.ts";
+import { execute, invoke, sandbox as shared } from "../tools/sandbox.ts";
 
 const sandbox = () => shared("showmap");
 const showmap = (argv: string[], env: Record<string, string>) => invoke({ spec, run }, argv, env);
@@ -90,17 +90,8 @@ Deno.test("the launcher through a link named showmap behaves like om showmap", a
   await using box = await sandbox();
   await writeMap(box.paths, 0x0adc, HOWTO);
   await Deno.symlink(LAUNCHER, `${box.dir}/showmap`);
-  const runIt = async (command: string, args: string[], env = box.env) => {
-    const { code, stdout, stderr } = await new Deno.Command(command, {
-      args,
-      env: { ...env, OM_ALPHA: "" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder();
-    return { code, out: text.decode(stdout), err: text.decode(stderr) };
-  };
+  const runIt = (command: string, args: string[], env = box.env) =>
+    execute(command, args, { ...env, OM_ALPHA: "" });
   const direct = await runIt(LAUNCHER, ["showmap"]);
   assert.deepEqual(direct, { code: 0, out: TABLE, err: "" });
   assert.deepEqual(await runIt(`${box.dir}/showmap`, []), direct);

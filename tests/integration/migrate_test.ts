@@ -30,7 +30,7 @@ import { readJobRecords } from "../../lib/jobs.ts";
 import { listNodeInfo } from "../../lib/nodestate.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { manualOnly, ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
+import { manualOnly, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
 const ignore = !ROOT || !criu;
@@ -47,29 +47,7 @@ function startRun(lab: Lab, ...argv: string[]) {
 
 /** startRun with its stdin piped or not. */
 function startRunWith(lab: Lab, stdin: "null" | "piped", ...argv: string[]) {
-  const child = execInNode(lab, 1, omCommand(["run", "--", ...argv]), {
-    stdin,
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const sink = { out: "", err: "" };
-  const done = Promise.all([
-    (async () => {
-      for await (const c of child.stdout) sink.out += decoder.decode(c, { stream: true });
-    })(),
-    (async () => {
-      for await (const c of child.stderr) sink.err += decoder.decode(c, { stream: true });
-    })(),
-  ]);
-  return {
-    child,
-    sink,
-    async finish() {
-      const status = await child.status;
-      await done;
-      return status.code;
-    },
-  };
+  return startIn(lab, 1, omCommand(["run", "--", ...argv]), stdin);
 }
 
 /** Waits until node `index` lists a job whose command has `word`; returns its record. */

@@ -7,17 +7,16 @@
  * and mosrun, and -k inside a job.
  */
 import assert from "node:assert/strict";
-import { execInNode, type Lab, nodeRoot, planLab, stopDaemon } from "../../lib/lab.ts";
+import { type Lab, nodeRoot, planLab, stopDaemon } from "../../lib/lab.ts";
 import { findCriu } from "../../lib/criu.ts";
 import { readJobRecords } from "../../lib/jobs.ts";
 import { readNodeInfo } from "../../lib/nodestate.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { exists, inNode, ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
+import { exists, inNode, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
 const ignore = !ROOT || !criu;
-const decoder = new TextDecoder();
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;
 
 /** Prints the IPv4 addresses of the network it runs in, one per line, sorted. */
@@ -41,16 +40,7 @@ async function psRow(lab: Lab, word: string, sink: { out: string; err: string })
 
 /** Starts argv in node 1 with stdin piped; collects its output. */
 function start(lab: Lab, argv: string[]) {
-  const child = execInNode(lab, 1, argv, { stdin: "piped", stdout: "piped", stderr: "piped" });
-  const sink = { out: "", err: "" };
-  const done = Promise.all([
-    (async () => {
-      for await (const c of child.stdout) sink.out += decoder.decode(c, { stream: true });
-    })(),
-    (async () => {
-      for await (const c of child.stderr) sink.err += decoder.decode(c, { stream: true });
-    })(),
-  ]);
+  const { child, sink, finish } = startIn(lab, 1, argv, "piped");
   const writer = child.stdin.getWriter();
   return {
     sink,
@@ -58,11 +48,7 @@ function start(lab: Lab, argv: string[]) {
       await writer.write(new TextEncoder().encode(text));
       await writer.close();
     },
-    async finish() {
-      const status = await child.status;
-      await done;
-      return status.code;
-    },
+    finish,
   };
 }
 

@@ -137,6 +137,32 @@ export async function runIn(
   };
 }
 
+/**
+ * Starts a command in a node with its output piped and collected as it comes (`sink`); `finish`
+ * waits for its exit code and the rest of its output.
+ */
+export function startIn(lab: Lab, index: number, argv: string[], stdin: "null" | "piped" = "null") {
+  const child = execInNode(lab, index, argv, { stdin, stdout: "piped", stderr: "piped" });
+  const sink = { out: "", err: "" };
+  const done = Promise.all([
+    (async () => {
+      for await (const c of child.stdout) sink.out += decoder.decode(c, { stream: true });
+    })(),
+    (async () => {
+      for await (const c of child.stderr) sink.err += decoder.decode(c, { stream: true });
+    })(),
+  ]);
+  return {
+    child,
+    sink,
+    async finish() {
+      const status = await child.status;
+      await done;
+      return status.code;
+    },
+  };
+}
+
 /** A node daemon's counters (`omdiscd.stats`, written every 250 ms). */
 export async function stats(lab: Lab, index: number) {
   return JSON.parse(await Deno.readTextFile(`${nodeRoot(lab, index)}/omdiscd.stats`));

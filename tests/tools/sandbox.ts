@@ -47,6 +47,23 @@ export async function sandbox(
   };
 }
 
+/** Runs a program (the launcher, a link to it) with `env`; returns its exit code and output. */
+export async function execute(
+  program: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<{ code: number; out: string; err: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(program, {
+    args: [...args],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code, out: text.decode(stdout), err: text.decode(stderr) };
+}
+
 /** Runs a command in-process as main.ts does; returns its exit code and what it printed. */
 export async function invoke(
   command: Pick<CommandModule, "spec" | "run">,
