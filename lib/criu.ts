@@ -415,6 +415,25 @@ export function logTail(log: string, count = 12): string[] {
     .slice(-count);
 }
 
+/** A failed criu run as a CriuError: its step, exit code and log, and the log's first error line. */
+export async function criuFailure(
+  what: string,
+  run: { step: "pre-dump" | "dump" | "restore"; code: number; logPath: string },
+): Promise<CriuError> {
+  const { step, code, logPath } = run;
+  const log = await Deno.readTextFile(logPath).catch(() => "");
+  const tail = logTail(log);
+  const hint = hintFor(log);
+  const cause = tail.find((line) => /Error|Can't|Unable|failed/i.test(line)) ?? tail.at(-1) ??
+    "no output";
+  return new CriuError(
+    `Cannot ${what}: criu ${step} exited with code ${code} (log: ${logPath}): ${
+      cause.replace(/^\([\d.]+\)\s*/, "").trim()
+    }` + (hint ? `; hint: ${hint}` : ""),
+    { step, exitCode: code, logPath, hint, logTail: tail },
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // running criu
 
@@ -790,6 +809,18 @@ export async function namespacePid1(parent: number): Promise<number | undefined>
   // NSpid: host PID, then the PID in each nested namespace; the last must be 1.
   const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
   return nspid?.at(-1) === "1" ? pid : undefined;
+}
+
+/**
+ * Whether process `pid` has a mount namespace other than this process's: CRIU then dumps it
+ * (`mountpoints-N.img`, see hasOwnMounts). A user's job has one (startJobArgs).
+ */
+export async function ownMounts(pid: number): Promise<boolean> {
+  const [job, self] = await Promise.all([
+    Deno.readLink(`/proc/${pid}/ns/mnt`),
+    Deno.readLink("/proc/self/ns/mnt"),
+  ]);
+  return job !== self;
 }
 
 /** The key CRIU knows descriptor `fd` of process `pid` by (`pipe:[INODE]`, `socket:[...]`, a path). */

@@ -8,15 +8,18 @@
  *    when its admin/block is set);
  * 2. the job's stdio pipe keys (`pipe:[INODE]` of /proc/<pid>/fd/0-2), for `--inherit-fd`;
  * 3. `mig.pages`: the target listens for a page link (lib/pagelink.ts), a TCP connection admitted
- *    by a one-time token sent over this authenticated channel;
+ *    by a one-time token sent over this authenticated channel, and starts its `criu restore`,
+ *    held at a gate until the images are all there (lib/restore.ts), so that criu's own start is
+ *    not frozen time;
  * 4. `criu dump --leave-stopped --page-server` over the page link: the job stays stopped here (a
  *    failed dump lets CRIU resume it) and its pages reach the target's `criu page-server` while
  *    the dump collects them, so the frozen time holds no separate transfer of the memory (and the
  *    target restores from files CRIU wrote itself, which restored faster here than files written
  *    by the daemon); then `mig.begin`, the other (small) image files as `mig.file` chunks, and
  *    `mig.restore`;
- * 5. the target restores the job, stopped, under a perl waiter that becomes its parent (criu
- *    cannot report a restored job's exit status, see lib/criu.ts) with new pipes as its stdio;
+ * 5. the target opens the restore's gate: criu restores the job, stopped, under a perl waiter
+ *    that becomes its parent (criu cannot report a restored job's exit status, see lib/criu.ts)
+ *    with new pipes as its stdio;
  * 6. the commit (`mig.commit`, PROTOCOL.md §11.2): the target lets the job run, records a guest
  *    job and pushes its output to the home daemon (`job.push`, then `job.exited`). Until then
  *    both copies are stopped; a target copy that no commit reaches is killed (by the target after
@@ -49,16 +52,15 @@ import {
   asJobUser,
   type Criu,
   CriuError,
+  criuFailure,
   dumpArgs,
   fdKey,
   hasOwnMounts,
-  hintFor,
   type JobUser,
   jobUser,
-  logTail,
+  ownMounts,
   pageServerArgs,
   preflight,
-  restoreArgs,
 } from "./criu.ts";
 import {
   DUMP_GATE,
@@ -82,6 +84,7 @@ import {
 } from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
+import { HELD_INVENTORY, WaitedRestore } from "./restore.ts";
 import { bodyOf, isId } from "./jsonbody.ts";
 
 /** Image bytes per `mig.file` request (a frame holds 16 MiB). */
@@ -95,22 +98,6 @@ const FILES_IN_FLIGHT = 8;
  * test can kill it in the middle of a transfer. Never set it outside tests.
  */
 export const TEST_FILE_DELAY_ENV = "OM_TEST_MIG_FILE_DELAY_MS";
-
-/**
- * The restored job's parent on the target: `perl -e RESTORE_WAITER MARKER PIDFILE WINDOW criu
- * restore --restore-detached --restore-sibling --leave-stopped ...`. Runs the restore, creates
- * MARKER once criu has restored the job (stopped), then waits up to WINDOW seconds for SIGUSR1,
- * the commit (mig.commit): without it, it kills the job (the PID criu wrote to PIDFILE, the
- * job's PID 1, so its whole namespace goes), so that a copy nobody let run never runs, even when
- * the daemon that restored it is gone. Then it waits for the job and exits with its status (128+N
- * for signal N; 125 when the restore failed).
- */
-export const RESTORE_WAITER = "my ($m, $p, $w) = splice(@ARGV, 0, 3); my $go = 0; " +
-  "$SIG{USR1} = sub { $go = 1 }; system(@ARGV) == 0 or exit 125; " +
-  'open(my $f, ">", $m) and close($f); my $end = time + $w; ' +
-  "until ($go || time >= $end) { select(undef, undef, undef, 0.05) } " +
-  'if (!$go && open(my $g, "<", $p)) { my $j = <$g>; kill("KILL", $j) if $j > 1 } ' +
-  "wait(); exit($? & 127 ? 128 + ($? & 127) : $? >> 8)";
 
 /**
  * How long a target keeps a restored, stopped job waiting for mig.commit before it kills it; the
@@ -142,6 +129,12 @@ export const TEST_COMMIT_DELAY_ENV = "OM_TEST_MIG_COMMIT_DELAY_MS";
  * runs.
  */
 export const TEST_MOVE_LOSE_REPLY_ENV = "OM_TEST_MIG_MOVE_LOSE_REPLY";
+/**
+ * Test-only hook: when set, the source tells the target the wrong answer to whether the job has a
+ * mount namespace of its own (mig.pages `restore.mounts`), so that the target's early restore does
+ * not fit the images and it restores them afresh (PROTOCOL.md §11.4).
+ */
+export const TEST_WRONG_PLAN_ENV = "OM_TEST_MIG_WRONG_PLAN";
 
 /** Pre-dump rounds before the final dump, when the kernel tracks dirty memory. */
 export const PRE_DUMP_ROUNDS = 1;
@@ -323,6 +316,26 @@ interface Restored {
   readonly timer: ReturnType<typeof setTimeout>;
 }
 
+/** What the source tells the target in the final round's mig.pages, to start the restore early. */
+interface RestorePlan {
+  /** The job's stdio pipe keys, as mig.begin will carry them. */
+  readonly fds: readonly (string | null)[];
+  /** The job has a mount namespace of its own (its images will hold one). */
+  readonly mounts: boolean;
+}
+
+/** Whether `fds` are mig.begin's and mig.pages' stdio keys: three, each `pipe:[INODE]` or null. */
+function isStdioKeys(fds: unknown): boolean {
+  return Array.isArray(fds) && fds.length === 3 &&
+    fds.every((k) => k === null || (typeof k === "string" && /^pipe:\[\d+\]$/.test(k)));
+}
+
+function isRestorePlan(value: unknown): value is RestorePlan {
+  const plan = value as RestorePlan;
+  return typeof value === "object" && value !== null && isStdioKeys(plan.fds) &&
+    typeof plan.mounts === "boolean";
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -444,34 +457,6 @@ async function continueTree(pid: number): Promise<void> {
   await walk(pid);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function criuFailure(
-  step: "pre-dump" | "dump" | "restore",
-  what: string,
-  code: number,
-  logPath: string,
-): Promise<CriuError> {
-  const log = await Deno.readTextFile(logPath).catch(() => "");
-  const tail = logTail(log);
-  const hint = hintFor(log);
-  const cause = tail.find((line) => /Error|Can't|Unable|failed/i.test(line)) ?? tail.at(-1) ??
-    "no output";
-  return new CriuError(
-    `Cannot ${what}: criu ${step} exited with code ${code} (log: ${logPath}): ${
-      cause.replace(/^\([\d.]+\)\s*/, "").trim()
-    }` + (hint ? `; hint: ${hint}` : ""),
-    { step, exitCode: code, logPath, hint, logTail: tail },
-  );
-}
-
 /** Both ends of a migration, and the guest jobs this node runs for other home nodes. */
 export class Migration {
   readonly #options: MigrationOptions;
@@ -491,6 +476,8 @@ export class Migration {
     number,
     { dir: string; logPath: string; child: Deno.ChildProcess; status: Promise<Deno.CommandStatus> }
   >();
+  /** Restores started with a final round's page link, waiting at their gate (§11.4), by job. */
+  readonly #primed = new Map<number, WaitedRestore>();
   readonly #guests = new Map<number, Guest>();
   /** At home: jobs being moved between two other nodes or home, and where to. */
   readonly #arrivals = new Map<number, { node: number; done: Promise<void> }>();
@@ -862,6 +849,12 @@ export class Migration {
         const key = await fdKey(pid, fd).catch(() => null);
         fds.push(key && /^pipe:\[\d+\]$/.test(key) && !fds.includes(key) ? key : null);
       }
+      // The target starts its restore with the final round's page link (§11.4).
+      const plan: RestorePlan = {
+        fds,
+        mounts: (await ownMounts(pid).catch(() => false)) !==
+          (this.#options.env?.(TEST_WRONG_PLAN_ENV) !== undefined),
+      };
 
       // Each round's pages go over a page link (lib/pagelink.ts), made before the round starts.
       const abort = () =>
@@ -881,6 +874,7 @@ export class Migration {
               token,
               ...(round.dir ? { dir: round.dir } : {}),
               ...(round.prev !== undefined ? { prev: round.prev } : {}),
+              ...(round.action === "dump" ? { restore: plan } : {}),
             }),
             { timeoutMs: 30_000 },
           );
@@ -908,7 +902,11 @@ export class Migration {
             const logPath = `${imagesDir}/${round.action}.log`;
             throw fail(
               round.action,
-              await criuFailure(round.action, `${round.action} job ${id}`, error.exitCode, logPath),
+              await criuFailure(`${round.action} job ${id}`, {
+                step: round.action,
+                code: error.exitCode,
+                logPath,
+              }),
             );
           }
           throw fail("target check", error, target);
@@ -928,7 +926,7 @@ export class Migration {
           const logPath = `${imagesDir}/${round.action}.log`;
           throw fail(
             round.action,
-            await criuFailure(round.action, `${round.action} job ${id}`, code, logPath),
+            await criuFailure(`${round.action} job ${id}`, { step: round.action, code, logPath }),
           );
         }
       }
@@ -1199,10 +1197,14 @@ export class Migration {
             (r.stdin === undefined || typeof r.stdin === "string") &&
             (r.policy === undefined || isJobPolicy(r.policy)) &&
             (r.stdinEof === undefined || typeof r.stdinEof === "boolean") &&
-            Array.isArray(r.fds) && r.fds.length === 3 &&
-            r.fds.every((k) => k === null || (typeof k === "string" && /^pipe:\[\d+\]$/.test(k))),
+            isStdioKeys(r.fds),
         );
         await this.#admit(request.id, request.home);
+        const primed = this.#primed.get(request.id);
+        if (primed && primed.fds.some((key, fd) => key !== request.fds[fd])) {
+          // The job's stdio changed since mig.pages: the early restore does not fit.
+          await this.#dropPrimed(request.id);
+        }
         const dir = `${this.#dir}/${request.id}-in`;
         // The pages came during the dump (mig.pages): the page server must have stored them all.
         const pages = await this.#pagesDone(request.id);
@@ -1226,7 +1228,14 @@ export class Migration {
       }],
       ["mig.pages", async (body) => {
         const request = bodyOf<
-          { id: number; home: number; token: string; dir?: string; prev?: string }
+          {
+            id: number;
+            home: number;
+            token: string;
+            dir?: string;
+            prev?: string;
+            restore?: RestorePlan;
+          }
         >(
           "mig.pages",
           body,
@@ -1234,10 +1243,12 @@ export class Migration {
             isId(r.id) && Number.isInteger(r.home) && isPageToken(r.token) &&
             (r.dir === undefined || (typeof r.dir === "string" && /^pre-\d+$/.test(r.dir))) &&
             (r.prev === undefined ||
-              (typeof r.prev === "string" && /^(\.\.\/)?pre-\d+$/.test(r.prev))),
+              (typeof r.prev === "string" && /^(\.\.\/)?pre-\d+$/.test(r.prev))) &&
+            (r.restore === undefined || (r.dir === undefined && isRestorePlan(r.restore))),
         );
         const { id, token, prev } = request;
         await this.#admit(id, request.home);
+        await this.#dropPrimed(id);
         const base = `${this.#dir}/${id}-in`;
         if (prev === undefined) {
           // A first round: whatever an earlier attempt left goes.
@@ -1260,6 +1271,7 @@ export class Migration {
           }),
         ], { token, cwd: dir });
         this.#pages.set(id, { dir, logPath, child, status: child.status });
+        if (request.restore) await this.#prime(id, dir, request.restore, child.status);
         return json({ port });
       }],
       ["mig.file", async (body) => {
@@ -1268,7 +1280,11 @@ export class Migration {
         if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
         const incoming = this.#incoming.get(chunk.id);
         if (!incoming) throw new Error(`no migration of job ${chunk.id} under way here`);
-        using file = await Deno.open(`${incoming.dir}/${chunk.name}`, {
+        // A restore waiting at its gate gets the inventory at the go (lib/restore.ts).
+        const name = chunk.name === "inventory.img" && this.#primed.get(chunk.id)?.gated
+          ? HELD_INVENTORY
+          : chunk.name;
+        using file = await Deno.open(`${incoming.dir}/${name}`, {
           write: true,
           create: true,
         });
@@ -1310,6 +1326,7 @@ export class Migration {
         const incoming = this.#incoming.get(id);
         this.#incoming.delete(id);
         await this.#dropRestored(id, "mig.abort");
+        await this.#dropPrimed(id);
         await this.#dropPages(id);
         if (incoming) await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
         return json({});
@@ -1453,59 +1470,101 @@ export class Migration {
   }
 
   /**
-   * Restores an image set under the waiter, stopped (`--leave-stopped`); resolves with the
-   * restore's time. The job runs only once mig.commit lets it (#commitHere); without that within
-   * COMMIT_WINDOW_MS it is killed (#dropRestored).
+   * Starts the restore of job `id` with its final round's page link, held at its gate until
+   * mig.restore (lib/restore.ts, §11.4). Without it the restore starts at mig.restore, which is
+   * slower, not wrong: a restore that cannot start early is only logged.
+   */
+  async #prime(
+    id: number,
+    dir: string,
+    plan: RestorePlan,
+    pagesEnded: Promise<Deno.CommandStatus>,
+  ): Promise<void> {
+    let run: WaitedRestore;
+    try {
+      run = await WaitedRestore.start({
+        criu: this.#criu.binary,
+        dir,
+        fds: plan.fds,
+        ownMounts: plan.mounts,
+        windowSeconds: WAITER_WINDOW_S,
+        gated: true,
+      });
+    } catch (error) {
+      this.#options.logger.warn("job {id}: cannot start its restore early: {error}", {
+        id,
+        error: message(error),
+      });
+      return;
+    }
+    this.#primed.set(id, run);
+    // A source that goes quiet after its dump leaves no restore waiting here for good.
+    void pagesEnded.then(() => {
+      const timer = setTimeout(() => {
+        if (this.#primed.get(id) === run) void this.#dropPrimed(id);
+      }, STALE_INCOMING_MS);
+      Deno.unrefTimer(timer);
+    });
+  }
+
+  /** Stops the restore of job `id` waiting at its gate, if any. */
+  async #dropPrimed(id: number): Promise<void> {
+    const run = this.#primed.get(id);
+    if (!run) return;
+    this.#primed.delete(id);
+    if (run.gated) await run.stop();
+  }
+
+  /**
+   * Restores an image set under the waiter, stopped (`--leave-stopped`): opens the gate of the
+   * restore started with the page link when it fits the images, else starts one; resolves with
+   * the restore's time. The job runs only once mig.commit lets it (#commitHere); without that
+   * within COMMIT_WINDOW_MS it is killed (#dropRestored).
    */
   async #restore(incoming: Incoming): Promise<number> {
     const { id, dir } = incoming;
-    const criu = this.#criu;
-    const marker = `${dir}/restored`;
-    const logPath = `${dir}/restore.log`;
-    const pidfile = `${dir}/restore.pid`;
-    const args = restoreArgs({
-      imagesDir: dir,
-      logFile: logPath,
-      pidfile,
-      restoreDetached: true,
-      restoreSibling: true,
-      leaveStopped: true,
-      inheritFds: incoming.fds.flatMap((key, fd) => key ? [{ fd, key }] : []),
-      ownMounts: await hasOwnMounts(dir),
-      // The images' pages are freed as they are restored: the job's memory once, not twice.
-      autoDedup: true,
-    });
-    const start = now();
-    const child = new Deno.Command("perl", {
-      args: ["-e", RESTORE_WAITER, marker, pidfile, String(WAITER_WINDOW_S), criu.binary, ...args],
-      cwd: dir,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const ownMounts = await hasOwnMounts(dir);
+    let run = this.#primed.get(id);
+    this.#primed.delete(id);
+    if (run && run.ownMounts !== ownMounts) {
+      this.#options.logger.info(
+        "job {id}: its images {have} a mount namespace, not as announced: restored afresh",
+        { id, have: ownMounts ? "have" : "lack" },
+      );
+      await run.stop();
+      run = undefined;
+    }
+    if (run) {
+      await run.open().catch(async (error) => {
+        await run!.stop().catch(() => {});
+        throw error;
+      });
+    } else {
+      run = await WaitedRestore.start({
+        criu: this.#criu.binary,
+        dir,
+        fds: incoming.fds,
+        ownMounts,
+        windowSeconds: WAITER_WINDOW_S,
+      });
+    }
     // The job's unread stdin goes first into its new pipe (it buffers until the job reads).
-    const stdin = child.stdin.getWriter();
+    const { stdin } = run;
     if (incoming.stdin?.length) void stdin.write(incoming.stdin).catch(() => {});
     if (incoming.stdinEof) void stdin.close().catch(() => {});
-    let exited: Deno.CommandStatus | undefined;
-    const status = child.status.then((s) => exited = s);
-    // Polled every millisecond: this wait is frozen time (a restore takes 30 ms and more).
-    while (!exited && !(await exists(marker))) {
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
-    const ms = now() - start;
-    const pid = Number((await Deno.readTextFile(pidfile).catch(() => "")).trim());
-    if (exited || !(Number.isInteger(pid) && pid > 0)) {
-      await status;
-      await Promise.all([child.stdout.cancel(), child.stderr.cancel()]).catch(() => {});
-      await stdin.close().catch(() => {});
-      throw await criuFailure("restore", `restore job ${id}`, exited?.code ?? 125, logPath);
-    }
+    const { pid, ms } = await run.restored(`restore job ${id}`);
     const timer = setTimeout(
       () => void this.#dropRestored(id, `no mig.commit within ${COMMIT_WINDOW_MS} ms`),
       COMMIT_WINDOW_MS,
     );
-    this.#restored.set(id, { incoming, child, status, pid, stdin, timer });
+    this.#restored.set(id, {
+      incoming,
+      child: run.child,
+      status: run.status,
+      pid,
+      stdin,
+      timer,
+    });
     return ms;
   }
 

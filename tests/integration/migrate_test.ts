@@ -3,13 +3,15 @@
  * moved half way keeps its output at home complete, in order and without duplicates, and its
  * exit status arrives; a node with `mosctl block` is refused and the job goes on at home;
  * SIGINT to `om run` stops a migrated job. Failures: a target killed mid-transfer (from home, and
- * from a node the job was moved to) leaves the job where it was; a commit or a move whose answer
- * is held back or lost still leaves the job running at exactly one node (its output at home has
- * every line once).
+ * from a node the job was moved to) leaves the job where it was, and its restore waiting at its
+ * gate ends with it; a commit or a move whose answer is held back or lost still leaves the job
+ * running at exactly one node (its output at home has every line once); a target whose early
+ * restore does not fit the images restores them afresh.
  */
 import assert from "node:assert/strict";
 import {
   execInNode,
+  findNode,
   type Lab,
   nodeRoot,
   planLab,
@@ -24,6 +26,7 @@ import {
   TEST_COMMIT_DELAY_ENV,
   TEST_FILE_DELAY_ENV,
   TEST_MOVE_LOSE_REPLY_ENV,
+  TEST_WRONG_PLAN_ENV,
 } from "../../lib/migration.ts";
 import { parseTarget } from "../../commands/migrate.ts";
 import { readJobRecords } from "../../lib/jobs.ts";
@@ -207,8 +210,16 @@ Deno.test({
         10_000,
         { what: "the dump to end", intervalMs: 10 },
       );
+      // Node 2's restore was started with the page link and waits at its gate (§11.4).
+      const images = `${nodeRoot(lab, 2)}/migrations/${job.pid}-in`;
+      assert.ok((await Deno.lstat(`${images}/inventory.img`)).isFifo, "the gate is shut");
+      assert.ok((await restoresOf(images)).length > 0, "criu restore waits at its gate");
       const daemon = Number(await Deno.readTextFile(`${nodeRoot(lab, 2)}/omdiscd.pid`));
       Deno.kill(daemon, "SIGKILL");
+      // Its waiter sees the daemon gone and stops criu.
+      await retryUntil(async () => (await restoresOf(images)).length === 0, 5000, {
+        what: "node 2's gated restore to end with its daemon",
+      });
       const moved = await migrate;
       const err = decoder.decode(moved.stderr);
       assert.equal(moved.code, 1, err);
@@ -219,6 +230,18 @@ Deno.test({
       assert.equal(code, 5);
     }),
 });
+
+/** The PIDs of the processes (waiter, criu) restoring from images directory `dir`. */
+async function restoresOf(dir: string): Promise<number[]> {
+  const found: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const argv = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
+    const args = argv.split("\0");
+    if (args.includes("restore") && args.includes(dir)) found.push(Number(entry.name));
+  }
+  return found;
+}
 
 /** Reads lines slowly (so some wait in the pipe at the dump), echoes them counted, exits 7. */
 const slowReader =
@@ -410,12 +433,14 @@ Deno.test({
     withLab("migc", planLab(3), async (lab) => {
       await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
       // Test-only hooks (lib/migration.ts): node 2 holds its first mig.commit answer past the
-      // source's 10 s timeout, and answers mig.move with an error once the move is done.
+      // source's 10 s timeout, and answers mig.move with an error once the move is done; as a
+      // source it tells the target the wrong mount namespace, so node 3 restores afresh.
       await startDaemon(lab, 2, {
         env: {
           OM_CRIU: criu!,
           [TEST_COMMIT_DELAY_ENV]: "12000",
           [TEST_MOVE_LOSE_REPLY_ENV]: "1",
+          [TEST_WRONG_PLAN_ENV]: "1",
         },
       });
       await startDaemon(lab, 3, { env: { OM_CRIU: criu! } });
@@ -435,6 +460,10 @@ Deno.test({
       // 2 -> 3: node 2 moves it, then answers home with an error: home asks both nodes.
       console.log(`2->3: ${await migrateTo(lab, job.pid, "3")}`);
       assert.deepEqual(await recordOn(lab, 1, job.pid), [3, 1], "home sees it on node 3");
+      assert.match(
+        await Deno.readTextFile(`${findNode(lab, 3).dir}/discover.log`),
+        /its images lack a mount namespace, not as announced: restored afresh/,
+      );
       await retryUntil(async () => !(await recordOn(lab, 2, job.pid)), 5000, {
         what: "node 2 to forget it",
       });

@@ -1,12 +1,10 @@
 /**
  * lib/migration.ts without nodes: the dump rounds (stop-and-copy, or pre-copy where the kernel
  * tracks dirty memory: this machine's does not, so pre-copy is tested here for its plan and argv
- * only), and the restore waiter's commit window, run for real with a stand-in for `criu restore`
- * (a shell that starts a process and writes its PID, as criu does).
+ * only). The restore waiter is tested in restore_test.ts.
  */
 import assert from "node:assert/strict";
-import { dumpRounds, RESTORE_WAITER, roundArgs } from "../../lib/migration.ts";
-import { retryUntil } from "../../lib/retry.ts";
+import { dumpRounds, roundArgs } from "../../lib/migration.ts";
 
 Deno.test("migration: stop-and-copy without dirty-memory tracking: one dump, left stopped", () => {
   const rounds = dumpRounds(false);
@@ -85,66 +83,4 @@ Deno.test("migration: pre-copy with dirty-memory tracking: pre-dumps, then the r
   );
   assert.ok(last.includes("--leave-stopped"));
   assert.deepEqual(dumpRounds(true, 0), [{ action: "dump", dir: "" }]);
-});
-
-/** Whether `pid` runs (a zombie does not: here nobody reaps the stand-in's process). */
-const alive = (pid: number) => {
-  try {
-    return !/^\d+ \(.*\) [ZX]/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
-  } catch {
-    return false;
-  }
-};
-
-/** Starts the waiter with a stand-in restore; resolves once its marker is there. */
-async function startWaiter(dir: string, windowSeconds: number) {
-  const pidfile = `${dir}/restore.pid`;
-  const waiter = new Deno.Command("perl", {
-    args: [
-      "-e",
-      RESTORE_WAITER,
-      `${dir}/restored`,
-      pidfile,
-      String(windowSeconds),
-      "sh",
-      "-c",
-      `sleep 60 </dev/null >/dev/null 2>&1 & echo $! > ${pidfile}`,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await retryUntil(
-    () => Deno.stat(`${dir}/restored`).then(() => true, () => false),
-    5000,
-    { what: "the waiter's marker", intervalMs: 10 },
-  );
-  return { waiter, pid: Number((await Deno.readTextFile(pidfile)).trim()) };
-}
-
-Deno.test("migration: the restore waiter kills a restored job nobody commits", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "om-waiter-" });
-  try {
-    const { waiter, pid } = await startWaiter(dir, 1);
-    assert.ok(alive(pid), "restored, not yet killed");
-    await waiter.status;
-    await retryUntil(() => !alive(pid), 2000, { what: "the uncommitted job to die" });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("migration: the restore waiter keeps a committed job (SIGUSR1)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "om-waiter-" });
-  let pid = 0;
-  try {
-    const started = await startWaiter(dir, 1);
-    pid = started.pid;
-    started.waiter.kill("SIGUSR1");
-    await started.waiter.status;
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    assert.ok(alive(pid), "the committed job lives on past the window");
-  } finally {
-    if (pid) Deno.kill(pid, "SIGKILL");
-    await Deno.remove(dir, { recursive: true });
-  }
 });
