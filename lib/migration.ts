@@ -105,7 +105,7 @@ export const TEST_FILE_DELAY_ENV = "OM_TEST_MIG_FILE_DELAY_MS";
  */
 export const COMMIT_WINDOW_MS = 20_000;
 
-/** How long a job taken by mig.begin counts as on its way here without mig.restore. */
+/** How long a job taken by mig.begin waits here for mig.restore before it is dropped. */
 const STALE_INCOMING_MS = 60_000;
 const WAITER_WINDOW_S = 30;
 /** How long the source waits for one answer to mig.commit. */
@@ -262,6 +262,11 @@ export interface MigrationOptions {
   /** Whether this node refuses guests (admin/block). */
   readonly blocked: () => Promise<boolean>;
   readonly env?: (name: string) => string | undefined;
+  /**
+   * How long a job taken by mig.begin waits here for mig.restore before its images are dropped
+   * (default STALE_INCOMING_MS); tests shorten it.
+   */
+  readonly staleMs?: number;
 }
 
 /** An image set being received. */
@@ -277,8 +282,6 @@ interface Incoming {
   readonly dir: string;
   /** Where the home was heard from, when it sent the images itself. */
   readonly homeAddress?: string;
-  /** When mig.begin took it (ms since the epoch). */
-  readonly begun: number;
 }
 
 /** A job running here for another home node, as the balancer sees it. */
@@ -621,13 +624,11 @@ export class Migration {
   /**
    * How many jobs are on their way here: past mig.begin (this node took them) and not yet let
    * run (mig.commit). Each becomes a guest or goes, within the restore's and commit's limits;
-   * one whose source went quiet after mig.begin (no mig.restore, no mig.abort) counts for
-   * STALE_INCOMING_MS only.
+   * one whose source went quiet after mig.begin (no mig.restore, no mig.abort) is dropped after
+   * STALE_INCOMING_MS (#dropStale).
    */
   arriving(): number {
-    const since = Date.now() - STALE_INCOMING_MS;
-    const incoming = [...this.#incoming.values()].filter((i) => i.begun > since).length;
-    return incoming + this.#landing.size + this.#restored.size;
+    return this.#incoming.size + this.#landing.size + this.#restored.size;
   }
 
   /** The guests running here now. */
@@ -1212,7 +1213,7 @@ export class Migration {
           await Deno.remove(dir, { recursive: true }).catch(() => {});
           await Deno.mkdir(dir, { recursive: true });
         }
-        this.#incoming.set(request.id, {
+        const incoming: Incoming = {
           id: request.id,
           home: request.home,
           command: request.command,
@@ -1222,8 +1223,10 @@ export class Migration {
           stdinEof: request.stdinEof,
           dir,
           homeAddress: peer.nodeId === request.home ? peer.address : undefined,
-          begun: Date.now(),
-        });
+        };
+        this.#incoming.set(request.id, incoming);
+        const stale = this.#options.staleMs ?? STALE_INCOMING_MS;
+        Deno.unrefTimer(setTimeout(() => void this.#dropStale(incoming, stale), stale));
         return json({ pages: pages ?? 0 });
       }],
       ["mig.pages", async (body) => {
@@ -1505,6 +1508,21 @@ export class Migration {
       }, STALE_INCOMING_MS);
       Deno.unrefTimer(timer);
     });
+  }
+
+  /**
+   * Drops an image set whose source went quiet after mig.begin (neither mig.restore nor
+   * mig.abort came within `ms`): its restore waiting at its gate, its files.
+   */
+  async #dropStale(incoming: Incoming, ms: number): Promise<void> {
+    if (this.#incoming.get(incoming.id) !== incoming) return;
+    this.#incoming.delete(incoming.id);
+    await this.#dropPrimed(incoming.id);
+    await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
+    this.#options.logger.warn(
+      "job {id} of node {home}: no mig.restore within {ms} ms of mig.begin; its images here were dropped",
+      { id: incoming.id, home: incoming.home, ms },
+    );
   }
 
   /** Stops the restore of job `id` waiting at its gate, if any. */

@@ -1,10 +1,15 @@
 /**
  * lib/migration.ts without nodes: the dump rounds (stop-and-copy, or pre-copy where the kernel
  * tracks dirty memory: this machine's does not, so pre-copy is tested here for its plan and argv
- * only). The restore waiter is tested in restore_test.ts.
+ * only), and a target that got mig.begin and then nothing more, with real files. The restore
+ * waiter is tested in restore_test.ts.
  */
 import assert from "node:assert/strict";
-import { dumpRounds, roundArgs } from "../../lib/migration.ts";
+import type { Peer } from "../../lib/channel.ts";
+import type { Deputy } from "../../lib/deputy.ts";
+import { createLogger } from "../../lib/log.ts";
+import { dumpRounds, Migration, roundArgs } from "../../lib/migration.ts";
+import { retryUntil } from "../../lib/retry.ts";
 
 Deno.test("migration: stop-and-copy without dirty-memory tracking: one dump, left stopped", () => {
   const rounds = dumpRounds(false);
@@ -83,4 +88,56 @@ Deno.test("migration: pre-copy with dirty-memory tracking: pre-dumps, then the r
   );
   assert.ok(last.includes("--leave-stopped"));
   assert.deepEqual(dumpRounds(true, 0), [{ action: "dump", dir: "" }]);
+});
+
+Deno.test("migration: a target drops the images of a job whose source went quiet after mig.begin", async () => {
+  const root = await Deno.makeTempDir({ prefix: "om-migration-" });
+  const lines: string[] = [];
+  try {
+    const migration = new Migration({
+      nodeId: 2,
+      root,
+      // mig.begin and the drop need no deputy, criu or other node.
+      deputy: {} as Deputy,
+      logger: createLogger((level, text) => lines.push(`${level}: ${text}`), () => false),
+      criuBinary: undefined,
+      connect: () => Promise.reject(new Error("no other node here")),
+      blocked: () => Promise.resolve(false),
+      staleMs: 300,
+    });
+    const handlers = migration.channelHandlers();
+    const peer: Peer = { address: "10.0.0.1", port: 20302, nodeId: 1, authenticated: true };
+    const body = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+    const begin = {
+      id: 77,
+      home: 1,
+      command: ["sleep", "9"],
+      fds: [null, "pipe:[123]", null],
+    };
+    await handlers.get("mig.begin")!(body(begin), peer);
+    const dir = `${root}/migrations/77-in`;
+    await Deno.writeTextFile(`${dir}/core-1.img`, "image");
+    assert.equal(migration.arriving(), 1, "on its way here");
+    await retryUntil(() => migration.arriving() === 0, 5000, { what: "the stale job to go" });
+    await retryUntil(() => Deno.stat(dir).then(() => false, () => true), 2000, {
+      what: "its images to go",
+    });
+    assert.ok(
+      lines.some((line) => /warning: job 77 of node 1: no mig.restore within 300 ms/.test(line)),
+    );
+    await assert.rejects(
+      handlers.get("mig.restore")!(body({ id: 77 }), peer),
+      /no migration of job 77 under way here/,
+    );
+    // An attempt's timer drops that attempt only: a new mig.begin after mig.abort gets its own.
+    await handlers.get("mig.begin")!(body(begin), peer);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await handlers.get("mig.abort")!(body({ id: 77 }), peer);
+    await handlers.get("mig.begin")!(body(begin), peer);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(migration.arriving(), 1, "the first attempt's timer left the second alone");
+    await retryUntil(() => migration.arriving() === 0, 5000, { what: "the second to go" });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
