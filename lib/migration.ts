@@ -466,8 +466,10 @@ export class Migration {
   readonly #incoming = new Map<number, Incoming>();
   /** Jobs restored here, stopped, waiting for mig.commit. */
   readonly #restored = new Map<number, Restored>();
-  /** Jobs between #incoming and #restored (restoring), or #restored and a guest (committing). */
-  readonly #landing = new Set<number>();
+  /** Jobs between #incoming and #restored: criu restores them. */
+  readonly #restoring = new Set<number>();
+  /** Jobs between #restored and a guest (or adopted): committed, being set up to run. */
+  readonly #committing = new Set<number>();
   /** Jobs this node is moving on (mig.move), until the move has ended either way. */
   readonly #moving = new Set<number>();
   /** At home: jobs committed here on their way home, until the move is settled. */
@@ -628,7 +630,8 @@ export class Migration {
    * STALE_INCOMING_MS (#dropStale).
    */
   arriving(): number {
-    return this.#incoming.size + this.#landing.size + this.#restored.size;
+    return this.#incoming.size + this.#restoring.size + this.#restored.size +
+      this.#committing.size;
   }
 
   /** The guests running here now. */
@@ -1301,12 +1304,12 @@ export class Migration {
         const incoming = this.#incoming.get(id);
         if (!incoming) throw new Error(`no migration of job ${id} under way here`);
         this.#incoming.delete(id);
-        this.#landing.add(id);
+        this.#restoring.add(id);
         try {
           const ms = await this.#restore(incoming);
           return json({ ms: Math.round(ms) });
         } finally {
-          this.#landing.delete(id);
+          this.#restoring.delete(id);
         }
       }],
       ["mig.commit", async (body) => {
@@ -1598,11 +1601,11 @@ export class Migration {
       throw new Error(`job ${id} was not restored here, or was dropped`);
     }
     this.#restored.delete(id);
-    this.#landing.add(id);
+    this.#committing.add(id);
     try {
       await this.#landHere(id, restored);
     } finally {
-      this.#landing.delete(id);
+      this.#committing.delete(id);
     }
   }
 
@@ -1666,6 +1669,10 @@ export class Migration {
     try {
       Deno.kill(restored.pid, "SIGKILL");
     } catch { /* gone */ }
+    // The waiter would wait out its commit window before it noticed: it has nothing left to do.
+    try {
+      restored.child.kill("SIGKILL");
+    } catch { /* gone */ }
     await restored.stdin.close().catch(() => {});
     await Promise.all([restored.child.stdout.cancel(), restored.child.stderr.cancel()]).catch(
       () => {},
@@ -1678,9 +1685,11 @@ export class Migration {
   /** Where job `id` is as this node sees it (mig.status). */
   #state(id: number): MoveState {
     if (this.#moving.has(id)) return "moving";
-    if (this.#restored.has(id)) return "restored";
+    if (this.#restored.has(id) || this.#restoring.has(id)) return "restored";
     const guest = this.#guests.get(id);
-    if ((guest && !guest.moved) || this.#homecomings.has(id)) return "running";
+    if ((guest && !guest.moved) || this.#homecomings.has(id) || this.#committing.has(id)) {
+      return "running";
+    }
     return "none";
   }
 

@@ -90,30 +90,35 @@ Deno.test("migration: pre-copy with dirty-memory tracking: pre-dumps, then the r
   assert.deepEqual(dumpRounds(true, 0), [{ action: "dump", dir: "" }]);
 });
 
+/** A target node 2 (a Migration, its channel handlers) with no deputy and no other node. */
+function target(
+  root: string,
+  options: { lines?: string[]; staleMs?: number; criu?: string } = {},
+) {
+  const migration = new Migration({
+    nodeId: 2,
+    root,
+    deputy: {} as Deputy,
+    logger: createLogger((level, text) => options.lines?.push(`${level}: ${text}`), () => false),
+    criuBinary: options.criu,
+    connect: () => Promise.reject(new Error("no other node here")),
+    blocked: () => Promise.resolve(false),
+    staleMs: options.staleMs,
+  });
+  return { migration, handlers: migration.channelHandlers() };
+}
+
+const peer: Peer = { address: "10.0.0.1", port: 20302, nodeId: 1, authenticated: true };
+const body = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+/** mig.begin of job 77 of node 1. */
+const begin = { id: 77, home: 1, command: ["sleep", "9"], fds: [null, "pipe:[123]", null] };
+
 Deno.test("migration: a target drops the images of a job whose source went quiet after mig.begin", async () => {
   const root = await Deno.makeTempDir({ prefix: "om-migration-" });
   const lines: string[] = [];
   try {
-    const migration = new Migration({
-      nodeId: 2,
-      root,
-      // mig.begin and the drop need no deputy, criu or other node.
-      deputy: {} as Deputy,
-      logger: createLogger((level, text) => lines.push(`${level}: ${text}`), () => false),
-      criuBinary: undefined,
-      connect: () => Promise.reject(new Error("no other node here")),
-      blocked: () => Promise.resolve(false),
-      staleMs: 300,
-    });
-    const handlers = migration.channelHandlers();
-    const peer: Peer = { address: "10.0.0.1", port: 20302, nodeId: 1, authenticated: true };
-    const body = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
-    const begin = {
-      id: 77,
-      home: 1,
-      command: ["sleep", "9"],
-      fds: [null, "pipe:[123]", null],
-    };
+    const { migration, handlers } = target(root, { lines, staleMs: 300 });
     await handlers.get("mig.begin")!(body(begin), peer);
     const dir = `${root}/migrations/77-in`;
     await Deno.writeTextFile(`${dir}/core-1.img`, "image");
@@ -137,6 +142,48 @@ Deno.test("migration: a target drops the images of a job whose source went quiet
     await new Promise((resolve) => setTimeout(resolve, 150));
     assert.equal(migration.arriving(), 1, "the first attempt's timer left the second alone");
     await retryUntil(() => migration.arriving() === 0, 5000, { what: "the second to go" });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("migration: mig.status says restored while the restore runs and while it waits", async () => {
+  const root = await Deno.makeTempDir({ prefix: "om-migration-" });
+  try {
+    // A stand-in for criu restore: 400 ms, then a "job" whose PID goes to the pidfile.
+    const criu = `${root}/criu`;
+    await Deno.writeTextFile(
+      criu,
+      "#!/bin/sh\nsleep 0.4\nsleep 60 </dev/null >/dev/null 2>&1 & echo $! > restore.pid\n",
+      { mode: 0o755 },
+    );
+    const { migration, handlers } = target(root, { criu });
+    const status = async () =>
+      JSON.parse(text(await handlers.get("mig.status")!(body({ id: 77 }), peer))).state;
+    assert.equal(await status(), "none");
+    await handlers.get("mig.begin")!(body(begin), peer);
+    assert.equal(await status(), "none", "taken, not yet restoring");
+    const restoring = handlers.get("mig.restore")!(body({ id: 77 }), peer);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(await status(), "restored", "restoring");
+    assert.equal(migration.arriving(), 1);
+    assert.ok(JSON.parse(text(await restoring)).ms >= 400);
+    assert.equal(await status(), "restored", "restored, stopped, waiting for mig.commit");
+    const pid = Number((await Deno.readTextFile(`${root}/migrations/77-in/restore.pid`)).trim());
+    await handlers.get("mig.abort")!(body({ id: 77 }), peer);
+    assert.equal(await status(), "none");
+    assert.equal(migration.arriving(), 0);
+    await retryUntil(
+      () => {
+        try {
+          return /^\d+ \(.*\) [ZX]/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+        } catch {
+          return true;
+        }
+      },
+      2000,
+      { what: "the dropped copy to be killed" },
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }
