@@ -1,7 +1,8 @@
 /**
  * lib/migration.ts without nodes: the dump rounds (stop-and-copy, or pre-copy where the kernel
  * tracks dirty memory: this machine's does not, so pre-copy is tested here for its plan and argv
- * only), and a target that got mig.begin and then nothing more, with real files. The restore
+ * only); a target's real handlers on real files: an image set whose source went quiet after
+ * mig.begin is dropped, and mig.status while a (stand-in) criu restores and after. The restore
  * waiter is tested in restore_test.ts.
  */
 import assert from "node:assert/strict";
