@@ -31,6 +31,7 @@ import {
 import { parseTarget } from "../../commands/migrate.ts";
 import { readJobRecords } from "../../lib/jobs.ts";
 import { listNodeInfo } from "../../lib/nodestate.ts";
+import { readProcesses } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
 import { manualOnly, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
@@ -231,17 +232,9 @@ Deno.test({
     }),
 });
 
-/** The PIDs of the processes (waiter, criu) restoring from images directory `dir`. */
-async function restoresOf(dir: string): Promise<number[]> {
-  const found: number[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const argv = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
-    const args = argv.split("\0");
-    if (args.includes("restore") && args.includes(dir)) found.push(Number(entry.name));
-  }
-  return found;
-}
+/** The processes (waiter, criu) restoring from images directory `dir`. */
+const restoresOf = async (dir: string) =>
+  (await readProcesses("/proc")).filter((p) => p.argv.includes("restore") && p.argv.includes(dir));
 
 /** Reads lines slowly (so some wait in the pipe at the dump), echoes them counted, exits 7. */
 const slowReader =

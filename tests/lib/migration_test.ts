@@ -10,6 +10,7 @@ import type { Peer } from "../../lib/channel.ts";
 import type { Deputy } from "../../lib/deputy.ts";
 import { createLogger } from "../../lib/log.ts";
 import { dumpRounds, Migration, roundArgs } from "../../lib/migration.ts";
+import { readProcess } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
 
 Deno.test("migration: stop-and-copy without dirty-memory tracking: one dump, left stopped", () => {
@@ -175,12 +176,9 @@ Deno.test("migration: mig.status says restored while the restore runs and while 
     assert.equal(await status(), "none");
     assert.equal(migration.arriving(), 0);
     await retryUntil(
-      () => {
-        try {
-          return /^\d+ \(.*\) [ZX]/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
-        } catch {
-          return true;
-        }
+      async () => {
+        const process = await readProcess("/proc", pid);
+        return process === undefined || "ZX".includes(process.state);
       },
       2000,
       { what: "the dropped copy to be killed" },

@@ -7,16 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { CriuError } from "../../lib/criu.ts";
+import { readProcess } from "../../lib/procs.ts";
 import { HELD_INVENTORY, RESTORE_WAITER, WaitedRestore } from "../../lib/restore.ts";
 import { retryUntil } from "../../lib/retry.ts";
 
 /** Whether `pid` runs (a zombie does not: here nobody reaps the stand-in's process). */
-const alive = (pid: number) => {
-  try {
-    return !/^\d+ \(.*\) [ZX]/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
-  } catch {
-    return false;
-  }
+const alive = async (pid: number) => {
+  const process = await readProcess("/proc", pid);
+  return process !== undefined && !"ZX".includes(process.state);
 };
 
 const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
@@ -58,7 +56,7 @@ async function inDir(body: (dir: string) => Promise<void>) {
   } finally {
     for (const file of ["restore.pid", "started"]) {
       const pid = Number((await Deno.readTextFile(`${dir}/${file}`).catch(() => "")).trim());
-      if (pid > 1 && alive(pid)) Deno.kill(pid, "SIGKILL");
+      if (pid > 1 && await alive(pid)) Deno.kill(pid, "SIGKILL");
     }
     await Deno.remove(dir, { recursive: true });
   }
@@ -106,7 +104,7 @@ Deno.test("restore: a gated restore waits in the FIFO until the go, then reads t
     assert.equal(run.gated, false);
     await assert.rejects(run.stop(), /not held at its gate/);
     const { pid, ms } = await run.restored("restore job 7");
-    assert.ok(alive(pid), "the restored job runs, under the waiter");
+    assert.ok(await alive(pid), "the restored job runs, under the waiter");
     assert.ok(ms >= 0);
     assert.equal(await Deno.readTextFile(`${dir}/got`), "inventory of job 7\n");
     const inventory = await Deno.lstat(`${dir}/inventory.img`);
@@ -150,7 +148,7 @@ Deno.test("restore: stop() kills a criu held at its gate; the inventory takes th
     await Deno.writeTextFile(`${dir}/${HELD_INVENTORY}`, "kept\n");
     await run.stop();
     assert.equal((await run.status).code, 125);
-    assert.ok(!alive(criu), "criu is gone");
+    assert.ok(!(await alive(criu)), "criu is gone");
     assert.equal(await exists(`${dir}/got`), false, "criu read nothing");
     assert.equal(await exists(`${dir}/restored`), false);
     assert.equal(await Deno.readTextFile(`${dir}/inventory.img`), "kept\n");
@@ -185,11 +183,13 @@ Deno.test("restore: a criu held at its gate is killed when the waiter's parent i
       cwd: dir,
     }).spawn();
     const pid = await started(dir);
-    assert.ok(alive(pid));
+    assert.ok(await alive(pid));
     await parent.status;
-    await retryUntil(() => !alive(pid), 2000, { what: "the gated criu to be killed" });
+    await retryUntil(async () => !(await alive(pid)), 2000, {
+      what: "the gated criu to be killed",
+    });
     const waiter = Number((await Deno.readTextFile(`${dir}/waiter`)).trim());
-    await retryUntil(() => !alive(waiter), 2000, { what: "the waiter to end" });
+    await retryUntil(async () => !(await alive(waiter)), 2000, { what: "the waiter to end" });
     assert.equal(await exists(`${dir}/restored`), false, "nothing was restored");
   });
 });
@@ -235,9 +235,9 @@ async function startWaiter(dir: string, windowSeconds: number) {
 Deno.test("restore: the waiter kills a restored job nobody commits", async () => {
   await inDir(async (dir) => {
     const { waiter, pid } = await startWaiter(dir, 1);
-    assert.ok(alive(pid), "restored, not yet killed");
+    assert.ok(await alive(pid), "restored, not yet killed");
     await waiter.status;
-    await retryUntil(() => !alive(pid), 2000, { what: "the uncommitted job to die" });
+    await retryUntil(async () => !(await alive(pid)), 2000, { what: "the uncommitted job to die" });
   });
 });
 
@@ -247,6 +247,6 @@ Deno.test("restore: the waiter keeps a committed job (SIGUSR1)", async () => {
     waiter.kill("SIGUSR1");
     await waiter.status;
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    assert.ok(alive(pid), "the committed job lives on past the window");
+    assert.ok(await alive(pid), "the committed job lives on past the window");
   });
 });
