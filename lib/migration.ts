@@ -24,7 +24,9 @@
  *    job and pushes its output to the home daemon (`job.push`, then `job.exited`). Until then
  *    both copies are stopped; a target copy that no commit reaches is killed (by the target after
  *    COMMIT_WINDOW_MS, by its waiter if the daemon is gone), and a commit whose answer is lost is
- *    asked again until the target answers, so that the job runs at exactly one place;
+ *    asked again until the target answers, so that the job runs at exactly one place (a target
+ *    that took the commit and then stayed unreachable for 40 s kills its copy once the home,
+ *    reached again, refuses its output: lib/homelink.ts);
  * 7. home records the job as running on the target BEFORE it kills the stopped local copy (so
  *    that copy's end is not the job's), then relays `job.input`/`job.signal` there. Output that
  *    arrives from the target waits until the local copy's pipes are drained: nothing is lost,
@@ -85,6 +87,7 @@ import {
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
 import { HELD_INVENTORY, WaitedRestore } from "./restore.ts";
+import { disownedText, HomeLink, HomeUnreachableError, isDisowned } from "./homelink.ts";
 import { bodyOf, isId } from "./jsonbody.ts";
 
 /** Image bytes per `mig.file` request (a frame holds 16 MiB). */
@@ -200,6 +203,9 @@ export function roundArgs(
     ...(round.prev !== undefined ? { prevImagesDir: round.prev } : {}),
   }, round.action);
 }
+
+/** No move from here under way (Migration.migrate). */
+const noArrival = () => {};
 
 /** Where a job is, as a node sees it (mig.status). */
 export type MoveState = "running" | "restored" | "moving" | "none";
@@ -484,8 +490,16 @@ export class Migration {
   /** Restores started with a final round's page link, waiting at their gate (§11.4), by job. */
   readonly #primed = new Map<number, WaitedRestore>();
   readonly #guests = new Map<number, Guest>();
-  /** At home: jobs being moved between two other nodes or home, and where to. */
+  /**
+   * At home: jobs being moved, from here or between two other nodes or home, and where to; what
+   * that node pushes for them waits until the move is settled.
+   */
   readonly #arrivals = new Map<number, { node: number; done: Promise<void> }>();
+  /**
+   * At home: the bytes of each output fd a moved job's node has pushed, for that placement (the
+   * job's node and migration count), so that a push sent again (HomeLink) is not appended twice.
+   */
+  readonly #received = new Map<number, { node: number; migrations: number; bytes: number[] }>();
   /** Channels to the nodes moved jobs run on, for their stdin and their signals. */
   readonly #relays = new Map<string, Promise<ChannelClient>>();
   /** At home: the jobs a migration (migrate) is under way for. */
@@ -597,9 +611,16 @@ export class Migration {
     this.#migrating.add(id);
     // Stdin writes wait from here until the job runs again, here or there.
     const release = await deputy.holdInput(id);
+    let arrived = noArrival;
     try {
       if (job.node === nodeId) {
         const pid = deputy.localPid(id) ?? id;
+        // The target may push output as soon as it commits: it waits until this move is settled
+        // (and is refused if the job went on here).
+        this.#arrivals.set(id, {
+          node: target,
+          done: new Promise<void>((resolve) => arrived = resolve),
+        });
         const report = await this.#send({
           id,
           pid,
@@ -618,6 +639,10 @@ export class Migration {
       }
       return await this.#moveRemote(job, target, start);
     } finally {
+      if (arrived !== noArrival) {
+        this.#arrivals.delete(id);
+        arrived();
+      }
       release();
       this.#migrating.delete(id);
     }
@@ -1019,7 +1044,8 @@ export class Migration {
    * open, so the question is asked again over new connections until the target answers or
    * COMMIT_SETTLE_MS have passed: then the target's copy, had no commit reached it, was killed by
    * its waiter, and the job goes on here. (Had a commit reached a target that then stayed
-   * unreachable for that long, two copies run: logged as such.)
+   * unreachable for that long, its stray copy runs until its output reaches the home, which
+   * refuses it: the target kills it then, PROTOCOL.md §11.2.)
    */
   async #commitAt(client: ChannelClient, id: number, target: number): Promise<boolean> {
     const { logger } = this.#options;
@@ -1052,8 +1078,8 @@ export class Migration {
       }
     }
     logger.error(
-      "job {id}: node {target} never answered mig.commit; the job goes on here (if a commit " +
-        "reached node {target} and it runs there too, kill one copy)",
+      "job {id}: node {target} never answered mig.commit; the job goes on here (a copy that a " +
+        "commit reached there is killed once node {target} reaches the job's home again)",
       { id, target },
     );
     return false;
@@ -1339,16 +1365,21 @@ export class Migration {
       }],
       // At home: a moved job's output and end, from the node that runs it.
       ["job.push", async (body, peer) => {
-        const push = bodyOf<{ id: number; fd: OutputFd; data: string }>(
+        const push = bodyOf<{ id: number; fd: OutputFd; offset: number; data: string }>(
           "job.push",
           body,
-          (r) => isId(r.id) && (r.fd === 1 || r.fd === 2) && typeof r.data === "string",
+          (r) =>
+            isId(r.id) && (r.fd === 1 || r.fd === 2) && Number.isSafeInteger(r.offset) &&
+            r.offset >= 0 && typeof r.data === "string",
         );
         await this.#arrived(push.id, peer);
-        await deputy.drained(push.id);
         const job = this.#movedJob(push.id, peer);
-        job.output.append(push.fd, decodeBase64(push.data));
-        await job.output.room();
+        await deputy.drained(push.id);
+        const fresh = this.#fresh(job, peer.nodeId, push.fd, push.offset, decodeBase64(push.data));
+        if (fresh.length > 0) {
+          job.output.append(push.fd, fresh);
+          await job.output.room();
+        }
         return json({});
       }],
       ["job.exited", async (body, peer) => {
@@ -1361,9 +1392,10 @@ export class Migration {
               typeof (r.exit as { signal: string }).signal === "string"),
         );
         await this.#arrived(id, peer);
-        await deputy.drained(id);
         this.#movedJob(id, peer);
+        await deputy.drained(id);
         deputy.jobs.finish(id, exit);
+        this.#received.delete(id);
         return json({});
       }],
       // On the node a job moved to: its stdin and signals, from its home.
@@ -1400,12 +1432,38 @@ export class Migration {
     if (arrival && arrival.node === peer.nodeId) await arrival.done;
   }
 
+  /**
+   * The job `id` that `peer` pushes output or an end for; throws the disowning error
+   * (lib/homelink.ts) when it does not run there: its source went on with it after a commit whose
+   * answer never came, or it moved on (that node then kills its copy).
+   */
   #movedJob(id: number, peer: Peer): Job {
     const job = this.#options.deputy.jobs.get(id);
-    if (job.node !== peer.nodeId) {
-      throw new Error(`job ${id} does not run on node ${peer.nodeId}`);
-    }
+    if (job.node !== peer.nodeId) throw new Error(disownedText(id, peer.nodeId));
     return job;
+  }
+
+  /**
+   * The part of a pushed chunk not appended yet: `offset` is where `data` starts in what `node`
+   * has pushed of the job's fd `fd` since it runs there. A chunk sent again after its answer was
+   * lost is cut to what is new (nothing, mostly). A gap (pushes lost, e.g. this daemon restarted
+   * meanwhile) cannot be filled: it is logged and the data taken from there.
+   */
+  #fresh(job: Job, node: number, fd: OutputFd, offset: number, data: Uint8Array): Uint8Array {
+    let seen = this.#received.get(job.id);
+    if (!seen || seen.node !== node || seen.migrations !== job.migrations) {
+      seen = { node, migrations: job.migrations, bytes: [0, 0] };
+      this.#received.set(job.id, seen);
+    }
+    const have = seen.bytes[fd - 1];
+    if (offset > have) {
+      this.#options.logger.warn(
+        "job {id}: bytes {from} to {to} of its fd {fd} from node {node} never arrived",
+        { id: job.id, from: have, to: offset, fd, node },
+      );
+    }
+    seen.bytes[fd - 1] = Math.max(have, offset + data.length);
+    return data.subarray(Math.min(data.length, Math.max(0, have - offset)));
   }
 
   #guest(id: number): Guest {
@@ -1703,48 +1761,62 @@ export class Migration {
     record: string,
   ): Promise<void> {
     const { logger } = this.#options;
-    let home: ChannelClient | undefined;
-    try {
-      home = await this.#options.connect(guest.home, homeAddress);
-    } catch (error) {
-      logger.error("job {id}: cannot reach its home node {home}: {error}", {
-        id: guest.id,
+    const { id } = guest;
+    const home = new HomeLink({
+      connect: () => this.#options.connect(guest.home, homeAddress),
+      where: `node ${guest.home}`,
+      onRetry: (command, error) =>
+        logger.warn("job {id}: {command} to its home node {home} failed ({error}); sending again", {
+          id,
+          command,
+          home: guest.home,
+          error: message(error),
+        }),
+    });
+    // Why this copy was ended here, not by the job itself: its output and end are not sent home.
+    let orphaned: string | undefined;
+    const orphan = (why: string) => {
+      if (orphaned !== undefined || guest.moved) return;
+      orphaned = why;
+      logger.error("job {id} of node {home}: {why}: its copy here is killed", {
+        id,
         home: guest.home,
-        error: message(error),
+        why,
       });
-    }
+      try {
+        Deno.kill(guest.pid, "SIGKILL");
+      } catch { /* gone */ }
+    };
+    const failed = (error: unknown, what: string) => {
+      if (isDisowned(error)) orphan(`its home says it runs elsewhere`);
+      else if (error instanceof HomeUnreachableError) orphan(error.message);
+      else logger.warn(`job {id}: ${what}: {error}`, { id, error: message(error) });
+    };
     const push = async (stream: ReadableStream<Uint8Array>, fd: OutputFd) => {
+      let offset = 0;
       for await (const chunk of stream) {
-        await home?.request(
-          "job.push",
-          json({ id: guest.id, fd, data: encodeBase64(chunk) }),
-          { timeoutMs: 0 },
-        ).catch((error) =>
-          logger.warn("job {id}: output lost on the way home: {error}", {
-            id: guest.id,
-            error: message(error),
-          })
+        if (orphaned !== undefined) continue;
+        await home.send("job.push", json({ id, fd, offset, data: encodeBase64(chunk) })).catch(
+          (error) => failed(error, "output lost on the way home"),
         );
+        offset += chunk.length;
       }
     };
     const [ended] = await Promise.all([status, push(child.stdout, 1), push(child.stderr, 2)]);
-    this.#guests.delete(guest.id);
+    this.#guests.delete(id);
     await guest.stdin.close().catch(() => {});
     const exit: JobExit = guest.killedFor ? { signal: guest.killedFor } : { code: ended.code };
-    if (guest.moved) {
-      await home?.close().catch(() => {});
+    if (guest.moved || orphaned !== undefined) {
+      await home.close();
       await Deno.remove(record).catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
-      logger.info("job {id} of node {home}: moved on", { id: guest.id, home: guest.home });
+      if (guest.moved) logger.info("job {id} of node {home}: moved on", { id, home: guest.home });
       return;
     }
-    await home?.request("job.exited", json({ id: guest.id, exit })).catch((error) =>
-      logger.warn("job {id}: its exit did not reach home: {error}", {
-        id: guest.id,
-        error: message(error),
-      })
+    await home.send("job.exited", json({ id, exit })).catch((error) =>
+      failed(error, "its exit did not reach home")
     );
-    await home?.close().catch(() => {});
+    await home.close();
     await Deno.remove(record).catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     logger.info("job {id} of node {home}: ended with {exit}", {

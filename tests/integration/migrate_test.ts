@@ -467,6 +467,76 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "migrate: a target cut off after the commit: the job goes on at home, the stray copy is killed",
+  ignore,
+  fn: () =>
+    withLab("migp", planLab(2), async (lab) => {
+      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
+      // Test-only hook: node 2 holds its first mig.commit answer 2 s, long enough to cut its
+      // cable between the commit and the answer.
+      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_COMMIT_DELAY_ENV]: "2000" } });
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      // Lines of 2 KiB: a copy whose output cannot get home blocks once its pipe is full. Every
+      // copy also writes each number to a file (the nodes share it): what each copy did.
+      const trace = `${lab.record.dir}/trace`;
+      const script = `pad=$(printf '%02000d' 0); i=0; while [ $i -lt 120 ]; do ` +
+        `printf '%s %s\\n' $i "$pad"; echo $i >> ${trace}; i=$((i+1)); sleep 0.1; done; exit 5`;
+      const numbers = () => lines(run.sink.out).map((line) => line.split(" ")[0]);
+      const run = startRun(lab, "sh", "-c", script);
+      const job = await jobOn(lab, 1, "while");
+      await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
+      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      // Node 2 has committed (its guest record is written then): its cable is cut at once.
+      await retryUntil(() => recordOn(lab, 2, job.pid), 30_000, {
+        what: "node 2 to commit",
+        intervalMs: 10,
+      });
+      const node2 = findNode(lab, 2);
+      const cable = (state: "up" | "down") =>
+        new Deno.Command("ip", {
+          args: ["-n", node2.namespace, "link", "set", node2.nics[0].name, state],
+        }).output();
+      assert.equal((await cable("down")).code, 0);
+      // Home hears no answer to mig.commit for 10 s, asks again for 40 s, and goes on with its
+      // own copy, which prints again at home.
+      const moved = await migrate;
+      const err = decoder.decode(moved.stderr);
+      assert.equal(moved.code, 1, err);
+      assert.match(err, /commit failed/);
+      assert.match(err, /the job goes on at node 1/);
+      assert.deepEqual(await recordOn(lab, 1, job.pid), [1, 1], "home runs it");
+      const at = lines(run.sink.out).length;
+      await retryUntil(() => numbers().length >= at + 3, 10_000, {
+        what: "lines from the home copy",
+      });
+      // The cable is back: node 2's copy pushes its output home, is refused, and is killed.
+      assert.equal((await cable("up")).code, 0);
+      await retryUntil(async () => !(await recordOn(lab, 2, job.pid)), 30_000, {
+        what: "node 2 to kill its copy",
+      });
+      assert.match(
+        await Deno.readTextFile(`${node2.dir}/discover.log`),
+        new RegExp(
+          `job ${job.pid} of node 1: its home says it runs elsewhere: its copy here is killed`,
+        ),
+      );
+      const code = await run.finish();
+      assert.deepEqual(numbers(), counts(120), run.sink.err);
+      assert.equal(code, 5, run.sink.err);
+      // Node 2's copy ran a little (until its pipe was full), never to its end.
+      const done = lines(await Deno.readTextFile(trace));
+      assert.deepEqual([...new Set(done)].sort((a, b) => +a - +b), counts(120));
+      assert.equal(done.filter((n) => n === "119").length, 1, "one copy reached the end");
+      assert.ok(done.length < 120 + 60, `${done.length} numbers: the stray copy ran on`);
+    }),
+});
+
+Deno.test({
   name: "migrate: balance picks the idle node, not the busy one",
   ignore,
   fn: () =>

@@ -2,12 +2,16 @@
  * lib/migration.ts without nodes: the dump rounds (stop-and-copy, or pre-copy where the kernel
  * tracks dirty memory: this machine's does not, so pre-copy is tested here for its plan and argv
  * only); a target's real handlers on real files: an image set whose source went quiet after
- * mig.begin is dropped, and mig.status while a (stand-in) criu restores and after. The restore
- * waiter is tested in restore_test.ts.
+ * mig.begin is dropped, and mig.status while a (stand-in) criu restores and after; a home's
+ * handlers for a moved job's output (with an in-memory deputy). The restore waiter is tested in
+ * restore_test.ts, the guest's way home in homelink_test.ts.
  */
 import assert from "node:assert/strict";
 import type { Peer } from "../../lib/channel.ts";
+import { systemClock } from "../../lib/clock.ts";
 import type { Deputy } from "../../lib/deputy.ts";
+import { disownedText } from "../../lib/homelink.ts";
+import { JobTable } from "../../lib/jobs.ts";
 import { createLogger } from "../../lib/log.ts";
 import { dumpRounds, Migration, roundArgs } from "../../lib/migration.ts";
 import { readProcess } from "../../lib/procs.ts";
@@ -183,6 +187,58 @@ Deno.test("migration: mig.status says restored while the restore runs and while 
       2000,
       { what: "the dropped copy to be killed" },
     );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("migration: home takes a moved job's output once, and refuses it from a node it does not run on", async () => {
+  const root = await Deno.makeTempDir({ prefix: "om-migration-" });
+  try {
+    const jobs = new JobTable(systemClock);
+    const job = jobs.add({ id: 77, home: 1, node: 1, command: ["sleep", "9"] });
+    // The home copy runs (its source went on with it): its pipes never drain while it does.
+    let drained = new Promise<void>(() => {});
+    const deputy = { jobs, drained: () => drained } as unknown as Deputy;
+    const migration = new Migration({
+      nodeId: 1,
+      root,
+      deputy,
+      logger: createLogger(() => {}, () => false),
+      criuBinary: undefined,
+      connect: () => Promise.reject(new Error("no other node here")),
+      blocked: () => Promise.resolve(false),
+    });
+    const handlers = migration.channelHandlers();
+    const node2: Peer = { ...peer, nodeId: 2 };
+    const push = (offset: number, data: string) =>
+      handlers.get("job.push")!(
+        body({ id: 77, fd: 1, offset, data: btoa(data) }),
+        node2,
+      );
+    // Refused at once (not left waiting for a drain that never comes): node 2 then kills its copy.
+    await assert.rejects(push(0, "stray"), (error: Error) => {
+      assert.equal(error.message, disownedText(77, 2));
+      return true;
+    });
+    await assert.rejects(
+      handlers.get("job.exited")!(body({ id: 77, exit: { code: 0 } }), node2),
+      new RegExp(disownedText(77, 2)),
+    );
+    // Now it runs on node 2: a chunk sent again (its answer was lost) is appended once.
+    job.node = 2;
+    job.migrations = 1;
+    drained = Promise.resolve();
+    await push(0, "ab");
+    await push(0, "ab");
+    await push(1, "bcd");
+    await push(4, "e");
+    const read = job.output.readNow(0);
+    assert.equal(read.chunks.map((c) => new TextDecoder().decode(c.data)).join(""), "abcde");
+    assert.equal(job.output.end, 5);
+    await handlers.get("job.exited")!(body({ id: 77, exit: { code: 3 } }), node2);
+    await handlers.get("job.exited")!(body({ id: 77, exit: { code: 3 } }), node2);
+    assert.deepEqual(job.output.exit, { code: 3 });
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -1,0 +1,214 @@
+/**
+ * lib/homelink.ts over real TCP: a channel server, and between it and the HomeLink a proxy that
+ * can go silent (it keeps the connections open and forwards nothing, as a cut cable does) or
+ * reset every connection.
+ */
+import assert from "node:assert/strict";
+import { connectChannel, type Handler, RemoteError, serveChannel } from "../../lib/channel.ts";
+import { disownedText, HomeLink, HomeUnreachableError, isDisowned } from "../../lib/homelink.ts";
+import { silentLogger } from "../../lib/log.ts";
+
+const HOST = "127.0.0.1";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A TCP proxy to `port`; `silent` drops every byte both ways, `reset()` closes every connection. */
+function proxy(port: number) {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const state = { silent: false, accepted: 0 };
+  const pump = async (from: Deno.Conn, to: Deno.Conn) => {
+    const buffer = new Uint8Array(65536);
+    try {
+      for (;;) {
+        const n = await from.read(buffer);
+        if (n === null) break;
+        if (!state.silent) await to.write(buffer.subarray(0, n));
+      }
+    } catch { /* closed */ }
+    for (const conn of [from, to]) {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      conns.delete(conn);
+    }
+  };
+  const loop = (async () => {
+    for await (const inbound of listener) {
+      state.accepted++;
+      if (state.silent) {
+        conns.add(inbound); // accepted and never answered: the handshake times out
+        continue;
+      }
+      const outbound = await Deno.connect({ hostname: HOST, port });
+      conns.add(inbound);
+      conns.add(outbound);
+      void pump(inbound, outbound);
+      void pump(outbound, inbound);
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    state,
+    reset() {
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+      conns.clear();
+    },
+    async close() {
+      listener.close();
+      this.reset();
+      await loop;
+    },
+  };
+}
+
+/** A home (a channel server with `handlers`) behind a proxy; always closed after `body`. */
+async function withHome(
+  handlers: [string, Handler][],
+  body: (
+    home: {
+      link: (o?: { pingMs?: number; giveUpMs?: number }) => HomeLink;
+      via: ReturnType<typeof proxy>;
+      retries: string[];
+    },
+  ) => Promise<void>,
+) {
+  const server = serveChannel({
+    hostname: HOST,
+    port: 0,
+    nodeId: 1,
+    logger: silentLogger,
+    handlers: new Map(handlers),
+  });
+  const via = proxy(server.port);
+  const links: HomeLink[] = [];
+  const retries: string[] = [];
+  try {
+    await body({
+      via,
+      retries,
+      link: (o = {}) => {
+        const link = new HomeLink({
+          connect: () =>
+            connectChannel({ hostname: HOST, port: via.port, nodeId: 2, timeoutMs: 1000 }),
+          where: "node 1",
+          pingMs: o.pingMs ?? 300,
+          giveUpMs: o.giveUpMs,
+          onRetry: (command, error) => retries.push(`${command}: ${(error as Error).message}`),
+        });
+        links.push(link);
+        return link;
+      },
+    });
+  } finally {
+    for (const link of links) await link.close();
+    await via.close();
+    await server.close();
+  }
+}
+
+Deno.test("homelink: a request whose connection is reset is sent again over a new one", async () => {
+  const got: string[] = [];
+  let first = true;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  await withHome([["job.push", async (body) => {
+    got.push(decoder.decode(body));
+    if (first) {
+      first = false;
+      await held; // its answer never leaves: the connection is reset meanwhile
+    }
+    return encoder.encode("ok");
+  }]], async ({ link, via, retries }) => {
+    const home = link();
+    const sent = home.send("job.push", encoder.encode("chunk 1"));
+    while (got.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    via.reset();
+    assert.equal(decoder.decode(await sent), "ok");
+    release();
+    assert.deepEqual(got, ["chunk 1", "chunk 1"], "sent twice: the home sees it twice");
+    assert.equal(retries.length, 1, retries.join("\n"));
+    assert.match(retries[0], /^job.push: /);
+  });
+});
+
+Deno.test("homelink: a connection gone silent is dropped once a ping gets no answer", async () => {
+  const got: string[] = [];
+  await withHome([["job.push", async (body) => {
+    got.push(decoder.decode(body));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return encoder.encode("ok");
+  }]], async ({ link, via, retries }) => {
+    const home = link({ pingMs: 300 });
+    assert.equal(decoder.decode(await home.send("job.push", encoder.encode("a"))), "ok");
+    // The cable is cut: the request is forwarded nowhere, and its connection stays open.
+    via.state.silent = true;
+    const sent = home.send("job.push", encoder.encode("b"));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.deepEqual(got, ["a"], "nothing got through while silent");
+    assert.ok(retries.length >= 1, "the silent connection was dropped");
+    via.state.silent = false;
+    via.reset(); // the connections accepted while silent are dead
+    assert.equal(decoder.decode(await sent), "ok");
+    assert.deepEqual(got, ["a", "b"]);
+  });
+});
+
+Deno.test("homelink: a request waiting long for its answer is not sent again while pings answer", async () => {
+  const got: string[] = [];
+  await withHome([["job.push", async (body) => {
+    got.push(decoder.decode(body));
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // e.g. waiting for room
+    return encoder.encode("ok");
+  }]], async ({ link, retries }) => {
+    const home = link({ pingMs: 200 });
+    assert.equal(decoder.decode(await home.send("job.push", encoder.encode("slow"))), "ok");
+    assert.deepEqual(got, ["slow"]);
+    assert.deepEqual(retries, []);
+  });
+});
+
+Deno.test("homelink: an error answer is final; the home's refusal of this copy is told apart", async () => {
+  await withHome([
+    ["job.push", () => Promise.reject(new Error(disownedText(42, 2)))],
+    ["job.exited", () => Promise.reject(new Error("no job 42 on this node"))],
+  ], async ({ link, retries }) => {
+    const home = link();
+    const refused = await home.send("job.push", encoder.encode("x")).catch((e) => e);
+    assert.ok(refused instanceof RemoteError);
+    assert.ok(isDisowned(refused), refused.message);
+    const other = await home.send("job.exited", encoder.encode("x")).catch((e) => e);
+    assert.ok(other instanceof RemoteError);
+    assert.ok(!isDisowned(other), other.message);
+    assert.deepEqual(retries, []);
+  });
+  assert.ok(!isDisowned(new Error(disownedText(42, 2))), "only an answer from the home counts");
+});
+
+Deno.test("homelink: with no answer from the home for giveUpMs, send gives up", async () => {
+  await withHome(
+    [["job.push", () => Promise.resolve(encoder.encode("ok"))]],
+    async ({ link, via }) => {
+      via.state.silent = true;
+      const home = link({ pingMs: 200, giveUpMs: 1200 });
+      const started = Date.now();
+      const error = await home.send("job.push", encoder.encode("x")).catch((e) => e);
+      assert.ok(error instanceof HomeUnreachableError, String(error));
+      assert.match(error.message, /node 1 did not answer for 1200 ms/);
+      assert.ok(Date.now() - started >= 1200);
+      assert.ok(via.state.accepted >= 2, "it tried new connections");
+    },
+  );
+});
+
+Deno.test("homelink: send after close rejects at once", async () => {
+  await withHome([], async ({ link }) => {
+    const home = link();
+    await home.close();
+    await assert.rejects(home.send("job.push", encoder.encode("x")), /the link is closed/);
+  });
+});
