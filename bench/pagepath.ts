@@ -1,0 +1,174 @@
+/**
+ * Where a page-link dump's time goes (root only, real CRIU; a diagnostic beside bench/migrate.ts,
+ * not part of `deno task bench`): the same job (perl holding N MiB, default 256) dumped three ways
+ * on this one node, interleaved round by round:
+ *
+ * - local: a plain `criu dump` into a tmpfs directory (the floor of bench/migrate.ts);
+ * - link: `criu dump --page-server` through the page link (lib/pagelink.ts) over loopback into a
+ *   `criu page-server` writing to tmpfs: a migration's dump, without the lab's veth bridge;
+ * - bare receiver: the same dump and link, but the receiving end is a few lines of perl that
+ *   speak just enough of CRIU's page-server protocol (answer the open and the close, read each
+ *   page batch and write it to one tmpfs file) and nothing else.
+ *
+ * The figure is the dump's wall time from its go (the link made) to its exit; ratios are to the
+ * local dump. If "bare receiver" is as slow as "link", the receiving criu is not what costs: the
+ * pages' way through TCP is.
+ *
+ *   deno run -A --unstable-net bench/pagepath.ts [MB] [--rounds 10]
+ */
+import { parseArgs } from "node:util";
+import { type Criu, dump, dumpArgs, findCriu, pageServerArgs, startJob } from "../lib/criu.ts";
+import { linkPages, listenForPages, newPageToken } from "../lib/pagelink.ts";
+import { LAB_PARENT } from "./benchlab.ts";
+import { benchMain, machine, median, ms, ratio, renderTable, saveResults } from "./report.ts";
+
+/**
+ * The bare receiver, on its stdin (the page link): page-server commands are 24 bytes (u32 cmd
+ * with flags in its upper 16 bits, u32 pages, u64 address, u64 image id); PS_IOV_OPEN2 (4) is
+ * answered with one zero byte (no parent images), PS_IOV_ADD_F (6) is followed by its pages when
+ * its flags have PE_PRESENT (4), PS_IOV_CLOSE (0x1023) is answered with a zero u32 and ends it.
+ */
+const BARE_RECEIVER = 'open(my $out, ">", $ARGV[0]) or die "$ARGV[0]: $!\\n"; ' +
+  'open(my $sk, "+<&=0") or die "the page link: $!\\n"; binmode $sk; binmode $out; ' +
+  "sub take { my ($n) = @_; my $b = ''; while (length($b) < $n) { " +
+  "sysread($sk, $b, $n - length($b), length($b)) or die qq(page link ended\\n); } $b } " +
+  "for (;;) { my ($cmd, $pages) = unpack('L L', take(24)); my ($c, $f) = ($cmd & 0xffff, $cmd >> 16); " +
+  'if ($c == 4) { syswrite($sk, "\\0") } ' +
+  "elsif ($c == 6) { next unless $f & 4; my $left = $pages * 4096; while ($left > 0) { " +
+  "my $n = $left > 1048576 ? 1048576 : $left; syswrite($out, take($n)); $left -= $n } } " +
+  "elsif ($c == 0x1023 || $c == 0x1024) { syswrite($sk, pack('l', 0)); last } " +
+  'else { die "unknown page-server command $c\\n" } }';
+
+const WAYS = ["local", "link", "bare receiver"] as const;
+type Way = typeof WAYS[number];
+
+interface PagePathOptions {
+  mb: number;
+  rounds: number;
+}
+
+export function parsePagePathArgs(args: readonly string[]): PagePathOptions {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    options: { rounds: { type: "string" } },
+    allowPositionals: true,
+  });
+  const mb = Number(positionals[0] ?? 256);
+  const rounds = Number(values.rounds ?? 10);
+  if (!Number.isInteger(mb) || mb < 1) throw new RangeError(`not a size in MB: ${positionals[0]}`);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    throw new RangeError(`not a number of rounds: ${values.rounds}`);
+  }
+  return { mb, rounds };
+}
+
+/** Waits until the job holds `mb` MiB (VmRSS). */
+async function holding(pid: number, mb: number): Promise<void> {
+  for (let tries = 0; tries < 600; tries++) {
+    const rss = /VmRSS:\s+(\d+)/.exec(await Deno.readTextFile(`/proc/${pid}/status`));
+    if (rss && Number(rss[1]) / 1024 >= mb) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`the job never held ${mb} MiB`);
+}
+
+/** One dump of a fresh job the way `way`; its milliseconds. */
+async function dumpOnce(criu: Criu, way: Way, mb: number): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "om-bench-pages-", dir: LAB_PARENT });
+  const job = await startJob([
+    "perl",
+    "-e",
+    'my $x = "a" x ($ARGV[0] * 1048576); for (;;) { select(undef, undef, undef, 0.1) }',
+    String(mb),
+  ], { stdout: "null", stderr: "null" });
+  try {
+    await holding(job.pid, mb);
+    if (way === "local") return (await dump(criu, { pid: job.pid, imagesDir: dir })).ms;
+    const token = newPageToken();
+    await Deno.mkdir(`${dir}/in`);
+    await Deno.mkdir(`${dir}/out`);
+    const receiver = way === "link"
+      ? [
+        criu.binary,
+        ...pageServerArgs({ imagesDir: `${dir}/in`, logFile: `${dir}/ps.log`, psSocket: 0 }),
+      ]
+      : ["perl", "-e", BARE_RECEIVER, `${dir}/in/pages.img`];
+    const listener = await listenForPages(receiver, { token });
+    const args = dumpArgs({
+      pid: job.pid,
+      imagesDir: `${dir}/out`,
+      logFile: `${dir}/dump.log`,
+      psSocket: 0,
+    });
+    const link = await linkPages([criu.binary, ...args], {
+      hostname: "127.0.0.1",
+      port: listener.port,
+      token,
+    });
+    const start = criu.now();
+    const status = await link.go();
+    const took = criu.now() - start;
+    const received = await listener.child.status;
+    if (!status.success || !received.success) {
+      throw new Error(
+        `the ${way} dump failed (dump exit ${status.code}, receiver exit ${received.code}; ` +
+          `logs in ${dir})`,
+      );
+    }
+    return took;
+  } finally {
+    try {
+      job.process.kill("SIGKILL");
+    } catch { /* dumped: gone */ }
+    await job.process.status;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+export async function runPagePath(options: PagePathOptions): Promise<void> {
+  const binary = findCriu((name) => Deno.env.get(name));
+  if (!binary) throw new Error("no criu: set OM_CRIU or put criu on PATH");
+  const criu: Criu = { binary, now: () => performance.now() };
+  console.log(
+    `page path: a ${options.mb} MiB job dumped ${options.rounds} times each way, interleaved`,
+  );
+  const figures = new Map<Way, number[]>(WAYS.map((way) => [way, []]));
+  for (let round = 0; round < options.rounds; round++) {
+    // A rotating order: a noisy moment does not always hit the same way.
+    const order = WAYS.map((_, i) => WAYS[(i + round) % WAYS.length]);
+    const line: string[] = [];
+    for (const way of order) {
+      const took = await dumpOnce(criu, way, options.mb);
+      figures.get(way)!.push(took);
+      line.push(`${way} ${ms(took)}`);
+    }
+    console.log(`  round ${round + 1}: ${line.join(", ")} ms`);
+  }
+  const local = median(figures.get("local")!);
+  const summary = WAYS.map((way) => {
+    const sample = figures.get(way)!;
+    return {
+      way,
+      medianMs: median(sample),
+      minMs: Math.min(...sample),
+      ratio: median(sample) / local,
+    };
+  });
+  console.log("");
+  console.log(renderTable(
+    ["way", "median ms", "min ms", "x local"],
+    summary.map((s) => [s.way, ms(s.medianMs), ms(s.minMs), ratio(s.ratio)]),
+  ));
+  const path = await saveResults("pagepath", {
+    machine: machine(),
+    criu: binary,
+    mb: options.mb,
+    summary,
+    rounds: Object.fromEntries(figures),
+  });
+  console.log(`results: ${path}`);
+}
+
+if (import.meta.main) {
+  await benchMain("pagepath", () => parsePagePathArgs(Deno.args), runPagePath);
+}
