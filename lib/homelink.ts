@@ -10,8 +10,9 @@
  * then wait for TCP to give up, many minutes. So, while a request waits, a watchdog pings the home
  * every `pingMs` over a connection of its own (a request waiting for room in the job's output, or
  * for a move to settle, holds its connection's turn: a ping there would wait behind it); when a
- * ping gets no answer within `pingMs`, the request's connection is dropped and the request is sent
- * again once the home can be reached. With no answer from the home at all for `giveUpMs`, `send`
+ * ping gets no answer within `pingMs` (a new ping connection's handshake has the connect's own
+ * limit), the request's connection is dropped and the request is sent again once the home can be
+ * reached. With no answer from the home at all (no request, no ping) for `giveUpMs`, `send`
  * rejects with a HomeUnreachableError: the job has nowhere to send its output, and its copy here
  * is ended by the caller (as an openMosix process died with its home node).
  */
@@ -25,8 +26,8 @@ export const HOME_GIVE_UP_MS = 10 * 60_000;
 const RETRY_MS = 500;
 
 /**
- * The error text with which a home refuses `job.push`/`job.exited` of a job it does not run at
- * the asking node: it runs elsewhere (its source continued it, or it moved on), or it ended.
+ * The error text with which a home refuses `job.push`/`job.exited` of a job that it knows runs
+ * elsewhere: at the home itself (its source went on with it), or at a node that says it runs it.
  */
 export function disownedText(id: number, node: number): string {
   return `job ${id} does not run on node ${node}`;
@@ -61,6 +62,8 @@ export class HomeLink {
   #client: Promise<ChannelClient> | undefined;
   #pinger: Promise<ChannelClient> | undefined;
   #waiting = 0;
+  /** When the home last answered anything (a request or a ping). */
+  #lastAnswer = Date.now();
   #watch: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -76,9 +79,9 @@ export class HomeLink {
    * with a HomeUnreachableError after `giveUpMs` without any answer, or once the link is closed.
    */
   async send(command: string, body: Uint8Array): Promise<Uint8Array> {
-    let lastAnswer = Date.now();
     let failed = false;
-    this.#waiting++;
+    // The home's silence counts only while something waits for it.
+    if (this.#waiting++ === 0) this.#lastAnswer = Date.now();
     this.#startWatch();
     try {
       for (;;) {
@@ -86,15 +89,19 @@ export class HomeLink {
         let client: ChannelClient | undefined;
         try {
           client = await this.#connected();
-          return await client.request(command, body, { timeoutMs: 0 });
+          const reply = await client.request(command, body, { timeoutMs: 0 });
+          this.#lastAnswer = Date.now();
+          return reply;
         } catch (error) {
-          if (error instanceof RemoteError) throw error;
+          if (error instanceof RemoteError) {
+            this.#lastAnswer = Date.now();
+            throw error;
+          }
           if (client) this.#drop(client);
           if (!failed) this.#options.onRetry?.(command, error);
           failed = true;
         }
-        if (await this.#reachable()) lastAnswer = Date.now();
-        else if (Date.now() - lastAnswer >= this.#giveUpMs) {
+        if (!(await this.#reachable()) && Date.now() - this.#lastAnswer >= this.#giveUpMs) {
           throw new HomeUnreachableError(
             `Cannot send "${command}" home: ${this.#options.where} did not answer for ${this.#giveUpMs} ms`,
           );
@@ -116,6 +123,7 @@ export class HomeLink {
   }
 
   #connected(): Promise<ChannelClient> {
+    if (this.#closed) return Promise.reject(new Error("the link is closed"));
     if (!this.#client) {
       const client = this.#options.connect();
       this.#client = client;
@@ -135,14 +143,19 @@ export class HomeLink {
 
   /** Whether the home answers a ping now (over the watchdog's connection). */
   async #reachable(): Promise<boolean> {
+    if (this.#closed) return false;
     try {
       this.#pinger ??= this.#options.connect();
       const pinger = await this.#pinger;
       try {
         await pinger.request("ping", new Uint8Array(), { timeoutMs: this.#pingMs });
+        this.#lastAnswer = Date.now();
         return true;
       } catch (error) {
-        if (error instanceof RemoteError) return true;
+        if (error instanceof RemoteError) {
+          this.#lastAnswer = Date.now();
+          return true;
+        }
         void pinger.close().catch(() => {});
         throw error;
       }

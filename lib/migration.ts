@@ -498,8 +498,9 @@ export class Migration {
   /**
    * At home: the bytes of each output fd a moved job's node has pushed, for that placement (the
    * job's node and migration count), so that a push sent again (HomeLink) is not appended twice.
+   * Keyed by the job itself: a later job with the same PID starts afresh, an ended one is let go.
    */
-  readonly #received = new Map<number, { node: number; migrations: number; bytes: number[] }>();
+  readonly #received = new WeakMap<Job, { node: number; migrations: number; bytes: number[] }>();
   /** Channels to the nodes moved jobs run on, for their stdin and their signals. */
   readonly #relays = new Map<string, Promise<ChannelClient>>();
   /** At home: the jobs a migration (migrate) is under way for. */
@@ -1373,7 +1374,7 @@ export class Migration {
             r.offset >= 0 && typeof r.data === "string",
         );
         await this.#arrived(push.id, peer);
-        const job = this.#movedJob(push.id, peer);
+        const job = await this.#movedJob(push.id, peer);
         await deputy.drained(push.id);
         const fresh = this.#fresh(job, peer.nodeId, push.fd, push.offset, decodeBase64(push.data));
         if (fresh.length > 0) {
@@ -1392,10 +1393,9 @@ export class Migration {
               typeof (r.exit as { signal: string }).signal === "string"),
         );
         await this.#arrived(id, peer);
-        this.#movedJob(id, peer);
+        await this.#movedJob(id, peer);
         await deputy.drained(id);
         deputy.jobs.finish(id, exit);
-        this.#received.delete(id);
         return json({});
       }],
       // On the node a job moved to: its stdin and signals, from its home.
@@ -1433,14 +1433,25 @@ export class Migration {
   }
 
   /**
-   * The job `id` that `peer` pushes output or an end for; throws the disowning error
-   * (lib/homelink.ts) when it does not run there: its source went on with it after a commit whose
-   * answer never came, or it moved on (that node then kills its copy).
+   * The job `id` that `peer` pushes output or an end for. When it is not recorded there, throws:
+   * the disowning error (lib/homelink.ts; that node then kills its copy) when the job verifiably
+   * runs elsewhere, here (its source, this node, went on with it after a commit whose answer never
+   * came) or at the node recorded, which says so (mig.status); a plain error otherwise (a move
+   * that settled as unknown: the copy at `peer` may be the only one).
    */
-  #movedJob(id: number, peer: Peer): Job {
-    const job = this.#options.deputy.jobs.get(id);
-    if (job.node !== peer.nodeId) throw new Error(disownedText(id, peer.nodeId));
-    return job;
+  async #movedJob(id: number, peer: Peer): Promise<Job> {
+    const { deputy, nodeId } = this.#options;
+    const job = deputy.jobs.get(id);
+    if (job.node === peer.nodeId) return job;
+    if (job.node === nodeId) throw new Error(disownedText(id, peer.nodeId));
+    const client = await this.#options.connect(job.node).catch(() => undefined);
+    const state = await client?.request("mig.status", json({ id }), { timeoutMs: 5000 }).then(
+      (reply) => JSON.parse(decoder.decode(reply)).state,
+      () => undefined,
+    );
+    await client?.close().catch(() => {});
+    if (state === "running") throw new Error(disownedText(id, peer.nodeId));
+    throw new Error(`job ${id} is recorded on node ${job.node}, not on node ${peer.nodeId}`);
   }
 
   /**
@@ -1450,10 +1461,10 @@ export class Migration {
    * meanwhile) cannot be filled: it is logged and the data taken from there.
    */
   #fresh(job: Job, node: number, fd: OutputFd, offset: number, data: Uint8Array): Uint8Array {
-    let seen = this.#received.get(job.id);
+    let seen = this.#received.get(job);
     if (!seen || seen.node !== node || seen.migrations !== job.migrations) {
       seen = { node, migrations: job.migrations, bytes: [0, 0] };
-      this.#received.set(job.id, seen);
+      this.#received.set(job, seen);
     }
     const have = seen.bytes[fd - 1];
     if (offset > have) {
@@ -1775,6 +1786,8 @@ export class Migration {
     });
     // Why this copy was ended here, not by the job itself: its output and end are not sent home.
     let orphaned: string | undefined;
+    let exited = false;
+    void status.then(() => exited = true);
     const orphan = (why: string) => {
       if (orphaned !== undefined || guest.moved) return;
       orphaned = why;
@@ -1783,6 +1796,7 @@ export class Migration {
         home: guest.home,
         why,
       });
+      if (exited) return; // its PID may be another process's by now
       try {
         Deno.kill(guest.pid, "SIGKILL");
       } catch { /* gone */ }

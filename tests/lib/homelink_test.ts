@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { connectChannel, type Handler, RemoteError, serveChannel } from "../../lib/channel.ts";
 import { disownedText, HomeLink, HomeUnreachableError, isDisowned } from "../../lib/homelink.ts";
 import { silentLogger } from "../../lib/log.ts";
+import { retryUntil } from "../../lib/retry.ts";
 
 const HOST = "127.0.0.1";
 const encoder = new TextEncoder();
@@ -148,9 +149,8 @@ Deno.test("homelink: a connection gone silent is dropped once a ping gets no ans
     // The cable is cut: the request is forwarded nowhere, and its connection stays open.
     via.state.silent = true;
     const sent = home.send("job.push", encoder.encode("b"));
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await retryUntil(() => retries.length >= 1, 10_000, { what: "the silent connection dropped" });
     assert.deepEqual(got, ["a"], "nothing got through while silent");
-    assert.ok(retries.length >= 1, "the silent connection was dropped");
     via.state.silent = false;
     via.reset(); // the connections accepted while silent are dead
     assert.equal(decoder.decode(await sent), "ok");
@@ -169,6 +169,24 @@ Deno.test("homelink: a request waiting long for its answer is not sent again whi
     assert.equal(decoder.decode(await home.send("job.push", encoder.encode("slow"))), "ok");
     assert.deepEqual(got, ["slow"]);
     assert.deepEqual(retries, []);
+  });
+});
+
+Deno.test("homelink: a long wait answered by pings is not taken for silence when it then fails", async () => {
+  let calls = 0;
+  await withHome([["job.push", async () => {
+    if (++calls === 1) await new Promise((resolve) => setTimeout(resolve, 3000));
+    return encoder.encode("ok");
+  }]], async ({ link, via, retries }) => {
+    // Waiting longer than giveUpMs, with the home answering every ping meanwhile...
+    const home = link({ pingMs: 200, giveUpMs: 1000 });
+    const sent = home.send("job.push", encoder.encode("x"));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // ...then its connection (and the ping's) is reset: sent again, not given up.
+    via.reset();
+    assert.equal(decoder.decode(await sent), "ok");
+    assert.equal(calls, 2);
+    assert.equal(retries.length, 1, retries.join("\n"));
   });
 });
 
@@ -203,6 +221,19 @@ Deno.test("homelink: with no answer from the home for giveUpMs, send gives up", 
       assert.ok(via.state.accepted >= 2, "it tried new connections");
     },
   );
+});
+
+Deno.test("homelink: close while a request waits rejects it and leaves no connection", async () => {
+  await withHome([["job.push", () => new Promise<Uint8Array>(() => {})]], async ({ link, via }) => {
+    const home = link();
+    const sent = home.send("job.push", encoder.encode("x"));
+    await retryUntil(() => via.state.accepted >= 1, 5000);
+    await home.close();
+    await assert.rejects(sent, /the link is closed/);
+    const accepted = via.state.accepted;
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    assert.equal(via.state.accepted, accepted, "no connection made after close");
+  });
 });
 
 Deno.test("homelink: send after close rejects at once", async () => {

@@ -7,10 +7,10 @@
  * restore_test.ts, the guest's way home in homelink_test.ts.
  */
 import assert from "node:assert/strict";
-import type { Peer } from "../../lib/channel.ts";
+import { type Peer, RemoteError } from "../../lib/channel.ts";
 import { systemClock } from "../../lib/clock.ts";
 import type { Deputy } from "../../lib/deputy.ts";
-import { disownedText } from "../../lib/homelink.ts";
+import { disownedText, isDisowned } from "../../lib/homelink.ts";
 import { JobTable } from "../../lib/jobs.ts";
 import { createLogger } from "../../lib/log.ts";
 import { dumpRounds, Migration, roundArgs } from "../../lib/migration.ts";
@@ -225,6 +225,14 @@ Deno.test("migration: home takes a moved job's output once, and refuses it from 
       handlers.get("job.exited")!(body({ id: 77, exit: { code: 0 } }), node2),
       new RegExp(disownedText(77, 2)),
     );
+    // Recorded on node 3, which cannot be asked (a move that settled as unknown): node 2's copy
+    // may be the only one, so it is not disowned.
+    job.node = 3;
+    await assert.rejects(push(0, "maybe"), (error: Error) => {
+      assert.equal(error.message, "job 77 is recorded on node 3, not on node 2");
+      assert.ok(!isDisowned(new RemoteError("job.push", error.message, "node 1")));
+      return true;
+    });
     // Now it runs on node 2: a chunk sent again (its answer was lost) is appended once.
     job.node = 2;
     job.migrations = 1;
@@ -239,6 +247,12 @@ Deno.test("migration: home takes a moved job's output once, and refuses it from 
     await handlers.get("job.exited")!(body({ id: 77, exit: { code: 3 } }), node2);
     await handlers.get("job.exited")!(body({ id: 77, exit: { code: 3 } }), node2);
     assert.deepEqual(job.output.exit, { code: 3 });
+    // A later job with the same PID, moved to node 2 too, starts from offset 0 again.
+    jobs.remove(77);
+    const next = jobs.add({ id: 77, home: 1, node: 2, command: ["sleep", "9"] });
+    next.migrations = 1;
+    await push(0, "xy");
+    assert.equal(next.output.end, 2);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
