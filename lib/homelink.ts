@@ -89,14 +89,9 @@ export class HomeLink {
         let client: ChannelClient | undefined;
         try {
           client = await this.#connected();
-          const reply = await client.request(command, body, { timeoutMs: 0 });
-          this.#lastAnswer = Date.now();
-          return reply;
+          return await this.#heard(client.request(command, body, { timeoutMs: 0 }));
         } catch (error) {
-          if (error instanceof RemoteError) {
-            this.#lastAnswer = Date.now();
-            throw error;
-          }
+          if (error instanceof RemoteError) throw error;
           if (client) this.#drop(client);
           if (!failed) this.#options.onRetry?.(command, error);
           failed = true;
@@ -120,6 +115,18 @@ export class HomeLink {
     const clients = [this.#client, this.#pinger];
     this.#client = this.#pinger = undefined;
     for (const client of clients) await client?.then((c) => c.close(), () => {});
+  }
+
+  /** `request`'s outcome, noting the time when it is the home's answer (a reply or an error). */
+  async #heard<T>(request: Promise<T>): Promise<T> {
+    try {
+      const reply = await request;
+      this.#lastAnswer = Date.now();
+      return reply;
+    } catch (error) {
+      if (error instanceof RemoteError) this.#lastAnswer = Date.now();
+      throw error;
+    }
   }
 
   #connected(): Promise<ChannelClient> {
@@ -148,14 +155,10 @@ export class HomeLink {
       this.#pinger ??= this.#options.connect();
       const pinger = await this.#pinger;
       try {
-        await pinger.request("ping", new Uint8Array(), { timeoutMs: this.#pingMs });
-        this.#lastAnswer = Date.now();
+        await this.#heard(pinger.request("ping", new Uint8Array(), { timeoutMs: this.#pingMs }));
         return true;
       } catch (error) {
-        if (error instanceof RemoteError) {
-          this.#lastAnswer = Date.now();
-          return true;
-        }
+        if (error instanceof RemoteError) return true;
         void pinger.close().catch(() => {});
         throw error;
       }
@@ -174,11 +177,7 @@ export class HomeLink {
       try {
         // No answer to a ping: the request's connection is likely dead too; drop it, and the
         // waiting requests are sent again over a new one.
-        if (!(await this.#reachable())) {
-          const client = this.#client;
-          this.#client = undefined;
-          void client?.then((c) => c.close(), () => {});
-        }
+        if (!(await this.#reachable())) void this.#client?.then((c) => this.#drop(c), () => {});
       } finally {
         busy = false;
       }

@@ -789,25 +789,30 @@ export class Migration {
     source: number,
     target: number,
   ): Promise<"moved" | "stayed" | "unknown"> {
-    const ask = async (node: number): Promise<MoveState | undefined> => {
-      if (node === this.#options.nodeId) return this.#state(id);
-      const client = await this.#options.connect(node).catch(() => undefined);
-      try {
-        const reply = await client?.request("mig.status", json({ id }), { timeoutMs: 5000 });
-        return reply ? JSON.parse(decoder.decode(reply)).state : undefined;
-      } catch {
-        return undefined;
-      } finally {
-        await client?.close().catch(() => {});
-      }
-    };
     const until = now() + MOVE_SETTLE_MS;
     for (;;) {
-      const [atSource, atTarget] = await Promise.all([ask(source), ask(target)]);
+      const [atSource, atTarget] = await Promise.all([
+        this.#stateAt(source, id),
+        this.#stateAt(target, id),
+      ]);
       if (atSource === "running") return "stayed";
       if (atSource !== "moving" && atTarget === "running") return "moved";
       if (now() >= until) return "unknown";
       await sleep(500);
+    }
+  }
+
+  /** Where node `node` says job `id` is (mig.status; this node asks itself); undefined: no answer. */
+  async #stateAt(node: number, id: number): Promise<MoveState | undefined> {
+    if (node === this.#options.nodeId) return this.#state(id);
+    const client = await this.#options.connect(node).catch(() => undefined);
+    try {
+      const reply = await client?.request("mig.status", json({ id }), { timeoutMs: 5000 });
+      return reply ? JSON.parse(decoder.decode(reply)).state : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      await client?.close().catch(() => {});
     }
   }
 
@@ -1444,13 +1449,9 @@ export class Migration {
     const job = deputy.jobs.get(id);
     if (job.node === peer.nodeId) return job;
     if (job.node === nodeId) throw new Error(disownedText(id, peer.nodeId));
-    const client = await this.#options.connect(job.node).catch(() => undefined);
-    const state = await client?.request("mig.status", json({ id }), { timeoutMs: 5000 }).then(
-      (reply) => JSON.parse(decoder.decode(reply)).state,
-      () => undefined,
-    );
-    await client?.close().catch(() => {});
-    if (state === "running") throw new Error(disownedText(id, peer.nodeId));
+    if (await this.#stateAt(job.node, id) === "running") {
+      throw new Error(disownedText(id, peer.nodeId));
+    }
     throw new Error(`job ${id} is recorded on node ${job.node}, not on node ${peer.nodeId}`);
   }
 
