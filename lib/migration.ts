@@ -466,6 +466,14 @@ async function continueTree(pid: number): Promise<void> {
   await walk(pid);
 }
 
+/** A page link's `criu page-server` on the target (mig.pages). */
+interface PageServer {
+  readonly dir: string;
+  readonly logPath: string;
+  readonly child: Deno.ChildProcess;
+  readonly status: Promise<Deno.CommandStatus>;
+}
+
 /** Both ends of a migration, and the guest jobs this node runs for other home nodes. */
 export class Migration {
   readonly #options: MigrationOptions;
@@ -482,11 +490,8 @@ export class Migration {
   readonly #homecomings = new Set<number>();
   /** Jobs whose first mig.commit answer was held (TEST_COMMIT_DELAY_ENV). */
   readonly #commitsHeld = new Set<number>();
-  /** Page servers receiving a dump's pages (mig.pages), by job. */
-  readonly #pages = new Map<
-    number,
-    { dir: string; logPath: string; child: Deno.ChildProcess; status: Promise<Deno.CommandStatus> }
-  >();
+  /** Page servers receiving a dump's pages (mig.pages), by job, until mig.begin takes them. */
+  readonly #pages = new Map<number, PageServer>();
   /** Restores started with a final round's page link, waiting at their gate (§11.4), by job. */
   readonly #primed = new Map<number, WaitedRestore>();
   readonly #guests = new Map<number, Guest>();
@@ -1308,8 +1313,10 @@ export class Migration {
             ...(prev !== undefined ? { prevImagesDir: prev } : {}),
           }),
         ], { token, cwd: dir });
-        this.#pages.set(id, { dir, logPath, child, status: child.status });
-        if (request.restore) await this.#prime(id, dir, request.restore, child.status);
+        const pages: PageServer = { dir, logPath, child, status: child.status };
+        this.#pages.set(id, pages);
+        if (request.restore) await this.#prime(id, dir, request.restore);
+        void this.#watchPages(id, pages);
         return json({ port });
       }],
       ["mig.file", async (body) => {
@@ -1550,12 +1557,7 @@ export class Migration {
    * mig.restore (lib/restore.ts, §11.4). Without it the restore starts at mig.restore, which is
    * slower, not wrong: a restore that cannot start early is only logged.
    */
-  async #prime(
-    id: number,
-    dir: string,
-    plan: RestorePlan,
-    pagesEnded: Promise<Deno.CommandStatus>,
-  ): Promise<void> {
+  async #prime(id: number, dir: string, plan: RestorePlan): Promise<void> {
     let run: WaitedRestore;
     try {
       run = await WaitedRestore.start({
@@ -1574,13 +1576,30 @@ export class Migration {
       return;
     }
     this.#primed.set(id, run);
-    // A source that goes quiet after its dump leaves no restore waiting here for good.
-    void pagesEnded.then(() => {
-      const timer = setTimeout(() => {
-        if (this.#primed.get(id) === run) void this.#dropPrimed(id);
-      }, STALE_INCOMING_MS);
-      Deno.unrefTimer(timer);
-    });
+  }
+
+  /**
+   * A page server's images that no mig.begin takes leave nothing behind here: when it failed (a
+   * source gone or cut off mid-dump: the page link's keepalive ends it, lib/pagelink.ts), the
+   * restore held at its gate for them is stopped at once (the pages are incomplete); when it
+   * ended either way and no mig.begin came within the stale time (a source that went quiet after
+   * its dump), the images go, and so does that restore.
+   */
+  async #watchPages(id: number, pages: PageServer): Promise<void> {
+    const status = await pages.status;
+    if (this.#pages.get(id) !== pages) return; // taken by mig.begin, or by a new mig.pages
+    if (!status.success) await this.#dropPrimed(id);
+    const stale = this.#options.staleMs ?? STALE_INCOMING_MS;
+    await new Promise((resolve) => Deno.unrefTimer(setTimeout(resolve, stale)));
+    if (this.#pages.get(id) !== pages) return;
+    this.#pages.delete(id);
+    await this.#dropPrimed(id);
+    await Deno.remove(`${this.#dir}/${id}-in`, { recursive: true }).catch(() => {});
+    this.#options.logger.warn(
+      "job {id}: its page server ended ({how}) and no mig.begin came within {ms} ms; its images " +
+        "here were dropped",
+      { id, how: status.success ? "exit code 0" : `exit code ${status.code}`, ms: stale },
+    );
   }
 
   /**

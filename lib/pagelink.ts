@@ -24,13 +24,28 @@ export const PAGE_LINK_FAILED = 124;
 export const PAGE_LISTEN_SECONDS = 30;
 
 /**
+ * How long either end of a page link waits on a silent peer before the link fails
+ * (TCP_USER_TIMEOUT, in ms): the source when what it sent stays unacknowledged (a target cut off
+ * or dead mid-dump: criu dump fails and the job, frozen meanwhile, runs on), the target when its
+ * keepalive probes stay unanswered (a source gone mid-dump: the page server fails).
+ */
+export const PAGE_LINK_SILENCE_MS = 10_000;
+
+/** The target's keepalive: first probe after this many seconds of silence, then every 2 s. */
+const KEEPALIVE_IDLE_S = 5;
+
+/**
  * The target's end: `perl -e PAGE_LISTENER TOKEN SECONDS COMMAND...`. Listens on a free TCP port
  * of every address, prints the port and a newline on stdout (then points stdout at /dev/null),
  * accepts connections until one sends TOKEN within 2 s, stops listening, and execs COMMAND with
- * that socket as its stdin. Exits 124 when it cannot listen or no connection brings the token
- * within SECONDS.
+ * that socket as its stdin, with keepalive on (a probe after 5 s of silence, then every 2 s) and
+ * TCP_USER_TIMEOUT at {@linkcode PAGE_LINK_SILENCE_MS}: a source gone mid-dump fails the link
+ * (COMMAND's read) instead of leaving COMMAND waiting for good. Exits 124 when it cannot listen
+ * or no connection brings the token within SECONDS.
  */
-export const PAGE_LISTENER = "use IO::Socket::INET; my ($t, $s, @c) = @ARGV; " +
+export const PAGE_LISTENER = "use IO::Socket::INET; " +
+  "use Socket qw(SOL_SOCKET SO_KEEPALIVE IPPROTO_TCP TCP_KEEPIDLE TCP_KEEPINTVL TCP_KEEPCNT " +
+  "TCP_USER_TIMEOUT); my ($t, $s, @c) = @ARGV; " +
   "my $l = IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => 0, Listen => 4, " +
   'ReuseAddr => 1) or exit 124; $| = 1; print $l->sockport, "\\n"; ' +
   "open(STDOUT, '>', '/dev/null'); $SIG{ALRM} = sub { exit 124 }; alarm $s; " +
@@ -38,12 +53,18 @@ export const PAGE_LISTENER = "use IO::Socket::INET; my ($t, $s, @c) = @ARGV; " +
   "while (length($g) < length($t)) { my $r = ''; vec($r, fileno($k), 1) = 1; " +
   "select($r, undef, undef, 2) > 0 or last; " +
   "sysread($k, $g, length($t) - length($g), length($g)) or last } " +
-  "if ($g eq $t) { close $l; alarm 0; open(STDIN, '<&', $k) or exit 124; close $k; " +
+  "if ($g eq $t) { close $l; alarm 0; setsockopt($k, SOL_SOCKET, SO_KEEPALIVE, 1); " +
+  `setsockopt($k, IPPROTO_TCP, TCP_KEEPIDLE, ${KEEPALIVE_IDLE_S}); ` +
+  "setsockopt($k, IPPROTO_TCP, TCP_KEEPINTVL, 2); setsockopt($k, IPPROTO_TCP, TCP_KEEPCNT, 3); " +
+  `setsockopt($k, IPPROTO_TCP, TCP_USER_TIMEOUT, ${PAGE_LINK_SILENCE_MS}); ` +
+  "open(STDIN, '<&', $k) or exit 124; close $k; " +
   "exec { $c[0] } @c; exit 124 } close $k }";
 
 /**
  * The source's end: `perl -e PAGE_CONNECTOR HOST PORT TOKEN GATE COMMAND...`. Connects to
- * HOST:PORT (10 s at most) and sends TOKEN. Then, without a gate (GATE empty), it prints `linked`
+ * HOST:PORT (10 s at most), sets TCP_USER_TIMEOUT at {@linkcode PAGE_LINK_SILENCE_MS} (pages that
+ * stay unacknowledged that long fail criu's send: a target cut off mid-dump does not keep the job
+ * frozen for TCP's own 15 minutes) and sends TOKEN. Then, without a gate (GATE empty), it prints `linked`
  * and a newline on stdout and waits for one byte on stdin, the go, before it runs COMMAND. With a
  * gate, it makes the FIFO GATE, runs COMMAND at once with `OM_GATE=GATE` in its environment, and
  * prints `linked` once COMMAND holds the FIFO open for reading: COMMAND has started and waits
@@ -66,11 +87,14 @@ export const PAGE_LISTENER = "use IO::Socket::INET; my ($t, $s, @c) = @ARGV; " +
  * (seen here: every page-server dump took 200 ms longer, whatever its size). The dump is frozen
  * time, so the tick is short, and COMMAND's end (SIGCHLD) cuts the wait short.
  */
-export const PAGE_CONNECTOR = "use IO::Socket::INET; use Socket qw(IPPROTO_TCP TCP_NODELAY); " +
+export const PAGE_CONNECTOR = "use IO::Socket::INET; " +
+  "use Socket qw(IPPROTO_TCP TCP_NODELAY TCP_USER_TIMEOUT); " +
   "use POSIX qw(WNOHANG mkfifo); use Fcntl qw(O_WRONLY O_NONBLOCK); " +
   "my ($h, $p, $t, $g, @c) = @ARGV; my ($pid, $f); $SIG{PIPE} = 'IGNORE'; " +
   "my $k = IO::Socket::INET->new(PeerAddr => $h, PeerPort => $p, Proto => 'tcp', " +
-  "Timeout => 10) or exit 124; syswrite($k, $t) == length($t) or exit 124; " +
+  "Timeout => 10) or exit 124; " +
+  `setsockopt($k, IPPROTO_TCP, TCP_USER_TIMEOUT, ${PAGE_LINK_SILENCE_MS}); ` +
+  "syswrite($k, $t) == length($t) or exit 124; " +
   "sub status { unlink $g if $g ne ''; exit($? & 127 ? 128 + ($? & 127) : $? >> 8) } " +
   "sub run { $pid = fork() // exit 124; return if $pid; open(STDOUT, '>', '/dev/null'); " +
   "open(STDIN, '<&', $k) or exit 124; exec { $c[0] } @c; exit 124 } " +

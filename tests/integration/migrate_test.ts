@@ -6,7 +6,8 @@
  * from a node the job was moved to) leaves the job where it was, and its restore waiting at its
  * gate ends with it; a commit or a move whose answer is held back or lost still leaves the job
  * running at exactly one node (its output at home has every line once); a target whose early
- * restore does not fit the images restores them afresh.
+ * restore does not fit the images restores them afresh; a target cut off during the dump fails the
+ * dump within seconds (the job runs on at home), and after the commit its stray copy is killed.
  */
 import assert from "node:assert/strict";
 import {
@@ -533,6 +534,84 @@ Deno.test({
       assert.deepEqual([...new Set(done)].sort((a, b) => +a - +b), counts(120));
       assert.equal(done.filter((n) => n === "119").length, 1, "one copy reached the end");
       assert.ok(done.length < 120 + 60, `${done.length} numbers: the stray copy ran on`);
+    }),
+});
+
+Deno.test({
+  name: "migrate: a target cut off during the dump: the job is let go within seconds, at home",
+  ignore,
+  fn: () =>
+    withLab("migd", planLab(2), async (lab) => {
+      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
+      await startDaemon(lab, 2, { env: { OM_CRIU: criu! } });
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      // Node 1 sends at 4 Mbit/s: the job's 16 MiB take half a minute to cross, time enough to
+      // cut node 2's cable in the middle of the dump.
+      const [node1, node2] = [findNode(lab, 1), findNode(lab, 2)];
+      const shaped = await new Deno.Command("ip", {
+        args: ["netns", "exec", node1.namespace, "tc", "qdisc", "add", "dev", node1.nics[0].name]
+          .concat(["root", "tbf", "rate", "4mbit", "burst", "32kb", "latency", "2s"]),
+      }).output();
+      assert.equal(shaped.code, 0, decoder.decode(shaped.stderr));
+      const script = '$| = 1; my $m = "x" x (16 << 20); ' +
+        'for my $i (0 .. 59) { print "$i\\n"; select(undef, undef, undef, 0.1) } exit 5';
+      const run = startRun(lab, "perl", "-e", script);
+      const job = await jobOn(lab, 1, "select");
+      await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
+      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      // The job is frozen and its pages are on their way: node 2's cable is cut.
+      const images = `${nodeRoot(lab, 2)}/migrations/${job.pid}-in`;
+      const stored = async () => {
+        let bytes = 0;
+        for await (const entry of Deno.readDir(images)) {
+          if (/^pages-\d+\.img$/.test(entry.name)) {
+            bytes += (await Deno.stat(`${images}/${entry.name}`)).size;
+          }
+        }
+        return bytes;
+      };
+      await retryUntil(
+        async () => (await stored().catch(() => 0)) > 0,
+        30_000,
+        { what: "pages to reach node 2", intervalMs: 20 },
+      );
+      const cable = (state: "up" | "down") =>
+        new Deno.Command("ip", {
+          args: ["-n", node2.namespace, "link", "set", node2.nics[0].name, state],
+        }).output();
+      assert.equal((await cable("down")).code, 0);
+      // Unacknowledged pages fail the dump after the page link's 10 s (lib/pagelink.ts), not
+      // TCP's own quarter of an hour: the job runs on at home. (A liveness bound, not a timing.)
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const moved = await Promise.race([
+        migrate,
+        new Promise<never>((_, reject) =>
+          timer = setTimeout(
+            () =>
+              reject(new Error("om migrate still waits 60 s after the cut: the job stays frozen")),
+            60_000,
+          )
+        ),
+      ]).finally(() => clearTimeout(timer));
+      const err = decoder.decode(moved.stderr);
+      assert.equal(moved.code, 1, err);
+      assert.match(err, /dump failed on node 1/);
+      assert.match(err, /the job goes on at node 1/);
+      assert.equal((await cable("up")).code, 0);
+      // Node 2's page server sees its peer gone (its keepalive, or the source's reset once the
+      // cable is back) and fails; the restore held at its gate for those pages stops with it.
+      await retryUntil(
+        async () => (await readProcesses("/proc")).every((p) => !p.argv.includes(images)),
+        30_000,
+        { what: "node 2's page server and held restore to end" },
+      );
+      const code = await run.finish();
+      assert.deepEqual(lines(run.sink.out), counts(60), run.sink.err);
+      assert.equal(code, 5, run.sink.err);
     }),
 });
 

@@ -14,7 +14,8 @@ import { disownedText, isDisowned } from "../../lib/homelink.ts";
 import { JobTable } from "../../lib/jobs.ts";
 import { createLogger } from "../../lib/log.ts";
 import { dumpRounds, Migration, roundArgs } from "../../lib/migration.ts";
-import { readProcess } from "../../lib/procs.ts";
+import { newPageToken } from "../../lib/pagelink.ts";
+import { readProcess, readProcesses } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
 
 Deno.test("migration: stop-and-copy without dirty-memory tracking: one dump, left stopped", () => {
@@ -148,6 +149,65 @@ Deno.test("migration: a target drops the images of a job whose source went quiet
     await new Promise((resolve) => setTimeout(resolve, 150));
     assert.equal(migration.arriving(), 1, "the first attempt's timer left the second alone");
     await retryUntil(() => migration.arriving() === 0, 5000, { what: "the second to go" });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("migration: a failed page link stops the restore held for it; unclaimed images go", async () => {
+  const root = await Deno.makeTempDir({ prefix: "om-migration-" });
+  const lines: string[] = [];
+  try {
+    // A stand-in for criu: its page server stores what comes and fails (a link that broke), or
+    // ends well when it got "ok"; its restore waits at the gate like criu's (opens the FIFO).
+    const criu = `${root}/criu`;
+    await Deno.writeTextFile(
+      criu,
+      "#!/bin/sh\ncase $1 in\npage-server) cat > pages-1.img; grep -q ok pages-1.img ;;\n" +
+        "restore) exec 3< inventory.img; exec sleep 60 ;;\nesac\n",
+      { mode: 0o755 },
+    );
+    const { handlers } = target(root, { criu, staleMs: 3000, lines });
+    const dir = `${root}/migrations/77-in`;
+    const restores = async () =>
+      (await readProcesses("/proc")).filter((p) =>
+        p.argv.includes(criu) && p.argv.includes("restore")
+      );
+    const pages = async (data: string) => {
+      const token = newPageToken();
+      const reply = await handlers.get("mig.pages")!(
+        body({ id: 77, home: 1, token, restore: { fds: [null, null, null], mounts: false } }),
+        peer,
+      );
+      await retryUntil(async () => (await restores()).length > 0, 5000, {
+        what: "the restore to wait at its gate",
+      });
+      const link = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: JSON.parse(text(reply)).port,
+      });
+      await link.write(new TextEncoder().encode(token + data));
+      link.close();
+    };
+    // The link breaks mid-dump: the held restore stops at once, the images stay a while.
+    await pages("half the pages");
+    await retryUntil(async () => (await restores()).length === 0, 2000, {
+      what: "the held restore to stop with the failed page server",
+    });
+    assert.ok(await Deno.stat(`${dir}/pages-1.img`), "the images stay until the stale time");
+    await retryUntil(() => Deno.stat(dir).then(() => false, () => true), 5000, {
+      what: "the unclaimed images to go",
+    });
+    assert.ok(lines.some((line) => /job 77: its page server ended \(exit code 1\)/.test(line)));
+    // A dump that ended well, then nothing: the restore waits until the images go with it.
+    await pages("ok");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.ok((await restores()).length > 0, "the restore waits for mig.begin");
+    await retryUntil(() => Deno.stat(dir).then(() => false, () => true), 5000, {
+      what: "the unclaimed images to go",
+    });
+    assert.equal((await restores()).length, 0, "and the restore with them");
+    assert.ok(lines.some((line) => /job 77: its page server ended \(exit code 0\)/.test(line)));
   } finally {
     await Deno.remove(root, { recursive: true });
   }

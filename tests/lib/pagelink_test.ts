@@ -13,6 +13,7 @@ import {
   newPageToken,
   PAGE_CONNECTOR,
   PAGE_LINK_FAILED,
+  PAGE_LINK_SILENCE_MS,
   PAGE_LISTENER,
   PageLinkError,
 } from "../../lib/pagelink.ts";
@@ -79,6 +80,39 @@ Deno.test("pagelink: only the connection with the token reaches the command", as
     assert.equal((await link.go()).code, 0);
     assert.equal((await listener.child.status).code, 0);
     assert.equal(await Deno.readTextFile(`${dir}/got`), "the pages");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A command that writes its stdin socket's keepalive options and TCP_USER_TIMEOUT to `file`. */
+const socketOptions = (file: string) => [
+  "perl",
+  "-e",
+  "use Socket qw(SOL_SOCKET SO_KEEPALIVE IPPROTO_TCP TCP_KEEPIDLE TCP_KEEPCNT TCP_USER_TIMEOUT); " +
+  "my @o = map { unpack('i', getsockopt(STDIN, $_->[0], $_->[1])) } " +
+  "([SOL_SOCKET, SO_KEEPALIVE], [IPPROTO_TCP, TCP_KEEPIDLE], [IPPROTO_TCP, TCP_KEEPCNT], " +
+  "[IPPROTO_TCP, TCP_USER_TIMEOUT]); open(my $f, '>', $ARGV[0]) or die; print $f \"@o\"",
+  file,
+];
+
+Deno.test("pagelink: neither end waits for good on a silent peer", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "om-pagelink-" });
+  try {
+    const token = newPageToken();
+    const listener = await listenForPages(socketOptions(`${dir}/target`), { token });
+    const link = await linkPages(socketOptions(`${dir}/source`), {
+      hostname: "127.0.0.1",
+      port: listener.port,
+      token,
+    });
+    assert.equal((await link.go()).code, 0);
+    assert.equal((await listener.child.status).code, 0);
+    const silence = String(PAGE_LINK_SILENCE_MS);
+    // The target probes a silent source (keepalive after 5 s, 3 probes); both ends give up on
+    // unanswered bytes or probes after PAGE_LINK_SILENCE_MS.
+    assert.equal(await Deno.readTextFile(`${dir}/target`), `1 5 3 ${silence}`);
+    assert.equal((await Deno.readTextFile(`${dir}/source`)).split(" ")[3], silence);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
