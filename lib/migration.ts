@@ -86,6 +86,7 @@ import {
 } from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
+import { descendants } from "./procs.ts";
 import { HELD_INVENTORY, WaitedRestore } from "./restore.ts";
 import { disownedText, HomeLink, HomeUnreachableError, isDisowned } from "./homelink.ts";
 import { bodyOf, isId } from "./jsonbody.ts";
@@ -120,6 +121,13 @@ const COMMIT_TIMEOUT_MS = 10_000;
 const COMMIT_SETTLE_MS = (WAITER_WINDOW_S + 10) * 1000;
 /** How long the home asks both nodes where a job is after mig.move got no answer. */
 const MOVE_SETTLE_MS = 180_000;
+/**
+ * How long a target's criu restore may take from its go before it is killed, with what it had
+ * restored, and mig.restore fails (lib/restore.ts); the source waits 30 s longer for the answer.
+ */
+export const RESTORE_LIMIT_MS = 90_000;
+/** Test-only hook: the target's RESTORE_LIMIT_MS, shortened. Never set it outside tests. */
+export const TEST_RESTORE_LIMIT_ENV = "OM_TEST_MIG_RESTORE_LIMIT_MS";
 
 /**
  * Test-only hook: milliseconds the target holds its FIRST answer to mig.commit of a job, after
@@ -453,17 +461,11 @@ export async function reopenStdin(
 
 /** Continues every process of the tree rooted at `pid` (a dump left them stopped). */
 async function continueTree(pid: number): Promise<void> {
-  const seen = new Set<number>();
-  const walk = async (p: number) => {
-    if (seen.has(p)) return;
-    seen.add(p);
+  for (const p of [pid, ...await descendants(pid)]) {
     try {
       Deno.kill(p, "SIGCONT");
     } catch { /* gone */ }
-    const children = await Deno.readTextFile(`/proc/${p}/task/${p}/children`).catch(() => "");
-    for (const child of children.trim().split(/\s+/).filter(Boolean)) await walk(Number(child));
-  };
-  await walk(pid);
+  }
 }
 
 /** A page link's `criu page-server` on the target (mig.pages). */
@@ -536,6 +538,10 @@ export class Migration {
       });
     }
     return { binary, now };
+  }
+
+  get #restoreLimitMs(): number {
+    return Number(this.#options.env?.(TEST_RESTORE_LIMIT_ENV)) || RESTORE_LIMIT_MS;
   }
 
   get #dir(): string {
@@ -1001,7 +1007,7 @@ export class Migration {
         transferMs = now() - transfer;
         step = "restore";
         const restore = now();
-        await client.request("mig.restore", json({ id }), { timeoutMs: 120_000 });
+        await client.request("mig.restore", json({ id }), { timeoutMs: RESTORE_LIMIT_MS + 30_000 });
         // Restored there, stopped: from the commit on, the job is the target's.
         step = "commit";
         if (!(await this.#commitAt(client, id, target))) {
@@ -1567,6 +1573,7 @@ export class Migration {
         ownMounts: plan.mounts,
         windowSeconds: WAITER_WINDOW_S,
         gated: true,
+        limitMs: this.#restoreLimitMs,
       });
     } catch (error) {
       this.#options.logger.warn("job {id}: cannot start its restore early: {error}", {
@@ -1656,6 +1663,7 @@ export class Migration {
         fds: incoming.fds,
         ownMounts,
         windowSeconds: WAITER_WINDOW_S,
+        limitMs: this.#restoreLimitMs,
       });
     }
     // The job's unread stdin goes first into its new pipe (it buffers until the job reads).

@@ -1,8 +1,9 @@
 /**
  * The local processes as Linux shows them in `/proc/<pid>/{stat,status,cmdline}`: pure parsers of
- * each file and one reader over a proc directory (tests point it at a fake tree). `om ps` builds
- * its rows from these; where a process runs (the NODE column) is not a /proc fact and is added by
- * the caller.
+ * each file, one reader over a proc directory (tests point it at a fake tree), and the processes
+ * below one (`descendants`, for what a migration continues or kills). `om ps` builds its rows
+ * from these; where a process runs (the NODE column) is not a /proc fact and is added by the
+ * caller.
  */
 
 /** Clock ticks per second of the times in `stat`: USER_HZ, 100 on every Linux architecture. */
@@ -195,4 +196,35 @@ export async function readProcesses(
     }
   }
   return infos;
+}
+
+/**
+ * The processes below `pid`: its children, theirs, and so on, parents before their children,
+ * found through each task's `task/<tid>/children` (a child of any thread counts). Processes that
+ * end while they are read are left out; a process forked meanwhile may be missed.
+ */
+export async function descendants(pid: number, procDir = "/proc"): Promise<number[]> {
+  const found: number[] = [];
+  const seen = new Set([pid]);
+  for (let i = -1; i < found.length; i++) {
+    const parent = i < 0 ? pid : found[i];
+    let tids: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(`${procDir}/${parent}/task`)) tids.push(entry.name);
+    } catch { /* gone */ }
+    tids = tids.filter((tid) => /^\d+$/.test(tid));
+    for (const tid of tids) {
+      const text = await Deno.readTextFile(`${procDir}/${parent}/task/${tid}/children`).catch(
+        () => "",
+      );
+      for (const child of text.split(/\s+/).filter((word) => /^\d+$/.test(word))) {
+        const number = Number(child);
+        if (!seen.has(number)) {
+          seen.add(number);
+          found.push(number);
+        }
+      }
+    }
+  }
+  return found;
 }

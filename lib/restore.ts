@@ -13,7 +13,8 @@
  * asked (SIGTERM) and when the daemon that started it is gone, so that a criu held at its gate
  * never outlives the migration.
  */
-import { criuFailure, restoreArgs } from "./criu.ts";
+import { CriuError, criuFailure, logTail, restoreArgs } from "./criu.ts";
+import { descendants } from "./procs.ts";
 
 /**
  * The restored job's parent on the target: `perl -e RESTORE_WAITER MARKER PIDFILE WINDOW GATE criu
@@ -55,6 +56,11 @@ export interface RestoreStart {
   readonly windowSeconds: number;
   /** Start criu now and hold it at the gate until `open` (a FIFO at `inventory.img`). */
   readonly gated?: boolean;
+  /**
+   * How long the restore may take from its go (`open`, or the start when not gated) before it is
+   * killed, criu and whatever it restored so far, and `restored` fails; default no limit.
+   */
+  readonly limitMs?: number;
 }
 
 /** A `criu restore` under the waiter: started, perhaps held at its gate, then restored. */
@@ -73,6 +79,10 @@ export class WaitedRestore {
   #state: "shut" | "opening" | "open" | "stopped" = "shut";
   #exited: Deno.CommandStatus | undefined;
   #started = performance.now();
+  readonly #limitMs: number | undefined;
+  #limit: ReturnType<typeof setTimeout> | undefined;
+  /** Done once the processes of a restore over its limit were killed. */
+  #expired: Promise<void> | undefined;
 
   private constructor(start: RestoreStart, child: Deno.ChildProcess, gate?: string) {
     this.dir = start.dir;
@@ -82,6 +92,8 @@ export class WaitedRestore {
     this.status = child.status.then((status) => this.#exited = status);
     this.stdin = child.stdin.getWriter();
     this.#gate = gate;
+    this.#limitMs = start.limitMs;
+    if (!gate) this.#arm();
   }
 
   get logPath(): string {
@@ -155,6 +167,7 @@ export class WaitedRestore {
       throw new Error(`Cannot open the restore's gate in "${this.dir}": it is not shut`);
     }
     this.#started = performance.now();
+    this.#arm();
     const held = `${this.dir}/${HELD_INVENTORY}`;
     const inventory = await Deno.readFile(held);
     this.#state = "opening";
@@ -190,10 +203,24 @@ export class WaitedRestore {
   async restored(what: string): Promise<{ pid: number; ms: number }> {
     const marker = `${this.dir}/restored`;
     // Polled every millisecond: this wait is frozen time (a restore takes 30 ms and more).
-    while (!this.#exited && !(await exists(marker))) {
+    while (!this.#exited && !this.#expired && !(await exists(marker))) {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
+    clearTimeout(this.#limit);
     const ms = performance.now() - this.#started;
+    if (this.#expired) {
+      await this.#expired;
+      await this.#ended();
+      const log = await Deno.readTextFile(this.logPath).catch(() => "");
+      const tail = logTail(log);
+      throw new CriuError(
+        `Cannot ${what}: criu restore did not end within ${this.#limitMs} ms; it and what it ` +
+          `had restored were killed (log: ${this.logPath}): its last line: ${
+            (tail.at(-1) ?? "none").replace(/^\([\d.]+\)\s*/, "").trim()
+          }`,
+        { step: "restore", logPath: this.logPath, logTail: tail },
+      );
+    }
     const pidfile = `${this.dir}/restore.pid`;
     const pid = Number((await Deno.readTextFile(pidfile).catch(() => "")).trim());
     if (this.#exited || !(Number.isInteger(pid) && pid > 0)) {
@@ -227,11 +254,40 @@ export class WaitedRestore {
     await Deno.rename(held, gate).catch(() => Deno.remove(gate).catch(() => {}));
   }
 
+  /** Starts the restore's time limit, if it has one. */
+  #arm(): void {
+    if (this.#limitMs === undefined) return;
+    clearTimeout(this.#limit);
+    this.#limit = setTimeout(() => {
+      if (this.#exited) return;
+      this.#expired = killBelow(this.child.pid);
+    }, this.#limitMs);
+  }
+
   /** Waits for the waiter's end and lets its pipes go. */
   async #ended(): Promise<void> {
+    clearTimeout(this.#limit);
     await this.status;
     await Promise.all([this.child.stdout.cancel(), this.child.stderr.cancel()]).catch(() => {});
     await this.stdin.close().catch(() => {});
+  }
+}
+
+/**
+ * Kills every process below `pid` (SIGKILL; the waiter's: criu, its action scripts, and the job's
+ * tasks, which criu forks as the waiter's children): listed, killed, and listed again until none
+ * is left, as a dying criu's children are reparented away only once it is reaped.
+ */
+async function killBelow(pid: number): Promise<void> {
+  for (let round = 0; round < 50; round++) {
+    const pids = await descendants(pid);
+    if (pids.length === 0) return;
+    for (const each of pids) {
+      try {
+        Deno.kill(each, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

@@ -7,7 +7,8 @@
  * gate ends with it; a commit or a move whose answer is held back or lost still leaves the job
  * running at exactly one node (its output at home has every line once); a target whose early
  * restore does not fit the images restores them afresh; a target cut off during the dump fails the
- * dump within seconds (the job runs on at home), and after the commit its stray copy is killed.
+ * dump within seconds (the job runs on at home), and after the commit its stray copy is killed;
+ * a restore hanging inside criu is killed at its limit, with the tasks it restored.
  */
 import assert from "node:assert/strict";
 import {
@@ -27,12 +28,13 @@ import {
   TEST_COMMIT_DELAY_ENV,
   TEST_FILE_DELAY_ENV,
   TEST_MOVE_LOSE_REPLY_ENV,
+  TEST_RESTORE_LIMIT_ENV,
   TEST_WRONG_PLAN_ENV,
 } from "../../lib/migration.ts";
 import { parseTarget } from "../../commands/migrate.ts";
 import { readJobRecords } from "../../lib/jobs.ts";
 import { listNodeInfo } from "../../lib/nodestate.ts";
-import { readProcesses } from "../../lib/procs.ts";
+import { readProcess, readProcesses } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
 import { manualOnly, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
@@ -611,6 +613,63 @@ Deno.test({
       );
       const code = await run.finish();
       assert.deepEqual(lines(run.sink.out), counts(60), run.sink.err);
+      assert.equal(code, 5, run.sink.err);
+    }),
+});
+
+Deno.test({
+  name: "migrate: a restore that hangs inside criu is killed at its limit; the job goes on at home",
+  ignore,
+  fn: () =>
+    withLab("migh", planLab(2), async (lab) => {
+      // Node 2's criu is the real one, whose restores run an action script that hangs at
+      // post-restore: the job's tasks are restored, criu waits for the script for good.
+      const dir = lab.record.dir;
+      await Deno.writeTextFile(
+        `${dir}/hang`,
+        '#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-restore ] || exit 0\n' +
+          `echo "$CRTOOLS_INIT_PID $PPID $$" > ${dir}/hung\nexec sleep 600\n`,
+        { mode: 0o755 },
+      );
+      await Deno.writeTextFile(
+        `${dir}/criu`,
+        `#!/bin/sh\n[ "$1" = restore ] && exec ${criu} "$@" --action-script ${dir}/hang\n` +
+          `exec ${criu} "$@"\n`,
+        { mode: 0o755 },
+      );
+      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
+      await startDaemon(lab, 2, {
+        env: { OM_CRIU: `${dir}/criu`, [TEST_RESTORE_LIMIT_ENV]: "3000" },
+      });
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      const run = startRun(lab, "sh", "-c", counter(50));
+      const job = await jobOn(lab, 1, "while");
+      await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
+      const moved = await execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = decoder.decode(moved.stderr);
+      assert.equal(moved.code, 1, err);
+      assert.match(err, /restore failed on node 2/);
+      assert.match(err, /criu restore did not end within 3000 ms/);
+      assert.match(err, /the job goes on at node 1/);
+      // The restored copy (its PID 1), criu and the script it waited for were all killed.
+      const hung = (await Deno.readTextFile(`${dir}/hung`)).trim().split(" ").map(Number);
+      assert.ok(hung.length === 3 && hung.every((pid) => pid > 1), `${hung}`);
+      for (const pid of hung) {
+        await retryUntil(
+          async () => {
+            const process = await readProcess("/proc", pid);
+            return process === undefined || process.state === "Z";
+          },
+          5000,
+          { what: `process ${pid} of node 2's restore to be killed` },
+        );
+      }
+      const code = await run.finish();
+      assert.deepEqual(lines(run.sink.out), counts(50), run.sink.err);
       assert.equal(code, 5, run.sink.err);
     }),
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   decodeTty,
+  descendants,
   parseCmdline,
   parseStat,
   parseStatusUid,
@@ -8,6 +9,7 @@ import {
   readProcesses,
   statFlags,
 } from "../../lib/procs.ts";
+import { retryUntil } from "../../lib/retry.ts";
 
 /** A real stat line of an interactive bash (kernel 6.x), fields 1 to 52. */
 const BASH =
@@ -147,4 +149,40 @@ Deno.test("readProcess reads this very test process from /proc", async () => {
   assert.match(self.argv[0], /deno/);
   assert.ok(self.argv.includes("test"));
   assert.ok(self.threads >= 1);
+});
+
+Deno.test("descendants lists children and grandchildren, parents first", async () => {
+  const child = new Deno.Command("sh", {
+    args: ["-c", "sleep 30 & sh -c 'sleep 30 & wait' & wait"],
+    stdout: "null",
+  }).spawn();
+  let below: number[] = [];
+  try {
+    // sh: a sleep, and a sh with its own sleep.
+    below = await retryUntil(
+      async () => {
+        const pids = await descendants(child.pid);
+        return pids.length === 3 ? pids : undefined;
+      },
+      5000,
+      { what: "three processes below the shell", intervalMs: 10 },
+    );
+    const names = await Promise.all(
+      below.map(async (pid) => (await readProcess("/proc", pid))?.argv.join(" ")),
+    );
+    assert.deepEqual(names.toSorted(), ["sh -c sleep 30 & wait", "sleep 30", "sleep 30"]);
+    const inner = below[names.indexOf("sh -c sleep 30 & wait")];
+    const own = await descendants(inner);
+    assert.equal(own.length, 1);
+    assert.equal(names[below.indexOf(own[0])], "sleep 30", "the inner shell's sleep");
+    assert.ok(below.indexOf(inner) < below.indexOf(own[0]), "a parent comes before its child");
+  } finally {
+    for (const pid of [child.pid, ...below]) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await child.status;
+  }
+  assert.deepEqual(await descendants(999_999_999), [], "no such process: nothing below it");
 });

@@ -2,8 +2,9 @@
  * lib/restore.ts run for real (perl, FIFOs, signals) with stand-ins for `criu restore`: shell
  * scripts that read `inventory.img` to its end of file as criu does, then start a process and
  * write its PID to the pidfile. The waiter's commit window, the gate held until the go (criu
- * waiting in the FIFO, reaching it only after the go, or ending before it), and a gated criu
- * stopped on SIGTERM or when the process that started the waiter is gone.
+ * waiting in the FIFO, reaching it only after the go, or ending before it), a gated criu
+ * stopped on SIGTERM or when the process that started the waiter is gone, and a restore over its
+ * time limit killed with everything under the waiter.
  */
 import assert from "node:assert/strict";
 import { CriuError } from "../../lib/criu.ts";
@@ -205,6 +206,58 @@ Deno.test("restore: a failed restore is a CriuError with criu's log", async () =
     assert.match(error.message, /Cannot restore job 9: .*Restoring FAILED/);
     assert.equal(error.logPath, `${dir}/restore.log`);
   });
+});
+
+/** A stand-in for a criu restore that hangs: it forks a "job" with a child, then waits for good. */
+async function hanging(dir: string) {
+  const path = `${dir}/criu`;
+  await Deno.writeTextFile(
+    path,
+    "#!/bin/sh\necho $$ > started\n" +
+      "sh -c 'sleep 600 & echo $! > grandchild; wait' </dev/null >/dev/null 2>&1 &\n" +
+      "echo $! > child\nsleep 600\n",
+    { mode: 0o755 },
+  );
+  return path;
+}
+
+Deno.test("restore: a restore over its limit is killed, with what it restored, and fails", async () => {
+  for (const gated of [false, true]) {
+    await inDir(async (dir) => {
+      const run = await WaitedRestore.start({
+        criu: await hanging(dir),
+        dir,
+        fds: [null, null, null],
+        ownMounts: false,
+        windowSeconds: 30,
+        gated,
+        limitMs: 300,
+      });
+      if (gated) {
+        await Deno.writeTextFile(`${dir}/${HELD_INVENTORY}`, "never read\n");
+        // This criu never opens its gate: the go waits, until the limit ends it.
+        await run.open();
+      }
+      const read = (file: string) =>
+        retryUntil(
+          async () =>
+            Number((await Deno.readTextFile(`${dir}/${file}`).catch(() => "")).trim()) ||
+            undefined,
+          5000,
+          { what: `the stand-in's ${file}`, intervalMs: 10 },
+        );
+      const pids = await Promise.all(["started", "child", "grandchild"].map(read));
+      const error = await run.restored("restore job 11").catch((e) => e);
+      assert.ok(error instanceof CriuError, String(error));
+      assert.equal(error.step, "restore");
+      assert.match(error.message, /Cannot restore job 11: criu restore did not end within 300 ms/);
+      assert.equal(error.logPath, `${dir}/restore.log`);
+      assert.equal((await run.status).code, 125, "the waiter ends, criu having failed");
+      for (const pid of pids) {
+        await retryUntil(async () => !(await alive(pid)), 2000, { what: `${pid} to be killed` });
+      }
+    });
+  }
 });
 
 /** Starts the waiter with a stand-in restore, without a gate; resolves once its marker is there. */
