@@ -38,6 +38,15 @@ export function isDisowned(error: unknown): boolean {
   return error instanceof RemoteError && /^job \d+ does not run on node \d+$/.test(error.error);
 }
 
+/**
+ * Whether an error answer says that the home has no such job (lib/jobs.ts NoSuchJobError): its
+ * daemon restarted since (its jobs are gone with it, and so is the `om run` the output was for),
+ * or the job ended there and its exit was collected.
+ */
+export function isUnknownJob(error: unknown): boolean {
+  return error instanceof RemoteError && /^no job \d+ on this node$/.test(error.error);
+}
+
 /** The home could not be reached for `giveUpMs`. */
 export class HomeUnreachableError extends Error {
   override name = "HomeUnreachableError";

@@ -86,9 +86,16 @@ import {
 } from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
+import { watched } from "./peerwatch.ts";
 import { descendants } from "./procs.ts";
 import { HELD_INVENTORY, WaitedRestore } from "./restore.ts";
-import { disownedText, HomeLink, HomeUnreachableError, isDisowned } from "./homelink.ts";
+import {
+  disownedText,
+  HomeLink,
+  HomeUnreachableError,
+  isDisowned,
+  isUnknownJob,
+} from "./homelink.ts";
 import { bodyOf, isId } from "./jsonbody.ts";
 
 /** Image bytes per `mig.file` request (a frame holds 16 MiB). */
@@ -977,6 +984,10 @@ export class Migration {
         }
       }
 
+      // The job is frozen from here until the commit: a target that stops answering fails the
+      // step within seconds, not at the request's own limit (lib/peerwatch.ts).
+      const watch = <T>(work: Promise<T>) =>
+        watched(work, { connect: () => this.#options.connect(target), where: `node ${target}` });
       let step: MigrationStep = "dump";
       let transferMs = 0;
       let restoreMs = 0;
@@ -989,7 +1000,7 @@ export class Migration {
         if (eof !== undefined) stdin = { data: new Uint8Array(0), eof };
         if (stdin) stdin.data = await drainStdin(pid);
         step = "transfer";
-        const begun = await client.request(
+        const begun = await watch(client.request(
           "mig.begin",
           json({
             id,
@@ -1000,14 +1011,16 @@ export class Migration {
             ...(stdin ? { stdin: encodeBase64(stdin.data), stdinEof: stdin.eof } : {}),
           }),
           { timeoutMs: 60_000 },
-        );
+        ));
         bytes += JSON.parse(decoder.decode(begun)).pages ?? 0;
         const transfer = now();
-        bytes += await this.#sendFiles(client, id, dir);
+        bytes += await watch(this.#sendFiles(client, id, dir));
         transferMs = now() - transfer;
         step = "restore";
         const restore = now();
-        await client.request("mig.restore", json({ id }), { timeoutMs: RESTORE_LIMIT_MS + 30_000 });
+        await watch(
+          client.request("mig.restore", json({ id }), { timeoutMs: RESTORE_LIMIT_MS + 30_000 }),
+        );
         // Restored there, stopped: from the commit on, the job is the target's.
         step = "commit";
         if (!(await this.#commitAt(client, id, target))) {
@@ -1015,12 +1028,14 @@ export class Migration {
         }
         restoreMs = now() - restore;
       } catch (error) {
-        await abort();
+        // The job runs on here first: the target's copy never runs without mig.commit, so the
+        // abort (which waits for a target that may not answer) need not keep the job frozen.
         if (stdin) {
           const writer = await reopenStdin(pid, stdin.data).catch(() => undefined);
           if (writer) o.reattach(writer, stdin.eof);
         }
         await continueTree(pid);
+        await abort();
         logger.warn("job {id}: migration to node {to} failed at {step}; continued here", {
           id,
           to: target,
@@ -1831,7 +1846,9 @@ export class Migration {
     };
     const failed = (error: unknown, what: string) => {
       if (isDisowned(error)) orphan(`its home says it runs elsewhere`);
-      else if (error instanceof HomeUnreachableError) orphan(error.message);
+      else if (isUnknownJob(error) && !exited) {
+        orphan(`its home has no such job (its daemon restarted, or the job ended there)`);
+      } else if (error instanceof HomeUnreachableError) orphan(error.message);
       else logger.warn(`job {id}: ${what}: {error}`, { id, error: message(error) });
     };
     const push = async (stream: ReadableStream<Uint8Array>, fd: OutputFd) => {

@@ -61,21 +61,21 @@ export const PAGE_LISTENER = "use IO::Socket::INET; " +
   "exec { $c[0] } @c; exit 124 } close $k }";
 
 /**
- * The source's end: `perl -e PAGE_CONNECTOR HOST PORT TOKEN GATE COMMAND...`. Connects to
- * HOST:PORT (10 s at most), sets TCP_USER_TIMEOUT at {@linkcode PAGE_LINK_SILENCE_MS} (pages that
- * stay unacknowledged that long fail criu's send: a target cut off mid-dump does not keep the job
- * frozen for TCP's own 15 minutes) and sends TOKEN. Then, without a gate (GATE empty), it prints `linked`
+ * The source's end: `perl -e PAGE_CONNECTOR HOST PORT TOKEN GATE COMMAND...`. Connects to HOST:PORT
+ * (10 s at most), sets TCP_USER_TIMEOUT at {@linkcode PAGE_LINK_SILENCE_MS} (pages that stay
+ * unacknowledged that long fail criu's send: a target cut off mid-dump does not keep the job frozen
+ * for TCP's own 15 minutes) and sends TOKEN. Then, without a gate (GATE empty), it prints `linked`
  * and a newline on stdout and waits for one byte on stdin, the go, before it runs COMMAND. With a
  * gate, it makes the FIFO GATE, runs COMMAND at once with `OM_GATE=GATE` in its environment, and
- * prints `linked` once COMMAND holds the FIFO open for reading: COMMAND has started and waits
- * there for the go ({@linkcode DUMP_GATE}: `criu dump` then has started and checked the kernel,
- * and has not frozen the job yet). At the go the connector writes `go` and a newline into the
- * FIFO; when stdin ends without the go, `no` and a newline. COMMAND runs in a child, with the
- * socket as its stdin and stdout on /dev/null; the connector exits with its status (128+N for
- * signal N), or 124 when it cannot connect or send, or stdin ends without the go. When COMMAND
- * ends before it opened the gate, the connector exits with its status at once. The FIFO is
- * removed at the end. If the connector dies, the FIFO has no writer left and the reader sees its
- * end: a gated COMMAND gives up without the go.
+ * prints `linked` once COMMAND holds the FIFO open for reading: COMMAND has started and waits there
+ * for the go ({@linkcode DUMP_GATE}: `criu dump` then has started and checked the kernel, and has
+ * not frozen the job yet). At the go the connector writes `go` and a newline into the FIFO; when
+ * stdin ends without the go, `no` and a newline. COMMAND runs in a child, with the socket as its
+ * stdin and stdout on /dev/null; the connector exits with its status (128+N for signal N), or 124
+ * when it cannot connect or send, or stdin ends without the go. When COMMAND ends before it opened
+ * the gate, the connector exits with its status at once. The FIFO is removed at the end. If the
+ * connector dies, the FIFO has no writer left and the reader sees its end: a gated COMMAND gives up
+ * without the go.
  *
  * Before the go nothing of the job is frozen: the link, perl's start and (gated) criu's own start
  * and kernel checks, tens of milliseconds, are not frozen time.

@@ -262,6 +262,7 @@ export class WaitedRestore {
       if (this.#exited) return;
       this.#expired = killBelow(this.child.pid);
     }, this.#limitMs);
+    Deno.unrefTimer(this.#limit);
   }
 
   /** Waits for the waiter's end and lets its pipes go. */

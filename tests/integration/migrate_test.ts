@@ -6,9 +6,11 @@
  * from a node the job was moved to) leaves the job where it was, and its restore waiting at its
  * gate ends with it; a commit or a move whose answer is held back or lost still leaves the job
  * running at exactly one node (its output at home has every line once); a target whose early
- * restore does not fit the images restores them afresh; a target cut off during the dump fails the
- * dump within seconds (the job runs on at home), and after the commit its stray copy is killed;
- * a restore hanging inside criu is killed at its limit, with the tasks it restored.
+ * restore does not fit the images restores them afresh; a target cut off during the dump, or
+ * after it, fails the migration within seconds (the job runs on at home), and after the commit
+ * its stray copy is killed;
+ * a restore hanging inside criu is killed at its limit, with the tasks it restored; a moved job
+ * whose home daemon restarted (and so forgot it) is killed where it runs.
  */
 import assert from "node:assert/strict";
 import {
@@ -18,6 +20,7 @@ import {
   nodeRoot,
   planLab,
   startDaemon,
+  stopDaemon,
   waitForAgreement,
 } from "../../lib/lab.ts";
 import { findCriu } from "../../lib/criu.ts";
@@ -319,6 +322,29 @@ const recordOn = async (lab: Lab, index: number, pid: number) => {
   return job ? [job.node, job.home] : undefined;
 };
 
+/** Cuts (down) or mends (up) node `index`'s cable: its interface, in its namespace. */
+async function cable(lab: Lab, index: number, state: "up" | "down"): Promise<void> {
+  const node = findNode(lab, index);
+  const set = await new Deno.Command("ip", {
+    args: ["-n", node.namespace, "link", "set", node.nics[0].name, state],
+  }).output();
+  assert.equal(set.code, 0, decoder.decode(set.stderr));
+}
+
+/** `om migrate`'s outcome, or a failure when it has not ended `ms` after a cable was cut. */
+async function endsAfterCut<T>(migrate: Promise<T>, ms: number): Promise<T> {
+  // A liveness bound (without the fix under test it waits minutes), not a timing.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(
+      () =>
+        reject(new Error(`om migrate still waits ${ms} ms after the cut: the job stays frozen`)),
+      ms,
+    )
+  );
+  return await Promise.race([migrate, late]).finally(() => clearTimeout(timer));
+}
+
 Deno.test({
   name: "migrate: a job moved on from where it runs: back home, and to a third node",
   ignore,
@@ -500,11 +526,7 @@ Deno.test({
         intervalMs: 10,
       });
       const node2 = findNode(lab, 2);
-      const cable = (state: "up" | "down") =>
-        new Deno.Command("ip", {
-          args: ["-n", node2.namespace, "link", "set", node2.nics[0].name, state],
-        }).output();
-      assert.equal((await cable("down")).code, 0);
+      await cable(lab, 2, "down");
       // Home hears no answer to mig.commit for 10 s, asks again for 40 s, and goes on with its
       // own copy, which prints again at home.
       const moved = await migrate;
@@ -518,7 +540,7 @@ Deno.test({
         what: "lines from the home copy",
       });
       // The cable is back: node 2's copy pushes its output home, is refused, and is killed.
-      assert.equal((await cable("up")).code, 0);
+      await cable(lab, 2, "up");
       await retryUntil(async () => !(await recordOn(lab, 2, job.pid)), 30_000, {
         what: "node 2 to kill its copy",
       });
@@ -550,7 +572,7 @@ Deno.test({
       assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
       // Node 1 sends at 4 Mbit/s: the job's 16 MiB take half a minute to cross, time enough to
       // cut node 2's cable in the middle of the dump.
-      const [node1, node2] = [findNode(lab, 1), findNode(lab, 2)];
+      const node1 = findNode(lab, 1);
       const shaped = await new Deno.Command("ip", {
         args: ["netns", "exec", node1.namespace, "tc", "qdisc", "add", "dev", node1.nics[0].name]
           .concat(["root", "tbf", "rate", "4mbit", "burst", "32kb", "latency", "2s"]),
@@ -581,29 +603,15 @@ Deno.test({
         30_000,
         { what: "pages to reach node 2", intervalMs: 20 },
       );
-      const cable = (state: "up" | "down") =>
-        new Deno.Command("ip", {
-          args: ["-n", node2.namespace, "link", "set", node2.nics[0].name, state],
-        }).output();
-      assert.equal((await cable("down")).code, 0);
+      await cable(lab, 2, "down");
       // Unacknowledged pages fail the dump after the page link's 10 s (lib/pagelink.ts), not
-      // TCP's own quarter of an hour: the job runs on at home. (A liveness bound, not a timing.)
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const moved = await Promise.race([
-        migrate,
-        new Promise<never>((_, reject) =>
-          timer = setTimeout(
-            () =>
-              reject(new Error("om migrate still waits 60 s after the cut: the job stays frozen")),
-            60_000,
-          )
-        ),
-      ]).finally(() => clearTimeout(timer));
+      // TCP's own quarter of an hour: the job runs on at home.
+      const moved = await endsAfterCut(migrate, 60_000);
       const err = decoder.decode(moved.stderr);
       assert.equal(moved.code, 1, err);
       assert.match(err, /dump failed on node 1/);
       assert.match(err, /the job goes on at node 1/);
-      assert.equal((await cable("up")).code, 0);
+      await cable(lab, 2, "up");
       // Node 2's page server sees its peer gone (its keepalive, or the source's reset once the
       // cable is back) and fails; the restore held at its gate for those pages stops with it.
       await retryUntil(
@@ -611,6 +619,40 @@ Deno.test({
         30_000,
         { what: "node 2's page server and held restore to end" },
       );
+      const code = await run.finish();
+      assert.deepEqual(lines(run.sink.out), counts(60), run.sink.err);
+      assert.equal(code, 5, run.sink.err);
+    }),
+});
+
+Deno.test({
+  name: "migrate: a target cut off after the dump: the job runs on at home within seconds",
+  ignore,
+  fn: () =>
+    withLab("migt", planLab(2), async (lab) => {
+      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
+      // Test-only hook (lib/migration.ts): node 2 stores each image chunk 2 s late.
+      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "2000" } });
+      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      const run = startRun(lab, "sh", "-c", counter(60));
+      const job = await jobOn(lab, 1, "while");
+      await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
+      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      // The dump has ended (the job is frozen, its pages on node 2), the small images are on
+      // their way: node 2's cable is cut. Their requests would wait 60 s for an answer.
+      await dumped(lab, 1, job.pid);
+      await cable(lab, 2, "down");
+      // Node 2 answers no ping (lib/peerwatch.ts): the transfer fails, the job runs on.
+      const moved = await endsAfterCut(migrate, 40_000);
+      const err = decoder.decode(moved.stderr);
+      assert.equal(moved.code, 1, err);
+      assert.match(err, /transfer failed on node 2: node 2 stopped answering/);
+      assert.match(err, /the job goes on at node 1/);
+      await cable(lab, 2, "up");
       const code = await run.finish();
       assert.deepEqual(lines(run.sink.out), counts(60), run.sink.err);
       assert.equal(code, 5, run.sink.err);
@@ -671,6 +713,45 @@ Deno.test({
       const code = await run.finish();
       assert.deepEqual(lines(run.sink.out), counts(50), run.sink.err);
       assert.equal(code, 5, run.sink.err);
+    }),
+});
+
+Deno.test({
+  name: "migrate: a moved job whose home daemon restarted (and forgot it) is killed where it runs",
+  ignore,
+  fn: () =>
+    withLab("migr", planLab(2), async (lab) => {
+      await manualOnly(lab);
+      await startAll(lab, [], { OM_CRIU: criu! });
+      const script = counter(300);
+      const run = startRun(lab, "sh", "-c", script);
+      const job = await jobOn(lab, 1, "while");
+      await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
+      console.log(`1->2: ${await migrateTo(lab, job.pid, "2")}`);
+      const at = lines(run.sink.out).length;
+      await retryUntil(() => lines(run.sink.out).length >= at + 3, 10_000, {
+        what: "lines from node 2",
+      });
+      const copies = async () =>
+        (await readProcesses("/proc")).filter((p) => p.argv[0] === "sh" && p.argv[2] === script);
+      assert.equal((await copies()).length, 1, "the job runs once, on node 2");
+      // Home's daemon restarts: its jobs are gone with it, and so is the `om run` they were for.
+      await stopDaemon(lab, 1);
+      assert.notEqual(await run.finish(), 0, "om run lost its daemon");
+      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
+      // Node 2's next push is answered "no job": its copy has nobody left to print for.
+      await retryUntil(async () => (await copies()).length === 0, 20_000, {
+        what: "node 2 to kill the job its home forgot",
+      });
+      await retryUntil(async () => !(await recordOn(lab, 2, job.pid)), 5000, {
+        what: "node 2 to forget it",
+      });
+      assert.match(
+        await Deno.readTextFile(`${findNode(lab, 2).dir}/discover.log`),
+        new RegExp(
+          `job ${job.pid} of node 1: its home has no such job .*: its copy here is killed`,
+        ),
+      );
     }),
 });
 

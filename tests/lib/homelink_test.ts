@@ -5,67 +5,20 @@
  */
 import assert from "node:assert/strict";
 import { connectChannel, type Handler, RemoteError, serveChannel } from "../../lib/channel.ts";
-import { disownedText, HomeLink, HomeUnreachableError, isDisowned } from "../../lib/homelink.ts";
+import {
+  disownedText,
+  HomeLink,
+  HomeUnreachableError,
+  isDisowned,
+  isUnknownJob,
+} from "../../lib/homelink.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { retryUntil } from "../../lib/retry.ts";
+import { proxy } from "../tools/proxy.ts";
 
 const HOST = "127.0.0.1";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** A TCP proxy to `port`; `silent` drops every byte both ways, `reset()` closes every connection. */
-function proxy(port: number) {
-  const listener = Deno.listen({ hostname: HOST, port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const state = { silent: false, accepted: 0 };
-  const pump = async (from: Deno.Conn, to: Deno.Conn) => {
-    const buffer = new Uint8Array(65536);
-    try {
-      for (;;) {
-        const n = await from.read(buffer);
-        if (n === null) break;
-        if (!state.silent) await to.write(buffer.subarray(0, n));
-      }
-    } catch { /* closed */ }
-    for (const conn of [from, to]) {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-      conns.delete(conn);
-    }
-  };
-  const loop = (async () => {
-    for await (const inbound of listener) {
-      state.accepted++;
-      if (state.silent) {
-        conns.add(inbound); // accepted and never answered: the handshake times out
-        continue;
-      }
-      const outbound = await Deno.connect({ hostname: HOST, port });
-      conns.add(inbound);
-      conns.add(outbound);
-      void pump(inbound, outbound);
-      void pump(outbound, inbound);
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    state,
-    reset() {
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }
-      conns.clear();
-    },
-    async close() {
-      listener.close();
-      this.reset();
-      await loop;
-    },
-  };
-}
 
 /** A home (a channel server with `handlers`) behind a proxy; always closed after `body`. */
 async function withHome(
@@ -199,12 +152,15 @@ Deno.test("homelink: an error answer is final; the home's refusal of this copy i
     const refused = await home.send("job.push", encoder.encode("x")).catch((e) => e);
     assert.ok(refused instanceof RemoteError);
     assert.ok(isDisowned(refused), refused.message);
+    assert.ok(!isUnknownJob(refused), refused.message);
     const other = await home.send("job.exited", encoder.encode("x")).catch((e) => e);
     assert.ok(other instanceof RemoteError);
     assert.ok(!isDisowned(other), other.message);
+    assert.ok(isUnknownJob(other), "a home that has no such job is told apart too");
     assert.deepEqual(retries, []);
   });
   assert.ok(!isDisowned(new Error(disownedText(42, 2))), "only an answer from the home counts");
+  assert.ok(!isUnknownJob(new Error("no job 42 on this node")), "only an answer from the home");
 });
 
 Deno.test("homelink: with no answer from the home for giveUpMs, send gives up", async () => {
