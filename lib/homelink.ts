@@ -102,6 +102,7 @@ export class HomeLink {
         } catch (error) {
           if (error instanceof RemoteError) throw error;
           if (client) this.#drop(client);
+          if (this.#closed) throw new Error(`Cannot send "${command}" home: the link is closed`);
           if (!failed) this.#options.onRetry?.(command, error);
           failed = true;
         }
