@@ -129,11 +129,15 @@ const COMMIT_SETTLE_MS = (WAITER_WINDOW_S + 10) * 1000;
 /** How long the home asks both nodes where a job is after mig.move got no answer. */
 const MOVE_SETTLE_MS = 180_000;
 /**
- * How long a target's criu restore may take from its go before it is killed, with what it had
- * restored, and mig.restore fails (lib/restore.ts); the source waits 30 s longer for the answer.
+ * How long a target's criu restore of a job with `pages` bytes of memory may take from its go
+ * before it is killed, with what it had restored, and mig.restore fails (lib/restore.ts): 90 s,
+ * and 1 s more per 50 MB (a slow 50 MB/s to read them back). The source waits 30 s longer for
+ * the answer.
  */
-export const RESTORE_LIMIT_MS = 90_000;
-/** Test-only hook: the target's RESTORE_LIMIT_MS, shortened. Never set it outside tests. */
+export function restoreLimitMs(pages: number): number {
+  return 90_000 + Math.ceil(pages / 50_000);
+}
+/** Test-only hook: the target's restore limit, in ms, for every job. Never set it outside tests. */
 export const TEST_RESTORE_LIMIT_ENV = "OM_TEST_MIG_RESTORE_LIMIT_MS";
 
 /**
@@ -301,6 +305,8 @@ interface Incoming {
   readonly stdin?: Uint8Array;
   readonly stdinEof?: boolean;
   readonly dir: string;
+  /** The bytes of the job's pages that came over the page link (its restore's limit grows with them). */
+  readonly pages: number;
   /** Where the home was heard from, when it sent the images itself. */
   readonly homeAddress?: string;
 }
@@ -519,6 +525,8 @@ export class Migration {
   readonly #relays = new Map<string, Promise<ChannelClient>>();
   /** At home: the jobs a migration (migrate) is under way for. */
   readonly #migrating = new Set<number>();
+  /** On the target: the tail of each job's queue of exclusive steps (#exclusive). */
+  readonly #queues = new Map<number, Promise<void>>();
   #preflightUntil = 0;
 
   constructor(options: MigrationOptions) {
@@ -547,8 +555,8 @@ export class Migration {
     return { binary, now };
   }
 
-  get #restoreLimitMs(): number {
-    return Number(this.#options.env?.(TEST_RESTORE_LIMIT_ENV)) || RESTORE_LIMIT_MS;
+  #restoreLimitMs(pages: number): number {
+    return Number(this.#options.env?.(TEST_RESTORE_LIMIT_ENV)) || restoreLimitMs(pages);
   }
 
   get #dir(): string {
@@ -987,7 +995,11 @@ export class Migration {
       // The job is frozen from here until the commit: a target that stops answering fails the
       // step within seconds, not at the request's own limit (lib/peerwatch.ts).
       const watch = <T>(work: Promise<T>) =>
-        watched(work, { connect: () => this.#options.connect(target), where: `node ${target}` });
+        watched(work, {
+          // Where the request went, should the target have left the map meanwhile.
+          connect: () => this.#options.connect(target, client.hostname),
+          where: `node ${target}`,
+        });
       let step: MigrationStep = "dump";
       let transferMs = 0;
       let restoreMs = 0;
@@ -1019,7 +1031,9 @@ export class Migration {
         step = "restore";
         const restore = now();
         await watch(
-          client.request("mig.restore", json({ id }), { timeoutMs: RESTORE_LIMIT_MS + 30_000 }),
+          client.request("mig.restore", json({ id }), {
+            timeoutMs: restoreLimitMs(bytes) + 30_000,
+          }),
         );
         // Restored there, stopped: from the commit on, the job is the target's.
         step = "commit";
@@ -1261,34 +1275,44 @@ export class Migration {
             (r.stdinEof === undefined || typeof r.stdinEof === "boolean") &&
             isStdioKeys(r.fds),
         );
-        await this.#admit(request.id, request.home);
-        const primed = this.#primed.get(request.id);
-        if (primed && primed.fds.some((key, fd) => key !== request.fds[fd])) {
-          // The job's stdio changed since mig.pages: the early restore does not fit.
-          await this.#dropPrimed(request.id);
-        }
-        const dir = `${this.#dir}/${request.id}-in`;
-        // The pages came during the dump (mig.pages): the page server must have stored them all.
-        const pages = await this.#pagesDone(request.id);
-        if (pages === undefined) {
-          await Deno.remove(dir, { recursive: true }).catch(() => {});
-          await Deno.mkdir(dir, { recursive: true });
-        }
-        const incoming: Incoming = {
-          id: request.id,
-          home: request.home,
-          command: request.command,
-          policy: request.policy ?? DEFAULT_POLICY,
-          fds: request.fds as (string | null)[],
-          stdin: request.stdin ? decodeBase64(request.stdin) : undefined,
-          stdinEof: request.stdinEof,
-          dir,
-          homeAddress: peer.nodeId === request.home ? peer.address : undefined,
-        };
-        this.#incoming.set(request.id, incoming);
-        const stale = this.#options.staleMs ?? STALE_INCOMING_MS;
-        Deno.unrefTimer(setTimeout(() => void this.#dropStale(incoming, stale), stale));
-        return json({ pages: pages ?? 0 });
+        const stdin = request.stdin ? decodeBase64(request.stdin) : undefined;
+        const { id } = request;
+        return await this.#exclusive(id, async () => {
+          await this.#admit(id, request.home);
+          const primed = this.#primed.get(id);
+          if (primed && primed.fds.some((key, fd) => key !== request.fds[fd])) {
+            // The job's stdio changed since mig.pages: the early restore does not fit.
+            await this.#dropPrimed(id);
+          }
+          const dir = `${this.#dir}/${id}-in`;
+          // The pages came during the dump (mig.pages): the page server must have stored them
+          // all. When it did not, nothing of this attempt is kept (the source aborts, if it can).
+          const pages = await this.#pagesDone(id).catch(async (error) => {
+            await this.#dropPrimed(id);
+            await Deno.remove(dir, { recursive: true }).catch(() => {});
+            throw error;
+          });
+          if (pages === undefined) {
+            await Deno.remove(dir, { recursive: true }).catch(() => {});
+            await Deno.mkdir(dir, { recursive: true });
+          }
+          const incoming: Incoming = {
+            id,
+            home: request.home,
+            command: request.command,
+            policy: request.policy ?? DEFAULT_POLICY,
+            fds: request.fds as (string | null)[],
+            stdin,
+            stdinEof: request.stdinEof,
+            dir,
+            pages: pages ?? 0,
+            homeAddress: peer.nodeId === request.home ? peer.address : undefined,
+          };
+          this.#incoming.set(id, incoming);
+          const stale = this.#options.staleMs ?? STALE_INCOMING_MS;
+          Deno.unrefTimer(setTimeout(() => void this.#dropStale(incoming, stale), stale));
+          return json({ pages: pages ?? 0 });
+        });
       }],
       ["mig.pages", async (body) => {
         const request = bodyOf<
@@ -1311,34 +1335,36 @@ export class Migration {
             (r.restore === undefined || (r.dir === undefined && isRestorePlan(r.restore))),
         );
         const { id, token, prev } = request;
-        await this.#admit(id, request.home);
-        await this.#dropPrimed(id);
-        const base = `${this.#dir}/${id}-in`;
-        if (prev === undefined) {
-          // A first round: whatever an earlier attempt left goes.
-          await this.#dropPages(id);
-          await Deno.remove(base, { recursive: true }).catch(() => {});
-        } else {
-          // A round after a pre-dump (§11.3): that round's page server must have ended well.
-          await this.#pagesDone(id);
-        }
-        const dir = request.dir ? `${base}/${request.dir}` : base;
-        await Deno.mkdir(dir, { recursive: true });
-        const logPath = `${dir}/page-server.log`;
-        const { port, child } = await listenForPages([
-          this.#criu.binary,
-          ...pageServerArgs({
-            imagesDir: dir,
-            logFile: logPath,
-            psSocket: 0,
-            ...(prev !== undefined ? { prevImagesDir: prev } : {}),
-          }),
-        ], { token, cwd: dir });
-        const pages: PageServer = { dir, logPath, child, status: child.status };
-        this.#pages.set(id, pages);
-        if (request.restore) await this.#prime(id, dir, request.restore);
-        void this.#watchPages(id, pages);
-        return json({ port });
+        return await this.#exclusive(id, async () => {
+          await this.#admit(id, request.home);
+          await this.#dropPrimed(id);
+          const base = `${this.#dir}/${id}-in`;
+          if (prev === undefined) {
+            // A first round: whatever an earlier attempt left goes.
+            await this.#dropPages(id);
+            await Deno.remove(base, { recursive: true }).catch(() => {});
+          } else {
+            // A round after a pre-dump (§11.3): that round's page server must have ended well.
+            await this.#pagesDone(id);
+          }
+          const dir = request.dir ? `${base}/${request.dir}` : base;
+          await Deno.mkdir(dir, { recursive: true });
+          const logPath = `${dir}/page-server.log`;
+          const { port, child } = await listenForPages([
+            this.#criu.binary,
+            ...pageServerArgs({
+              imagesDir: dir,
+              logFile: logPath,
+              psSocket: 0,
+              ...(prev !== undefined ? { prevImagesDir: prev } : {}),
+            }),
+          ], { token, cwd: dir });
+          const pages: PageServer = { dir, logPath, child, status: child.status };
+          this.#pages.set(id, pages);
+          if (request.restore) await this.#prime(id, dir, request.restore);
+          void this.#watchPages(id, pages);
+          return json({ port });
+        });
       }],
       ["mig.file", async (body) => {
         const chunk = decodeFileChunk(body);
@@ -1389,13 +1415,15 @@ export class Migration {
       }],
       ["mig.abort", async (body) => {
         const { id } = bodyOf<{ id: number }>("mig.abort", body, (r) => isId(r.id));
-        const incoming = this.#incoming.get(id);
-        this.#incoming.delete(id);
-        await this.#dropRestored(id, "mig.abort");
-        await this.#dropPrimed(id);
-        await this.#dropPages(id);
-        if (incoming) await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
-        return json({});
+        return await this.#exclusive(id, async () => {
+          const incoming = this.#incoming.get(id);
+          this.#incoming.delete(id);
+          await this.#dropRestored(id, "mig.abort");
+          await this.#dropPrimed(id);
+          await this.#dropPages(id);
+          if (incoming) await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
+          return json({});
+        });
       }],
       // At home: a moved job's output and end, from the node that runs it.
       ["job.push", async (body, peer) => {
@@ -1588,7 +1616,6 @@ export class Migration {
         ownMounts: plan.mounts,
         windowSeconds: WAITER_WINDOW_S,
         gated: true,
-        limitMs: this.#restoreLimitMs,
       });
     } catch (error) {
       this.#options.logger.warn("job {id}: cannot start its restore early: {error}", {
@@ -1613,10 +1640,14 @@ export class Migration {
     if (!status.success) await this.#dropPrimed(id);
     const stale = this.#options.staleMs ?? STALE_INCOMING_MS;
     await new Promise((resolve) => Deno.unrefTimer(setTimeout(resolve, stale)));
-    if (this.#pages.get(id) !== pages) return;
-    this.#pages.delete(id);
-    await this.#dropPrimed(id);
-    await Deno.remove(`${this.#dir}/${id}-in`, { recursive: true }).catch(() => {});
+    const dropped = await this.#exclusive(id, async () => {
+      if (this.#pages.get(id) !== pages) return false;
+      this.#pages.delete(id);
+      await this.#dropPrimed(id);
+      await Deno.remove(`${this.#dir}/${id}-in`, { recursive: true }).catch(() => {});
+      return true;
+    });
+    if (!dropped) return;
     this.#options.logger.warn(
       "job {id}: its page server ended ({how}) and no mig.begin came within {ms} ms; its images " +
         "here were dropped",
@@ -1629,14 +1660,34 @@ export class Migration {
    * mig.abort came within `ms`): its restore waiting at its gate, its files.
    */
   async #dropStale(incoming: Incoming, ms: number): Promise<void> {
-    if (this.#incoming.get(incoming.id) !== incoming) return;
-    this.#incoming.delete(incoming.id);
-    await this.#dropPrimed(incoming.id);
-    await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
+    const dropped = await this.#exclusive(incoming.id, async () => {
+      if (this.#incoming.get(incoming.id) !== incoming) return false;
+      this.#incoming.delete(incoming.id);
+      await this.#dropPrimed(incoming.id);
+      await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
+      return true;
+    });
+    if (!dropped) return;
     this.#options.logger.warn(
       "job {id} of node {home}: no mig.restore within {ms} ms of mig.begin; its images here were dropped",
       { id: incoming.id, home: incoming.home, ms },
     );
+  }
+
+  /**
+   * Runs `step` once the job's earlier exclusive steps have ended: on the target, what makes or
+   * removes a job's `<id>-in` and its page server and held restore (mig.pages, mig.begin,
+   * mig.abort, the stale drops) runs one at a time per job, so that a late cleanup never removes
+   * what a new attempt has just made.
+   */
+  #exclusive<T>(id: number, step: () => Promise<T>): Promise<T> {
+    const run = (this.#queues.get(id) ?? Promise.resolve()).then(step);
+    const tail = run.then(() => {}, () => {});
+    this.#queues.set(id, tail);
+    void tail.then(() => {
+      if (this.#queues.get(id) === tail) this.#queues.delete(id);
+    });
+    return run;
   }
 
   /** Stops the restore of job `id` waiting at its gate, if any. */
@@ -1666,8 +1717,9 @@ export class Migration {
       await run.stop();
       run = undefined;
     }
+    const limitMs = this.#restoreLimitMs(incoming.pages);
     if (run) {
-      await run.open().catch(async (error) => {
+      await run.open(limitMs).catch(async (error) => {
         await run!.stop().catch(() => {});
         throw error;
       });
@@ -1678,7 +1730,7 @@ export class Migration {
         fds: incoming.fds,
         ownMounts,
         windowSeconds: WAITER_WINDOW_S,
-        limitMs: this.#restoreLimitMs,
+        limitMs,
       });
     }
     // The job's unread stdin goes first into its new pipe (it buffers until the job reads).

@@ -24,15 +24,28 @@ export const PAGE_LINK_FAILED = 124;
 export const PAGE_LISTEN_SECONDS = 30;
 
 /**
- * How long either end of a page link waits on a silent peer before the link fails
- * (TCP_USER_TIMEOUT, in ms): the source when what it sent stays unacknowledged (a target cut off
- * or dead mid-dump: criu dump fails and the job, frozen meanwhile, runs on), the target when its
- * keepalive probes stay unanswered (a source gone mid-dump: the page server fails).
+ * How long either end of a page link waits on a peer that takes nothing before the link fails
+ * (TCP_USER_TIMEOUT, in ms, with keepalive on both ends): what one end sent stays unacknowledged,
+ * or its keepalive probes unanswered (a peer dead or cut off mid-dump), or the other end's
+ * receive window stays shut (a page server that stopped reading, e.g. stuck writing its images:
+ * Linux 5.11 and later count that too). The dump is frozen time: a source then fails the dump
+ * and the job runs on where it was; a target's page server fails.
  */
 export const PAGE_LINK_SILENCE_MS = 10_000;
 
-/** The target's keepalive: first probe after this many seconds of silence, then every 2 s. */
+/** Keepalive on both ends: the first probe after this many seconds of silence, then every 2 s. */
 const KEEPALIVE_IDLE_S = 5;
+
+/** Perl: keepalive on socket `$k`, and TCP_USER_TIMEOUT at PAGE_LINK_SILENCE_MS. */
+const SILENCE_OPTIONS = "setsockopt($k, SOL_SOCKET, SO_KEEPALIVE, 1); " +
+  `setsockopt($k, IPPROTO_TCP, TCP_KEEPIDLE, ${KEEPALIVE_IDLE_S}); ` +
+  "setsockopt($k, IPPROTO_TCP, TCP_KEEPINTVL, 2); " +
+  `setsockopt($k, IPPROTO_TCP, TCP_USER_TIMEOUT, ${PAGE_LINK_SILENCE_MS}); `;
+
+/** The perl import of SILENCE_OPTIONS' constants. */
+const SILENCE_IMPORTS =
+  "use Socket qw(SOL_SOCKET SO_KEEPALIVE IPPROTO_TCP TCP_KEEPIDLE TCP_KEEPINTVL " +
+  "TCP_USER_TIMEOUT TCP_NODELAY); ";
 
 /**
  * The target's end: `perl -e PAGE_LISTENER TOKEN SECONDS COMMAND...`. Listens on a free TCP port
@@ -40,12 +53,11 @@ const KEEPALIVE_IDLE_S = 5;
  * accepts connections until one sends TOKEN within 2 s, stops listening, and execs COMMAND with
  * that socket as its stdin, with keepalive on (a probe after 5 s of silence, then every 2 s) and
  * TCP_USER_TIMEOUT at {@linkcode PAGE_LINK_SILENCE_MS}: a source gone mid-dump fails the link
- * (COMMAND's read) instead of leaving COMMAND waiting for good. Exits 124 when it cannot listen
- * or no connection brings the token within SECONDS.
+ * (COMMAND's read) instead of leaving COMMAND waiting for good. Exits 124 when it cannot listen or
+ * no connection brings the token within SECONDS.
  */
-export const PAGE_LISTENER = "use IO::Socket::INET; " +
-  "use Socket qw(SOL_SOCKET SO_KEEPALIVE IPPROTO_TCP TCP_KEEPIDLE TCP_KEEPINTVL TCP_KEEPCNT " +
-  "TCP_USER_TIMEOUT); my ($t, $s, @c) = @ARGV; " +
+export const PAGE_LISTENER = "use IO::Socket::INET; " + SILENCE_IMPORTS +
+  "my ($t, $s, @c) = @ARGV; " +
   "my $l = IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => 0, Listen => 4, " +
   'ReuseAddr => 1) or exit 124; $| = 1; print $l->sockport, "\\n"; ' +
   "open(STDOUT, '>', '/dev/null'); $SIG{ALRM} = sub { exit 124 }; alarm $s; " +
@@ -53,18 +65,16 @@ export const PAGE_LISTENER = "use IO::Socket::INET; " +
   "while (length($g) < length($t)) { my $r = ''; vec($r, fileno($k), 1) = 1; " +
   "select($r, undef, undef, 2) > 0 or last; " +
   "sysread($k, $g, length($t) - length($g), length($g)) or last } " +
-  "if ($g eq $t) { close $l; alarm 0; setsockopt($k, SOL_SOCKET, SO_KEEPALIVE, 1); " +
-  `setsockopt($k, IPPROTO_TCP, TCP_KEEPIDLE, ${KEEPALIVE_IDLE_S}); ` +
-  "setsockopt($k, IPPROTO_TCP, TCP_KEEPINTVL, 2); setsockopt($k, IPPROTO_TCP, TCP_KEEPCNT, 3); " +
-  `setsockopt($k, IPPROTO_TCP, TCP_USER_TIMEOUT, ${PAGE_LINK_SILENCE_MS}); ` +
+  "if ($g eq $t) { close $l; alarm 0; " + SILENCE_OPTIONS +
   "open(STDIN, '<&', $k) or exit 124; close $k; " +
   "exec { $c[0] } @c; exit 124 } close $k }";
 
 /**
  * The source's end: `perl -e PAGE_CONNECTOR HOST PORT TOKEN GATE COMMAND...`. Connects to HOST:PORT
- * (10 s at most), sets TCP_USER_TIMEOUT at {@linkcode PAGE_LINK_SILENCE_MS} (pages that stay
- * unacknowledged that long fail criu's send: a target cut off mid-dump does not keep the job frozen
- * for TCP's own 15 minutes) and sends TOKEN. Then, without a gate (GATE empty), it prints `linked`
+ * (10 s at most), turns keepalive on and sets TCP_USER_TIMEOUT at
+ * {@linkcode PAGE_LINK_SILENCE_MS} as the listener does (a target cut off mid-dump fails criu's
+ * send, or its wait for the page server's answer, within seconds: it does not keep the job frozen
+ * for TCP's own 15 minutes, or for good) and sends TOKEN. Then, without a gate (GATE empty), it prints `linked`
  * and a newline on stdout and waits for one byte on stdin, the go, before it runs COMMAND. With a
  * gate, it makes the FIFO GATE, runs COMMAND at once with `OM_GATE=GATE` in its environment, and
  * prints `linked` once COMMAND holds the FIFO open for reading: COMMAND has started and waits there
@@ -87,13 +97,11 @@ export const PAGE_LISTENER = "use IO::Socket::INET; " +
  * (seen here: every page-server dump took 200 ms longer, whatever its size). The dump is frozen
  * time, so the tick is short, and COMMAND's end (SIGCHLD) cuts the wait short.
  */
-export const PAGE_CONNECTOR = "use IO::Socket::INET; " +
-  "use Socket qw(IPPROTO_TCP TCP_NODELAY TCP_USER_TIMEOUT); " +
+export const PAGE_CONNECTOR = "use IO::Socket::INET; " + SILENCE_IMPORTS +
   "use POSIX qw(WNOHANG mkfifo); use Fcntl qw(O_WRONLY O_NONBLOCK); " +
   "my ($h, $p, $t, $g, @c) = @ARGV; my ($pid, $f); $SIG{PIPE} = 'IGNORE'; " +
   "my $k = IO::Socket::INET->new(PeerAddr => $h, PeerPort => $p, Proto => 'tcp', " +
-  "Timeout => 10) or exit 124; " +
-  `setsockopt($k, IPPROTO_TCP, TCP_USER_TIMEOUT, ${PAGE_LINK_SILENCE_MS}); ` +
+  "Timeout => 10) or exit 124; " + SILENCE_OPTIONS +
   "syswrite($k, $t) == length($t) or exit 124; " +
   "sub status { unlink $g if $g ne ''; exit($? & 127 ? 128 + ($? & 127) : $? >> 8) } " +
   "sub run { $pid = fork() // exit 124; return if $pid; open(STDOUT, '>', '/dev/null'); " +

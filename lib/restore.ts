@@ -57,8 +57,9 @@ export interface RestoreStart {
   /** Start criu now and hold it at the gate until `open` (a FIFO at `inventory.img`). */
   readonly gated?: boolean;
   /**
-   * How long the restore may take from its go (`open`, or the start when not gated) before it is
-   * killed, criu and whatever it restored so far, and `restored` fails; default no limit.
+   * How long a restore that is not gated may take from its start before it is killed, criu and
+   * whatever it restored so far, and `restored` fails; default no limit (a gated one gets its
+   * limit at `open`).
    */
   readonly limitMs?: number;
 }
@@ -79,7 +80,7 @@ export class WaitedRestore {
   #state: "shut" | "opening" | "open" | "stopped" = "shut";
   #exited: Deno.CommandStatus | undefined;
   #started = performance.now();
-  readonly #limitMs: number | undefined;
+  #limitMs: number | undefined;
   #limit: ReturnType<typeof setTimeout> | undefined;
   /** Done once the processes of a restore over its limit were killed. */
   #expired: Promise<void> | undefined;
@@ -159,14 +160,16 @@ export class WaitedRestore {
 
   /**
    * The go of a gated restore: the source's inventory (HELD_INVENTORY) goes through the FIFO to
-   * criu, which reads it to its end. The restore's time counts from here.
+   * criu, which reads it to its end. The restore's time counts from here, and so does its limit
+   * (`limitMs`, as {@linkcode RestoreStart.limitMs}; default none).
    */
-  async open(): Promise<void> {
+  async open(limitMs?: number): Promise<void> {
     const gate = this.#gate;
     if (!gate || !this.gated) {
       throw new Error(`Cannot open the restore's gate in "${this.dir}": it is not shut`);
     }
     this.#started = performance.now();
+    this.#limitMs = limitMs;
     this.#arm();
     const held = `${this.dir}/${HELD_INVENTORY}`;
     const inventory = await Deno.readFile(held);

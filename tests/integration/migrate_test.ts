@@ -107,7 +107,8 @@ Deno.test({
   fn: () =>
     withLab("mig", planLab(2), async (lab) => {
       await manualOnly(lab);
-      await startAll(lab, [], { OM_CRIU: criu! });
+      // Test-only hook: restores have 1.5 s; the jobs run on well past that, untouched by it.
+      await startAll(lab, [], { OM_CRIU: criu!, [TEST_RESTORE_LIMIT_ENV]: "1500" });
 
       // (a) a counter moved half way: complete, in order, once; its exit status arrives.
       await (async () => {

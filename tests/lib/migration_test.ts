@@ -208,6 +208,16 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
     });
     assert.equal((await restores()).length, 0, "and the restore with them");
     assert.ok(lines.some((line) => /job 77: its page server ended \(exit code 0\)/.test(line)));
+    // A link that broke, then mig.begin: it fails, and takes the images with it at once.
+    await pages("cut again");
+    await retryUntil(async () => (await restores()).length === 0, 2000, {
+      what: "the held restore to stop with the failed page server",
+    });
+    await assert.rejects(
+      handlers.get("mig.begin")!(body(begin), peer),
+      /Cannot store the pages of job 77: criu page-server exit code 1/,
+    );
+    assert.equal(await Deno.stat(dir).then(() => true, () => false), false, "its images went");
   } finally {
     await Deno.remove(root, { recursive: true });
   }

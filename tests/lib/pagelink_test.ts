@@ -89,9 +89,9 @@ Deno.test("pagelink: only the connection with the token reaches the command", as
 const socketOptions = (file: string) => [
   "perl",
   "-e",
-  "use Socket qw(SOL_SOCKET SO_KEEPALIVE IPPROTO_TCP TCP_KEEPIDLE TCP_KEEPCNT TCP_USER_TIMEOUT); " +
+  "use Socket qw(SOL_SOCKET SO_KEEPALIVE IPPROTO_TCP TCP_KEEPIDLE TCP_KEEPINTVL TCP_USER_TIMEOUT); " +
   "my @o = map { unpack('i', getsockopt(STDIN, $_->[0], $_->[1])) } " +
-  "([SOL_SOCKET, SO_KEEPALIVE], [IPPROTO_TCP, TCP_KEEPIDLE], [IPPROTO_TCP, TCP_KEEPCNT], " +
+  "([SOL_SOCKET, SO_KEEPALIVE], [IPPROTO_TCP, TCP_KEEPIDLE], [IPPROTO_TCP, TCP_KEEPINTVL], " +
   "[IPPROTO_TCP, TCP_USER_TIMEOUT]); open(my $f, '>', $ARGV[0]) or die; print $f \"@o\"",
   file,
 ];
@@ -108,11 +108,11 @@ Deno.test("pagelink: neither end waits for good on a silent peer", async () => {
     });
     assert.equal((await link.go()).code, 0);
     assert.equal((await listener.child.status).code, 0);
-    const silence = String(PAGE_LINK_SILENCE_MS);
-    // The target probes a silent source (keepalive after 5 s, 3 probes); both ends give up on
-    // unanswered bytes or probes after PAGE_LINK_SILENCE_MS.
-    assert.equal(await Deno.readTextFile(`${dir}/target`), `1 5 3 ${silence}`);
-    assert.equal((await Deno.readTextFile(`${dir}/source`)).split(" ")[3], silence);
+    // Both ends probe a silent peer (keepalive after 5 s, then every 2 s) and give up on
+    // unanswered bytes or probes, or a window shut, after PAGE_LINK_SILENCE_MS.
+    const expected = `1 5 2 ${PAGE_LINK_SILENCE_MS}`;
+    assert.equal(await Deno.readTextFile(`${dir}/target`), expected);
+    assert.equal(await Deno.readTextFile(`${dir}/source`), expected);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
