@@ -60,6 +60,29 @@ function startRunWith(lab: Lab, stdin: "null" | "piped", ...argv: string[]) {
   return startIn(lab, 1, omCommand(["run", "--", ...argv]), stdin);
 }
 
+/**
+ * Starts the daemons of nodes 1 to `count` with OM_CRIU and, for node i, the variables `env[i]`
+ * (test-only hooks; OM_CRIU may be replaced there), and waits until their maps agree.
+ */
+async function startNodes(
+  lab: Lab,
+  count: number,
+  env: Record<number, Record<string, string>> = {},
+): Promise<void> {
+  for (let i = 1; i <= count; i++) {
+    await startDaemon(lab, i, { env: { OM_CRIU: criu!, ...env[i] } });
+  }
+  const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
+  assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+}
+
+/** `om migrate PID NODE` run in node 1, its output collected (awaited later, or at once). */
+const migrateAway = (lab: Lab, pid: number, node: string) =>
+  execInNode(lab, 1, omCommand(["migrate", String(pid), node]), {
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+
 /** Waits until node `index` lists a job whose command has `word`; returns its record. */
 const jobOn = (lab: Lab, index: number, word: string) =>
   retryUntil(
@@ -195,18 +218,12 @@ Deno.test({
   fn: () =>
     withLab("migk", planLab(2), async (lab) => {
       await manualOnly(lab);
-      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
       // Test-only hook (lib/migration.ts): node 2 stores each image chunk 2 s late.
-      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "2000" } });
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startNodes(lab, 2, { 2: { [TEST_FILE_DELAY_ENV]: "2000" } });
       const run = startRun(lab, "sh", "-c", counter(40));
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 10, 10_000);
-      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const migrate = migrateAway(lab, job.pid, "2");
       // The dump has ended on node 1 (its pages are on node 2 already), the other image files
       // are on their way, each held 2 s by node 2: kill node 2's daemon now.
       await retryUntil(
@@ -415,12 +432,8 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migf", planLab(3), async (lab) => {
-      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
-      await startDaemon(lab, 2, { env: { OM_CRIU: criu! } });
       // Test-only hook (lib/migration.ts): node 3 stores each image chunk 2 s late.
-      await startDaemon(lab, 3, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "2000" } });
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startNodes(lab, 3, { 3: { [TEST_FILE_DELAY_ENV]: "2000" } });
       const run = startRun(lab, "sh", "-c", counter(60));
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 8, 10_000);
@@ -430,10 +443,7 @@ Deno.test({
         what: "lines from node 2",
       });
       // Home asks node 2 to move it to node 3; node 3's daemon dies after node 2's dump.
-      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "3"]), {
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const migrate = migrateAway(lab, job.pid, "3");
       await dumped(lab, 2, job.pid);
       Deno.kill(Number(await Deno.readTextFile(`${nodeRoot(lab, 3)}/omdiscd.pid`)), "SIGKILL");
       const moved = await migrate;
@@ -454,21 +464,16 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migc", planLab(3), async (lab) => {
-      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
       // Test-only hooks (lib/migration.ts): node 2 holds its first mig.commit answer past the
       // source's 10 s timeout, and answers mig.move with an error once the move is done; as a
       // source it tells the target the wrong mount namespace, so node 3 restores afresh.
-      await startDaemon(lab, 2, {
-        env: {
-          OM_CRIU: criu!,
+      await startNodes(lab, 3, {
+        2: {
           [TEST_COMMIT_DELAY_ENV]: "12000",
           [TEST_MOVE_LOSE_REPLY_ENV]: "1",
           [TEST_WRONG_PLAN_ENV]: "1",
         },
       });
-      await startDaemon(lab, 3, { env: { OM_CRIU: criu! } });
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
       const run = startRun(lab, "sh", "-c", counter(250));
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
@@ -502,12 +507,9 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migp", planLab(2), async (lab) => {
-      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
       // Test-only hook: node 2 holds its first mig.commit answer 2 s, long enough to cut its
       // cable between the commit and the answer.
-      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_COMMIT_DELAY_ENV]: "2000" } });
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startNodes(lab, 2, { 2: { [TEST_COMMIT_DELAY_ENV]: "2000" } });
       // Lines of 2 KiB: a copy whose output cannot get home blocks once its pipe is full. Every
       // copy also writes each number to a file (the nodes share it): what each copy did.
       const trace = `${lab.record.dir}/trace`;
@@ -517,10 +519,7 @@ Deno.test({
       const run = startRun(lab, "sh", "-c", script);
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
-      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const migrate = migrateAway(lab, job.pid, "2");
       // Node 2 has committed (its guest record is written then): its cable is cut at once.
       await retryUntil(() => recordOn(lab, 2, job.pid), 30_000, {
         what: "node 2 to commit",
@@ -567,10 +566,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migd", planLab(2), async (lab) => {
-      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
-      await startDaemon(lab, 2, { env: { OM_CRIU: criu! } });
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startNodes(lab, 2);
       // Node 1 sends at 4 Mbit/s: the job's 16 MiB take half a minute to cross, time enough to
       // cut node 2's cable in the middle of the dump.
       const node1 = findNode(lab, 1);
@@ -584,10 +580,7 @@ Deno.test({
       const run = startRun(lab, "perl", "-e", script);
       const job = await jobOn(lab, 1, "select");
       await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
-      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const migrate = migrateAway(lab, job.pid, "2");
       // The job is frozen and its pages are on their way: node 2's cable is cut.
       const images = `${nodeRoot(lab, 2)}/migrations/${job.pid}-in`;
       const stored = async () => {
@@ -631,18 +624,12 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migt", planLab(2), async (lab) => {
-      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
       // Test-only hook (lib/migration.ts): node 2 stores each image chunk 2 s late.
-      await startDaemon(lab, 2, { env: { OM_CRIU: criu!, [TEST_FILE_DELAY_ENV]: "2000" } });
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startNodes(lab, 2, { 2: { [TEST_FILE_DELAY_ENV]: "2000" } });
       const run = startRun(lab, "sh", "-c", counter(60));
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
-      const migrate = execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const migrate = migrateAway(lab, job.pid, "2");
       // The dump has ended (the job is frozen, its pages on node 2), the small images are on
       // their way: node 2's cable is cut. Their requests would wait 60 s for an answer.
       await dumped(lab, 1, job.pid);
@@ -680,19 +667,11 @@ Deno.test({
           `exec ${criu} "$@"\n`,
         { mode: 0o755 },
       );
-      await startDaemon(lab, 1, { env: { OM_CRIU: criu! } });
-      await startDaemon(lab, 2, {
-        env: { OM_CRIU: `${dir}/criu`, [TEST_RESTORE_LIMIT_ENV]: "3000" },
-      });
-      const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
-      assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+      await startNodes(lab, 2, { 2: { OM_CRIU: `${dir}/criu`, [TEST_RESTORE_LIMIT_ENV]: "3000" } });
       const run = startRun(lab, "sh", "-c", counter(50));
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
-      const moved = await execInNode(lab, 1, omCommand(["migrate", String(job.pid), "2"]), {
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const moved = await migrateAway(lab, job.pid, "2");
       const err = decoder.decode(moved.stderr);
       assert.equal(moved.code, 1, err);
       assert.match(err, /restore failed on node 2/);
