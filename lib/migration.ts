@@ -305,7 +305,7 @@ interface Incoming {
   readonly stdin?: Uint8Array;
   readonly stdinEof?: boolean;
   readonly dir: string;
-  /** The bytes of the job's pages that came over the page link (its restore's limit grows with them). */
+  /** The bytes of its pages that came over the page link (its restore's limit grows with them). */
   readonly pages: number;
   /** Where the home was heard from, when it sent the images itself. */
   readonly homeAddress?: string;

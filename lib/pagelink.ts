@@ -71,19 +71,19 @@ export const PAGE_LISTENER = "use IO::Socket::INET; " + SILENCE_IMPORTS +
 
 /**
  * The source's end: `perl -e PAGE_CONNECTOR HOST PORT TOKEN GATE COMMAND...`. Connects to HOST:PORT
- * (10 s at most), turns keepalive on and sets TCP_USER_TIMEOUT at
- * {@linkcode PAGE_LINK_SILENCE_MS} as the listener does (a target cut off mid-dump fails criu's
- * send, or its wait for the page server's answer, within seconds: it does not keep the job frozen
- * for TCP's own 15 minutes, or for good) and sends TOKEN. Then, without a gate (GATE empty), it prints `linked`
- * and a newline on stdout and waits for one byte on stdin, the go, before it runs COMMAND. With a
- * gate, it makes the FIFO GATE, runs COMMAND at once with `OM_GATE=GATE` in its environment, and
- * prints `linked` once COMMAND holds the FIFO open for reading: COMMAND has started and waits there
- * for the go ({@linkcode DUMP_GATE}: `criu dump` then has started and checked the kernel, and has
- * not frozen the job yet). At the go the connector writes `go` and a newline into the FIFO; when
- * stdin ends without the go, `no` and a newline. COMMAND runs in a child, with the socket as its
- * stdin and stdout on /dev/null; the connector exits with its status (128+N for signal N), or 124
- * when it cannot connect or send, or stdin ends without the go. When COMMAND ends before it opened
- * the gate, the connector exits with its status at once. The FIFO is removed at the end. If the
+ * (10 s at most), turns keepalive on and sets TCP_USER_TIMEOUT at {@linkcode PAGE_LINK_SILENCE_MS}
+ * as the listener does (a target cut off mid-dump fails criu's send, or its wait for the page
+ * server's answer, within seconds: it does not keep the job frozen for TCP's own 15 minutes, or for
+ * good) and sends TOKEN. Then, without a gate (GATE empty), it prints `linked` and a newline on
+ * stdout and waits for one byte on stdin, the go, before it runs COMMAND. With a gate, it makes the
+ * FIFO GATE, runs COMMAND at once with `OM_GATE=GATE` in its environment, and prints `linked` once
+ * COMMAND holds the FIFO open for reading: COMMAND has started and waits there for the go
+ * ({@linkcode DUMP_GATE}: `criu dump` then has started and checked the kernel, and has not frozen
+ * the job yet). At the go the connector writes `go` and a newline into the FIFO; when stdin ends
+ * without the go, `no` and a newline. COMMAND runs in a child, with the socket as its stdin and
+ * stdout on /dev/null; the connector exits with its status (128+N for signal N), or 124 when it
+ * cannot connect or send, or stdin ends without the go. When COMMAND ends before it opened the
+ * gate, the connector exits with its status at once. The FIFO is removed at the end. If the
  * connector dies, the FIFO has no writer left and the reader sees its end: a gated COMMAND gives up
  * without the go.
  *

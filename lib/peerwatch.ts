@@ -1,12 +1,12 @@
 /**
  * A watch on a peer node while something waits on it (PROTOCOL.md §11): a migration's source, with
- * the job frozen, waits for the target's answers to `mig.begin`, `mig.file` and `mig.restore`, whose
- * limits must allow for a big job (a minute and more). A target that dies or is cut off without a
- * sound (power, cable) would keep the job frozen that long. So, once a wait has lasted `afterMs`,
- * the peer is pinged over a connection of its own (a request being served holds its connection's
- * turn), every `pingMs`, each ping with that limit; after `misses` pings in a row without an answer
- * the wait fails with a PeerSilentError. A short wait (every wait of a migration that goes well,
- * mostly) makes no connection at all.
+ * the job frozen, waits for the target's answers to `mig.begin`, `mig.file` and `mig.restore`,
+ * whose limits must allow for a big job (a minute and more). A target that dies or is cut off
+ * without a sound (power, cable) would keep the job frozen that long. So, once a wait has lasted
+ * `afterMs`, the peer is pinged over a connection of its own (a request being served holds its
+ * connection's turn), every `pingMs`, each ping with that limit; after `misses` pings in a row
+ * without an answer the wait fails with a PeerSilentError. A short wait (every wait of a migration
+ * that goes well, mostly) makes no connection at all.
  */
 import { type ChannelClient, RemoteError } from "./channel.ts";
 

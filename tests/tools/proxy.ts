@@ -7,7 +7,7 @@
 
 const HOST = "127.0.0.1";
 
-/** A TCP proxy to `port`; `silent` drops every byte both ways, `reset()` closes every connection. */
+/** A TCP proxy to `port`; `silent` drops every byte both ways; `reset()` closes them all. */
 export function proxy(port: number) {
   const listener = Deno.listen({ hostname: HOST, port: 0 });
   const conns = new Set<Deno.Conn>();
