@@ -415,10 +415,13 @@ export function logTail(log: string, count = 12): string[] {
     .slice(-count);
 }
 
-/** A failed criu run as a CriuError: its step, exit code and log, and the log's first error line. */
+/**
+ * A failed criu run as a CriuError: its step, exit code and log, and the log's first error line.
+ * `ended` says how it ended, when not by exiting on its own (default `exited with code CODE`).
+ */
 export async function criuFailure(
   what: string,
-  run: { step: "pre-dump" | "dump" | "restore"; code: number; logPath: string },
+  run: { step: "pre-dump" | "dump" | "restore"; code: number; logPath: string; ended?: string },
 ): Promise<CriuError> {
   const { step, code, logPath } = run;
   const log = await Deno.readTextFile(logPath).catch(() => "");
@@ -427,7 +430,7 @@ export async function criuFailure(
   const cause = tail.find((line) => /Error|Can't|Unable|failed/i.test(line)) ?? tail.at(-1) ??
     "no output";
   return new CriuError(
-    `Cannot ${what}: criu ${step} exited with code ${code} (log: ${logPath}): ${
+    `Cannot ${what}: criu ${step} ${run.ended ?? `exited with code ${code}`} (log: ${logPath}): ${
       cause.replace(/^\([\d.]+\)\s*/, "").trim()
     }` + (hint ? `; hint: ${hint}` : ""),
     { step, exitCode: code, logPath, hint, logTail: tail },

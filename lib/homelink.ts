@@ -17,6 +17,7 @@
  * is ended by the caller (as an openMosix process died with its home node).
  */
 import { type ChannelClient, RemoteError } from "./channel.ts";
+import { Pinger } from "./peerwatch.ts";
 
 /** Time between pings while a request waits, and a ping's limit. */
 export const HOME_PING_MS = 5000;
@@ -69,7 +70,7 @@ export class HomeLink {
   readonly #pingMs: number;
   readonly #giveUpMs: number;
   #client: Promise<ChannelClient> | undefined;
-  #pinger: Promise<ChannelClient> | undefined;
+  readonly #pinger: Pinger;
   #waiting = 0;
   /** When the home last answered anything (a request or a ping). */
   #lastAnswer = Date.now();
@@ -79,6 +80,7 @@ export class HomeLink {
   constructor(options: HomeLinkOptions) {
     this.#options = options;
     this.#pingMs = options.pingMs ?? HOME_PING_MS;
+    this.#pinger = new Pinger(options.connect, this.#pingMs);
     this.#giveUpMs = options.giveUpMs ?? HOME_GIVE_UP_MS;
   }
 
@@ -122,9 +124,10 @@ export class HomeLink {
   async close(): Promise<void> {
     this.#closed = true;
     this.#stopWatch();
-    const clients = [this.#client, this.#pinger];
-    this.#client = this.#pinger = undefined;
-    for (const client of clients) await client?.then((c) => c.close(), () => {});
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.then((c) => c.close(), () => {});
+    await this.#pinger.close();
   }
 
   /** `request`'s outcome, noting the time when it is the home's answer (a reply or an error). */
@@ -161,21 +164,9 @@ export class HomeLink {
   /** Whether the home answers a ping now (over the watchdog's connection). */
   async #reachable(): Promise<boolean> {
     if (this.#closed) return false;
-    try {
-      this.#pinger ??= this.#options.connect();
-      const pinger = await this.#pinger;
-      try {
-        await this.#heard(pinger.request("ping", new Uint8Array(), { timeoutMs: this.#pingMs }));
-        return true;
-      } catch (error) {
-        if (error instanceof RemoteError) return true;
-        void pinger.close().catch(() => {});
-        throw error;
-      }
-    } catch {
-      this.#pinger = undefined;
-      return false;
-    }
+    const answered = await this.#pinger.ping();
+    if (answered) this.#lastAnswer = Date.now();
+    return answered;
   }
 
   #startWatch(): void {

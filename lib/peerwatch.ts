@@ -49,37 +49,81 @@ export async function watched<T>(work: Promise<T>, options: PeerWatchOptions): P
       clearTimeout(timer)
     );
   const watch = async (): Promise<T> => {
-    let pinger: ChannelClient | undefined;
+    const pinger = new Pinger(options.connect, pingMs, { connectMs: pingMs });
     let missed = 0;
     try {
       await pause(afterMs);
       while (!settled) {
         const start = performance.now();
-        try {
-          pinger ??= await within(options.connect(), pingMs);
-          await pinger.request("ping", new Uint8Array(), { timeoutMs: pingMs });
-          missed = 0;
-        } catch (error) {
-          if (error instanceof RemoteError) missed = 0; // an answer all the same
-          else {
-            missed++;
-            void pinger?.close().catch(() => {});
-            pinger = undefined;
-          }
-          if (missed >= misses) {
-            throw new PeerSilentError(
-              `${options.where} stopped answering: ${missed} pings in a row got no answer within ${pingMs} ms`,
-            );
-          }
+        if (await pinger.ping()) missed = 0;
+        else if (++missed >= misses) {
+          throw new PeerSilentError(
+            `${options.where} stopped answering: ${missed} pings in a row got no answer within ${pingMs} ms`,
+          );
         }
         await pause(Math.max(0, pingMs - (performance.now() - start)));
       }
     } finally {
-      await pinger?.close().catch(() => {});
+      await pinger.close();
     }
     return await done; // settled: the race below has its outcome already
   };
   return await Promise.race([done, watch()]);
+}
+
+/**
+ * Pings a peer over a connection of its own (made at the first ping, and again after a ping that
+ * got no answer): the peer's liveness, apart from any request it is serving. Used by the watch
+ * above and by a guest's way home (lib/homelink.ts).
+ */
+export class Pinger {
+  readonly #connect: () => Promise<ChannelClient>;
+  readonly #limitMs: number;
+  readonly #connectMs: number | undefined;
+  #client: Promise<ChannelClient> | undefined;
+
+  /**
+   * `limitMs` bounds each ping's answer; `connectMs`, when given, a new connection's making
+   * (else `connect`'s own limit).
+   */
+  constructor(
+    connect: () => Promise<ChannelClient>,
+    limitMs: number,
+    options: { connectMs?: number } = {},
+  ) {
+    this.#connect = connect;
+    this.#limitMs = limitMs;
+    this.#connectMs = options.connectMs;
+  }
+
+  /**
+   * Whether the peer answers a ping now; an error answer is an answer. A connection that brought
+   * no answer is closed, and the next ping makes a new one.
+   */
+  async ping(): Promise<boolean> {
+    try {
+      if (!this.#client) {
+        const connecting = this.#connect();
+        this.#client = this.#connectMs === undefined
+          ? connecting
+          : within(connecting, this.#connectMs);
+      }
+      const client = await this.#client;
+      await client.request("ping", new Uint8Array(), { timeoutMs: this.#limitMs });
+      return true;
+    } catch (error) {
+      if (error instanceof RemoteError) return true;
+      void this.close();
+      return false;
+    }
+  }
+
+  /** Closes the connection, if any. */
+  async close(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.then((c) => c.close(), () => {}).catch(() => {});
+  }
 }
 
 /** `connecting`, or a rejection after `ms` (a connection made later is closed). */

@@ -13,7 +13,7 @@
  * asked (SIGTERM) and when the daemon that started it is gone, so that a criu held at its gate
  * never outlives the migration.
  */
-import { CriuError, criuFailure, logTail, restoreArgs } from "./criu.ts";
+import { criuFailure, restoreArgs } from "./criu.ts";
 import { descendants } from "./procs.ts";
 
 /**
@@ -211,27 +211,18 @@ export class WaitedRestore {
     }
     clearTimeout(this.#limit);
     const ms = performance.now() - this.#started;
-    if (this.#expired) {
-      await this.#expired;
-      await this.#ended();
-      const log = await Deno.readTextFile(this.logPath).catch(() => "");
-      const tail = logTail(log);
-      throw new CriuError(
-        `Cannot ${what}: criu restore did not end within ${this.#limitMs} ms; it and what it ` +
-          `had restored were killed (log: ${this.logPath}): its last line: ${
-            (tail.at(-1) ?? "none").replace(/^\([\d.]+\)\s*/, "").trim()
-          }`,
-        { step: "restore", logPath: this.logPath, logTail: tail },
-      );
-    }
     const pidfile = `${this.dir}/restore.pid`;
     const pid = Number((await Deno.readTextFile(pidfile).catch(() => "")).trim());
-    if (this.#exited || !(Number.isInteger(pid) && pid > 0)) {
+    if (this.#expired || this.#exited || !(Number.isInteger(pid) && pid > 0)) {
+      await this.#expired;
       await this.#ended();
       throw await criuFailure(what, {
         step: "restore",
         code: this.#exited?.code ?? 125,
         logPath: this.logPath,
+        ended: this.#expired
+          ? `did not end within ${this.#limitMs} ms; it and what it had restored were killed`
+          : undefined,
       });
     }
     return { pid, ms };
