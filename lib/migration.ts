@@ -74,6 +74,7 @@ import {
   type PageLink,
   PageLinkError,
 } from "./pagelink.ts";
+import { receiverArgs } from "./pagereceiver.ts";
 import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy.ts";
 import {
   DEFAULT_POLICY,
@@ -100,6 +101,13 @@ import { bodyOf, isId } from "./jsonbody.ts";
 
 /** Image bytes per `mig.file` request (a frame holds 16 MiB). */
 export const FILE_CHUNK = 4 * 1024 * 1024;
+
+/**
+ * What stores a page link's pages on the target (PROTOCOL.md §11.1): unset or `om`, om's page
+ * receiver (lib/pagereceiver.ts) for a dump with no parent images, `criu page-server` for the
+ * others; `criu`, `criu page-server` always.
+ */
+export const PAGE_SERVER_ENV = "OM_PAGE_SERVER";
 
 /** `mig.file` requests sent without waiting for their replies. */
 const FILES_IN_FLIGHT = 8;
@@ -481,9 +489,11 @@ async function continueTree(pid: number): Promise<void> {
   }
 }
 
-/** A page link's `criu page-server` on the target (mig.pages). */
+/** A page link's page server on the target (mig.pages). */
 interface PageServer {
   readonly dir: string;
+  /** What stores the pages: "om's page receiver" or "criu page-server". */
+  readonly what: string;
   readonly logPath: string;
   readonly child: Deno.ChildProcess;
   readonly status: Promise<Deno.CommandStatus>;
@@ -1350,16 +1360,24 @@ export class Migration {
           const dir = request.dir ? `${base}/${request.dir}` : base;
           await Deno.mkdir(dir, { recursive: true });
           const logPath = `${dir}/page-server.log`;
-          const { port, child } = await listenForPages([
-            this.#criu.binary,
-            ...pageServerArgs({
-              imagesDir: dir,
-              logFile: logPath,
-              psSocket: 0,
-              ...(prev !== undefined ? { prevImagesDir: prev } : {}),
-            }),
-          ], { token, cwd: dir });
-          const pages: PageServer = { dir, logPath, child, status: child.status };
+          // om's receiver takes no parent images (§11.3): criu's page server stores those rounds.
+          const receiver = prev === undefined && this.#options.env?.(PAGE_SERVER_ENV) !== "criu"
+            ? receiverArgs({ imagesDir: dir, logFile: logPath })
+            : undefined;
+          const { port, child } = await listenForPages(
+            receiver ?? [
+              this.#criu.binary,
+              ...pageServerArgs({
+                imagesDir: dir,
+                logFile: logPath,
+                psSocket: 0,
+                ...(prev !== undefined ? { prevImagesDir: prev } : {}),
+              }),
+            ],
+            { token, cwd: dir },
+          );
+          const what = receiver ? "om's page receiver" : "criu page-server";
+          const pages: PageServer = { dir, what, logPath, child, status: child.status };
           this.#pages.set(id, pages);
           if (request.restore) await this.#prime(id, dir, request.restore);
           void this.#watchPages(id, pages);
@@ -1572,7 +1590,7 @@ export class Migration {
       } catch { /* gone */ }
       const code = status === "late" ? "still running after 30000 ms" : `exit code ${status.code}`;
       throw new Error(
-        `Cannot store the pages of job ${id}: criu page-server ${code} (log: ${pages.logPath})`,
+        `Cannot store the pages of job ${id}: ${pages.what} ${code} (log: ${pages.logPath})`,
       );
     }
     let bytes = 0;

@@ -25,7 +25,10 @@ import {
   startJob,
   startJobArgs,
 } from "../../lib/criu.ts";
+import { linkPages, listenForPages, newPageToken } from "../../lib/pagelink.ts";
+import { receiverArgs } from "../../lib/pagereceiver.ts";
 import { retryUntil } from "../../lib/retry.ts";
+import { feed, PAGE_RECORDER } from "../tools/pagestream.ts";
 
 // ---------------------------------------------------------------------------------------------
 // argv builders and parsers: always run
@@ -607,6 +610,88 @@ realTest("a job with a child process is dumped and restored whole", async (dir) 
     if (restoredPid) kill(restoredPid);
   }
 });
+
+/** A file's SHA-256, in hex: big images compared without a diff of their bytes. */
+async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+realTest(
+  "om's page receiver stores a dump as criu page-server does; the job restores from it",
+  async (dir) => {
+    // 6 MiB of distinct words, so that every page differs, and a counter.
+    const job = await startJob([
+      "perl",
+      "-e",
+      "my $x = ''; $x .= pack('N', $_) for 0 .. 1572863; $| = 1; " +
+      'for (my $i = 0;; $i++) { print "$i\\n"; select(undef, undef, undef, 0.05) }',
+    ], { stdout: "piped", stderr: "null" });
+    let restoredPid: number | undefined;
+    try {
+      const before = collect(job.process.stdout);
+      await awaitLines(before, 3, "the job's first lines");
+      const key = await fdKey(job.pid, 1);
+      // One dump through a page link, recorded; then the same stream into criu's page server and
+      // into om's receiver. Both stores must be the same files, byte for byte.
+      await Deno.mkdir(`${dir}/out`);
+      const token = newPageToken();
+      const recorder = await listenForPages(["perl", "-e", PAGE_RECORDER, `${dir}/stream`], {
+        token,
+      });
+      const link = await linkPages([
+        criu.binary,
+        ...dumpArgs({
+          pid: job.pid,
+          imagesDir: `${dir}/out`,
+          logFile: `${dir}/dump.log`,
+          psSocket: 0,
+        }),
+      ], { hostname: "127.0.0.1", port: recorder.port, token });
+      assert.equal((await link.go()).code, 0, "the dump");
+      assert.equal((await recorder.child.status).code, 0, "the recording");
+      await job.process.status;
+      await before.done;
+      const stream = await Deno.readFile(`${dir}/stream`);
+      const stores: Record<string, Map<string, Uint8Array<ArrayBuffer>>> = {};
+      for (const way of ["criu", "om"]) {
+        const store = { imagesDir: `${dir}/${way}`, logFile: `${dir}/${way}.log` };
+        await Deno.mkdir(store.imagesDir);
+        const command = way === "om"
+          ? receiverArgs(store)!
+          : [criu.binary, ...pageServerArgs({ ...store, psSocket: 0 })];
+        const { code, answers } = await feed(command, stream, store.imagesDir);
+        assert.equal(code, 0, `${way}'s store`);
+        assert.deepEqual(answers, [0, 0, 0, 0, 0], `${way}: no parent, then the close's 0`);
+        stores[way] = new Map();
+        for await (const entry of Deno.readDir(store.imagesDir)) {
+          stores[way].set(entry.name, await Deno.readFile(`${store.imagesDir}/${entry.name}`));
+        }
+      }
+      assert.deepEqual([...stores.om.keys()].sort(), [...stores.criu.keys()].sort());
+      assert.ok(stores.om.get("pages-65537.img")!.length >= 6 * 1048576, "all 6 MiB of the job");
+      for (const [name, bytes] of stores.criu) {
+        assert.equal(await sha256(stores.om.get(name)!), await sha256(bytes), name);
+      }
+      // The job restores from om's store and counts on.
+      for (const [name, bytes] of stores.om) await Deno.writeFile(`${dir}/out/${name}`, bytes);
+      const restored = await restore(criu, {
+        imagesDir: `${dir}/out`,
+        inheritFds: [{ fd: 1, key }],
+        stdio: { stdout: "piped" },
+      });
+      restoredPid = restored.pid;
+      const after = collect(restored.stdout!);
+      await awaitLines(after, 3, "the restored job's lines");
+      kill(restored.pid);
+      await after.done;
+      assertCounts([...lines(before.text), ...lines(after.text)]);
+    } finally {
+      await stop(job);
+      if (restoredPid) kill(restoredPid);
+    }
+  },
+);
 
 realTest("a failed dump leaves the job running and says which step failed", async (dir) => {
   const job = await startJob(["sh", "-c", COUNTER], { stdout: "piped", stderr: "null" });

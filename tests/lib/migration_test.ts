@@ -13,10 +13,11 @@ import type { Deputy } from "../../lib/deputy.ts";
 import { disownedText, isDisowned } from "../../lib/homelink.ts";
 import { JobTable } from "../../lib/jobs.ts";
 import { createLogger } from "../../lib/log.ts";
-import { dumpRounds, Migration, roundArgs } from "../../lib/migration.ts";
+import { dumpRounds, Migration, PAGE_SERVER_ENV, roundArgs } from "../../lib/migration.ts";
 import { newPageToken } from "../../lib/pagelink.ts";
 import { readProcess, readProcesses } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
+import { ADD_F, CLOSE, command, concat, OPEN2, PRESENT, task } from "../tools/pagestream.ts";
 
 Deno.test("migration: stop-and-copy without dirty-memory tracking: one dump, left stopped", () => {
   const rounds = dumpRounds(false);
@@ -100,7 +101,12 @@ Deno.test("migration: pre-copy with dirty-memory tracking: pre-dumps, then the r
 /** A target node 2 (a Migration, its channel handlers) with no deputy and no other node. */
 function target(
   root: string,
-  options: { lines?: string[]; staleMs?: number; criu?: string } = {},
+  options: {
+    lines?: string[];
+    staleMs?: number;
+    criu?: string;
+    env?: Record<string, string>;
+  } = {},
 ) {
   const migration = new Migration({
     nodeId: 2,
@@ -111,6 +117,7 @@ function target(
     connect: () => Promise.reject(new Error("no other node here")),
     blocked: () => Promise.resolve(false),
     staleMs: options.staleMs,
+    env: (name) => options.env?.[name],
   });
   return { migration, handlers: migration.channelHandlers() };
 }
@@ -158,8 +165,9 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
   const root = await Deno.makeTempDir({ prefix: "om-migration-" });
   const lines: string[] = [];
   try {
-    // A stand-in for criu: its page server stores what comes and fails (a link that broke), or
-    // ends well when it got "ok"; its restore waits at the gate like criu's (opens the FIFO).
+    // A stand-in for criu (OM_PAGE_SERVER=criu: its page server, not om's receiver): its page
+    // server stores what comes and fails (a link that broke), or ends well when it got "ok"; its
+    // restore waits at the gate like criu's (opens the FIFO).
     const criu = `${root}/criu`;
     await Deno.writeTextFile(
       criu,
@@ -167,7 +175,12 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
         "restore) exec 3< inventory.img; exec sleep 60 ;;\nesac\n",
       { mode: 0o755 },
     );
-    const { handlers } = target(root, { criu, staleMs: 3000, lines });
+    const { handlers } = target(root, {
+      criu,
+      staleMs: 3000,
+      lines,
+      env: { [PAGE_SERVER_ENV]: "criu" },
+    });
     const dir = `${root}/migrations/77-in`;
     const restores = async () =>
       (await readProcesses("/proc")).filter((p) =>
@@ -216,6 +229,50 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
     await assert.rejects(
       handlers.get("mig.begin")!(body(begin), peer),
       /Cannot store the pages of job 77: criu page-server exit code 1/,
+    );
+    assert.equal(await Deno.stat(dir).then(() => true, () => false), false, "its images went");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("migration: om's page receiver stores the pages; a link cut in them fails it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "om-migration-" });
+  try {
+    const { handlers } = target(root, { staleMs: 3000 });
+    const dir = `${root}/migrations/77-in`;
+    const send = async (stream: Uint8Array) => {
+      const token = newPageToken();
+      const reply = await handlers.get("mig.pages")!(body({ id: 77, home: 1, token }), peer);
+      const link = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: JSON.parse(text(reply)).port,
+      });
+      await link.write(new TextEncoder().encode(token));
+      for (let data = stream; data.length > 0;) data = data.subarray(await link.write(data));
+      await link.closeWrite();
+      await link.read(new Uint8Array(16)).catch(() => null);
+      link.close();
+    };
+    const opened = command(OPEN2, 0, 0, 0n, task(1));
+    // All of it: the images are there, the log says so.
+    await send(concat(
+      opened,
+      command(ADD_F, PRESENT, 2, 0x1000n, task(1)),
+      new Uint8Array(8192).fill(9),
+      command(CLOSE, 0, 0, 0n, 0n),
+    ));
+    await retryUntil(
+      async () => /2 pages in 1 images/.test(await Deno.readTextFile(`${dir}/page-server.log`)),
+      5000,
+      { what: "the receiver to end" },
+    );
+    assert.equal((await Deno.stat(`${dir}/pages-65537.img`)).size, 8192);
+    // Cut in the pages: mig.begin fails and names what failed, and the images go.
+    await send(concat(opened, command(ADD_F, PRESENT, 2, 0x1000n, task(1)), new Uint8Array(10)));
+    await assert.rejects(
+      handlers.get("mig.begin")!(body(begin), peer),
+      /Cannot store the pages of job 77: om's page receiver exit code 1 \(log: .*page-server\.log\)/,
     );
     assert.equal(await Deno.stat(dir).then(() => true, () => false), false, "its images went");
   } finally {

@@ -1,0 +1,166 @@
+/**
+ * om's page receiver for real on loopback, behind the page link's listener (no CRIU needed): the
+ * commands of CRIU's page-server protocol are made here byte by byte, and the images it writes
+ * are checked byte by byte. tests/lib/criu_test.ts checks it against `criu page-server` itself,
+ * with a real dump, and restores a job from its images.
+ */
+import assert from "node:assert/strict";
+import { receiverArgs, spliceSyscall } from "../../lib/pagereceiver.ts";
+import {
+  ADD,
+  ADD_F,
+  CLOSE,
+  command,
+  concat,
+  feed,
+  LAZY,
+  OPEN2,
+  PARENT,
+  PRESENT,
+  task,
+} from "../tools/pagestream.ts";
+
+/** `count` pages of `fill`. */
+const pagesOf = (count: number, fill: number) => new Uint8Array(count * 4096).fill(fill);
+
+/** A protobuf varint. */
+function varint(value: bigint): number[] {
+  const out: number[] = [];
+  while (value >= 0x80n) {
+    out.push(Number(value & 0x7fn) | 0x80);
+    value >>= 7n;
+  }
+  return [...out, Number(value)];
+}
+
+/** A pagemap image as CRIU writes it: magics, head, entries (vaddr, nr_pages, flags). */
+function pagemap(pagesId: number, entries: [bigint, number, number][]) {
+  const message = (bytes: number[]) => {
+    const length = new Uint8Array(4);
+    new DataView(length.buffer).setUint32(0, bytes.length, true);
+    return concat(length, new Uint8Array(bytes));
+  };
+  const magics = new Uint8Array(8);
+  new DataView(magics.buffer).setUint32(0, 0x54564319, true);
+  new DataView(magics.buffer).setUint32(4, 0x56084025, true);
+  return concat(
+    magics,
+    message([0x08, ...varint(BigInt(pagesId))]),
+    ...entries.map(([vaddr, pages, flags]) =>
+      message([0x08, ...varint(vaddr), 0x10, ...varint(BigInt(pages)), 0x20, flags])
+    ),
+  );
+}
+
+/** Feeds `stream` to a receiver writing into `dir`: its exit code, its answers, its log. */
+async function receive(dir: string, stream: Uint8Array) {
+  const args = receiverArgs({ imagesDir: dir, logFile: `${dir}/page-server.log` });
+  assert.ok(args, "this machine's splice(2) number is known");
+  const { code, answers } = await feed(args, stream, dir);
+  const log = await Deno.readTextFile(`${dir}/page-server.log`).catch(() => "");
+  return { code, answers, log };
+}
+
+async function inDir(fn: (dir: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "om-pagereceiver-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("pagereceiver: two tasks' pages become the images criu page-server would write", () =>
+  inDir(async (dir) => {
+    const a = 0x7f12_3456_0000n, b = 0x5555_0000_1000n;
+    // 300 pages: more than one 1 MiB splice.
+    const { code, answers, log } = await receive(
+      dir,
+      concat(
+        command(OPEN2, 0, 0, 0n, task(1)),
+        command(ADD_F, PRESENT, 300, a, task(1)),
+        pagesOf(300, 0xa1),
+        command(ADD_F, LAZY, 16, a + 300n * 4096n, task(1)),
+        command(ADD_F, PRESENT | LAZY, 2, b, task(1)),
+        pagesOf(2, 0xa2),
+        command(OPEN2, 0, 0, 0n, task(7)),
+        command(ADD, 0, 1, b, task(7)),
+        pagesOf(1, 0xb1),
+        command(CLOSE, 0, 0, 0n, 0n),
+      ),
+    );
+    assert.equal(code, 0, log);
+    // No parent images for either task, then the close's 32-bit 0.
+    assert.deepEqual(answers, [0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(
+      await Deno.readFile(`${dir}/pagemap-1.img`),
+      pagemap(65537, [[a, 300, PRESENT], [a + 300n * 4096n, 16, LAZY], [b, 2, PRESENT | LAZY]]),
+    );
+    assert.deepEqual(
+      await Deno.readFile(`${dir}/pages-65537.img`),
+      concat(pagesOf(300, 0xa1), pagesOf(2, 0xa2)),
+    );
+    assert.deepEqual(await Deno.readFile(`${dir}/pagemap-7.img`), pagemap(65538, [[b, 1, 4]]));
+    assert.deepEqual(await Deno.readFile(`${dir}/pages-65538.img`), pagesOf(1, 0xb1));
+    assert.equal((await Deno.stat(`${dir}/pages-65537.img`)).mode! & 0o777, 0o600);
+    assert.match(log, /om page receiver: 303 pages in 2 images\n$/);
+  }));
+
+Deno.test("pagereceiver: a shared memory's pagemap has its own name", () =>
+  inDir(async (dir) => {
+    const shmem = 42n << 8n | 2n;
+    const { code, log } = await receive(
+      dir,
+      concat(
+        command(OPEN2, 0, 0, 0n, shmem),
+        command(ADD_F, PRESENT, 1, 0n, shmem),
+        pagesOf(1, 7),
+        command(CLOSE, 0, 0, 0n, 0n),
+      ),
+    );
+    assert.equal(code, 0, log);
+    assert.deepEqual(
+      await Deno.readFile(`${dir}/pagemap-shmem-42.img`),
+      pagemap(65537, [[0n, 1, 4]]),
+    );
+  }));
+
+Deno.test("pagereceiver: what it does not take fails it, with an Error line in its log", async () => {
+  const opened = command(OPEN2, 0, 0, 0n, task(1));
+  const cases: [string, Uint8Array, RegExp][] = [
+    ["a lazy-pages request", concat(opened, command(7, 0, 1, 0n, task(1))), /command 7 is not/],
+    [
+      "a hole in a parent image",
+      concat(opened, command(ADD_F, PARENT, 4, 0n, task(1))),
+      /a hole in a parent image, and there is none/,
+    ],
+    ["pages before an open", command(ADD_F, PRESENT, 1, 0n, task(1)), /not opened/],
+    ["an unknown image type", command(OPEN2, 0, 0, 0n, 9n), /no image of type 9/],
+    [
+      "a link that ends in the pages",
+      concat(opened, command(ADD_F, PRESENT, 4, 0n, task(1)), pagesOf(1, 1)),
+      /ended in the pages/,
+    ],
+    ["a link that ends before the close", opened, /ended before the dump closed it/],
+  ];
+  for (const [what, stream, message] of cases) {
+    await inDir(async (dir) => {
+      const { code, log } = await receive(dir, stream);
+      assert.equal(code, 1, `${what}: exit code`);
+      assert.match(log, /^Error: om page receiver: /m, what);
+      assert.match(log, message, what);
+    });
+  }
+});
+
+Deno.test("pagereceiver: splice(2)'s number per architecture; none known, no receiver", () => {
+  assert.equal(spliceSyscall("x86_64"), 275);
+  assert.equal(spliceSyscall("aarch64"), 76);
+  assert.equal(spliceSyscall("riscv64"), undefined);
+  assert.equal(receiverArgs({ imagesDir: "/d", logFile: "/d/l" }, "riscv64"), undefined);
+  assert.deepEqual(receiverArgs({ imagesDir: "/d", logFile: "/d/l" }, "x86_64")?.slice(3), [
+    "275",
+    "/d",
+    "/d/l",
+  ]);
+});
