@@ -6,40 +6,22 @@
  * - local: a plain `criu dump` into a tmpfs directory (the floor of bench/migrate.ts);
  * - link: `criu dump --page-server` through the page link (lib/pagelink.ts) over loopback into a
  *   `criu page-server` writing to tmpfs: a migration's dump, without the lab's veth bridge;
- * - bare receiver: the same dump and link, but the receiving end is a few lines of perl that
- *   speak just enough of CRIU's page-server protocol (answer the open and the close, read each
- *   page batch and write it to one tmpfs file) and nothing else.
+ * - om receiver: the same dump and link into om's page receiver (lib/pagereceiver.ts), as a
+ *   migration dumps now: the same images as criu's page server, spliced through a 1 MiB pipe.
  *
  * The figure is the dump's wall time from its go (the link made) to its exit; ratios are to the
- * local dump. If "bare receiver" is as slow as "link", the receiving criu is not what costs: the
- * pages' way through TCP is.
+ * local dump.
  *
  *   deno run -A --unstable-net bench/pagepath.ts [MB] [--rounds 10]
  */
 import { parseArgs } from "node:util";
 import { type Criu, dump, dumpArgs, findCriu, pageServerArgs, startJob } from "../lib/criu.ts";
 import { linkPages, listenForPages, newPageToken } from "../lib/pagelink.ts";
+import { receiverArgs } from "../lib/pagereceiver.ts";
 import { LAB_PARENT } from "./benchlab.ts";
 import { benchMain, machine, median, ms, ratio, renderTable, saveResults } from "./report.ts";
 
-/**
- * The bare receiver, on its stdin (the page link): page-server commands are 24 bytes (u32 cmd
- * with flags in its upper 16 bits, u32 pages, u64 address, u64 image id); PS_IOV_OPEN2 (4) is
- * answered with one zero byte (no parent images), PS_IOV_ADD_F (6) is followed by its pages when
- * its flags have PE_PRESENT (4), PS_IOV_CLOSE (0x1023) is answered with a zero u32 and ends it.
- */
-const BARE_RECEIVER = 'open(my $out, ">", $ARGV[0]) or die "$ARGV[0]: $!\\n"; ' +
-  'open(my $sk, "+<&=0") or die "the page link: $!\\n"; binmode $sk; binmode $out; ' +
-  "sub take { my ($n) = @_; my $b = ''; while (length($b) < $n) { " +
-  "sysread($sk, $b, $n - length($b), length($b)) or die qq(page link ended\\n); } $b } " +
-  "for (;;) { my ($cmd, $pages) = unpack('L L', take(24)); my ($c, $f) = ($cmd & 0xffff, $cmd >> 16); " +
-  'if ($c == 4) { syswrite($sk, "\\0") } ' +
-  "elsif ($c == 6) { next unless $f & 4; my $left = $pages * 4096; while ($left > 0) { " +
-  "my $n = $left > 1048576 ? 1048576 : $left; syswrite($out, take($n)); $left -= $n } } " +
-  "elsif ($c == 0x1023 || $c == 0x1024) { syswrite($sk, pack('l', 0)); last } " +
-  'else { die "unknown page-server command $c\\n" } }';
-
-const WAYS = ["local", "link", "bare receiver"] as const;
+const WAYS = ["local", "link", "om receiver"] as const;
 type Way = typeof WAYS[number];
 
 interface PagePathOptions {
@@ -92,7 +74,8 @@ async function dumpOnce(criu: Criu, way: Way, mb: number): Promise<number> {
         criu.binary,
         ...pageServerArgs({ imagesDir: `${dir}/in`, logFile: `${dir}/ps.log`, psSocket: 0 }),
       ]
-      : ["perl", "-e", BARE_RECEIVER, `${dir}/in/pages.img`];
+      : receiverArgs({ imagesDir: `${dir}/in`, logFile: `${dir}/ps.log` });
+    if (!receiver) throw new Error(`no page receiver for ${Deno.build.arch}`);
     const listener = await listenForPages(receiver, { token });
     const args = dumpArgs({
       pid: job.pid,

@@ -12,10 +12,11 @@
  *    held at a gate until the images are all there (lib/restore.ts), so that criu's own start is
  *    not frozen time;
  * 4. `criu dump --leave-stopped --page-server` over the page link: the job stays stopped here (a
- *    failed dump lets CRIU resume it) and its pages reach the target's `criu page-server` while
- *    the dump collects them, so the frozen time holds no separate transfer of the memory (and the
- *    target restores from files CRIU wrote itself, which restored faster here than files written
- *    by the daemon); then `mig.begin`, the other (small) image files as `mig.file` chunks, and
+ *    failed dump lets CRIU resume it) and its pages reach the target's page receiver
+ *    (lib/pagereceiver.ts, or `criu page-server`) while the dump collects them, so the frozen time
+ *    holds no separate transfer of the memory (and the target restores from files spliced from
+ *    the socket during the dump, which restored faster here than files written afterwards by the
+ *    daemon); then `mig.begin`, the other (small) image files as `mig.file` chunks, and
  *    `mig.restore`;
  * 5. the target opens the restore's gate: criu restores the job, stopped, under a perl waiter
  *    that becomes its parent (criu cannot report a restored job's exit status, see lib/criu.ts)

@@ -1,17 +1,18 @@
 /**
- * The page link of a migration (PROTOCOL.md §11.2): one TCP connection from the source node to
- * the target, over which `criu dump --page-server` sends the job's memory pages straight to a
- * `criu page-server` on the target while the dump runs, so the pages are not written, read and
- * sent again after the dump. CRIU's page-server protocol has no authentication of its own, so the
- * connection is admitted by a one-time token: 32 random bytes that the source sends to the target
- * over the authenticated channel (`mig.pages`), and then, as 64 lowercase hex characters, as the
- * first bytes of the page connection. The target's listener accepts connections until one starts
- * with the token (others are closed unread), stops listening, and hands that socket to criu.
+ * The page link of a migration (PROTOCOL.md §11.1): one TCP connection from the source node to
+ * the target, over which `criu dump --page-server` sends the job's memory pages straight to a page
+ * receiver on the target (om's, lib/pagereceiver.ts, or `criu page-server`) while the dump runs,
+ * so the pages are not written, read and sent again after the dump. CRIU's page-server protocol
+ * has no authentication of its own, so the connection is admitted by a one-time token: 32 random
+ * bytes that the source sends to the target over the authenticated channel (`mig.pages`), and
+ * then, as 64 lowercase hex characters, as the first bytes of the page connection. The target's
+ * listener accepts connections until one starts with the token (others are closed unread), stops
+ * listening, and hands that socket to the receiver.
  *
  * Deno cannot pass a socket to a child process, so both ends are small perl programs (perl-base
  * is in every Debian, as for the restore waiter of lib/migration.ts) that make the connection,
- * put the socket on their descriptor 0 and exec the criu command they are given, which uses it
- * through `--ps-socket 0`.
+ * put the socket on their descriptor 0 and exec the command they are given (criu, which uses it
+ * through `--ps-socket 0`, or om's receiver).
  */
 
 /** Length of a page token in bytes (64 hex characters on the wire). */
