@@ -1,5 +1,5 @@
 /**
- * om's page receiver (PROTOCOL.md §11.2): the target's end of a page link in place of
+ * om's page receiver (PROTOCOL.md §11.1.1): the target's end of a page link in place of
  * `criu page-server`, for a dump that has no parent images (every migration on a kernel without
  * dirty-memory tracking, and the first round of a pre-copy). It speaks the part of CRIU's
  * page-server protocol such a dump uses and writes the same images `criu page-server` writes:
@@ -10,8 +10,8 @@
  * of the default size, 64 KiB at a time (its log: `Created xfer pipe size 65536`), two splices per
  * 64 KiB, and on a busy target that is what the dump waits for. This receiver splices through a
  * 1 MiB pipe. Measured with bench/pagepath.ts (256 MiB, loopback, 10 rounds): the dump through
- * the link took a median of 232 ms into this receiver against 296 ms into `criu page-server`, and
- * 300 ms for a plain dump into a local file.
+ * the link took a median of 265 ms into this receiver against 332 ms into `criu page-server`, and
+ * 262 ms for a plain dump into a local file (bench/README.md).
  *
  * It is perl (perl-base is on every Debian, as for the page link's two ends): Deno cannot splice,
  * and the socket is handed over on descriptor 0 by the listener of lib/pagelink.ts, which execs
