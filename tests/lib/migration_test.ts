@@ -17,7 +17,16 @@ import { dumpRounds, Migration, PAGE_SERVER_ENV, roundArgs } from "../../lib/mig
 import { newPageToken } from "../../lib/pagelink.ts";
 import { readProcess, readProcesses } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
-import { ADD_F, CLOSE, command, concat, OPEN2, PRESENT, task } from "../tools/pagestream.ts";
+import {
+  ADD_F,
+  CLOSE,
+  command,
+  concat,
+  OPEN2,
+  PRESENT,
+  sendOnLink,
+  task,
+} from "../tools/pagestream.ts";
 
 Deno.test("migration: stop-and-copy without dirty-memory tracking: one dump, left stopped", () => {
   const rounds = dumpRounds(false);
@@ -244,15 +253,7 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
     const send = async (stream: Uint8Array) => {
       const token = newPageToken();
       const reply = await handlers.get("mig.pages")!(body({ id: 77, home: 1, token }), peer);
-      const link = await Deno.connect({
-        hostname: "127.0.0.1",
-        port: JSON.parse(text(reply)).port,
-      });
-      await link.write(new TextEncoder().encode(token));
-      for (let data = stream; data.length > 0;) data = data.subarray(await link.write(data));
-      await link.closeWrite();
-      await link.read(new Uint8Array(16)).catch(() => null);
-      link.close();
+      await sendOnLink(JSON.parse(text(reply)).port, token, stream);
     };
     const opened = command(OPEN2, 0, 0, 0n, task(1));
     // All of it: the images are there, the log says so.

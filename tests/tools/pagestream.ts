@@ -50,17 +50,11 @@ export const PAGE_RECORDER = 'open(my $out, ">", $ARGV[0]) or die "$ARGV[0]: $!\
   'elsif ($c != 6) { die "unknown page-server command $c\\n" } }';
 
 /**
- * Runs `command` behind a page link listener in `cwd`, sends it the token and `stream`, reads its
- * answers until it closes the link; its exit code and its answers' bytes.
+ * Connects to a page link listener at `port`, sends `token` and `stream`, and reads the answers
+ * until the other end closes the link; their bytes.
  */
-export async function feed(
-  command: readonly string[],
-  stream: Uint8Array,
-  cwd: string,
-): Promise<{ code: number; answers: number[] }> {
-  const token = newPageToken();
-  const listener = await listenForPages(command, { token, cwd });
-  const link = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+export async function sendOnLink(port: number, token: string, stream: Uint8Array) {
+  const link = await Deno.connect({ hostname: "127.0.0.1", port });
   const answers: number[] = [];
   try {
     await link.write(new TextEncoder().encode(token));
@@ -76,5 +70,20 @@ export async function feed(
   } finally {
     link.close();
   }
+  return answers;
+}
+
+/**
+ * Runs `command` behind a page link listener in `cwd`, sends it the token and `stream`, reads its
+ * answers until it closes the link; its exit code and its answers' bytes.
+ */
+export async function feed(
+  command: readonly string[],
+  stream: Uint8Array,
+  cwd: string,
+): Promise<{ code: number; answers: number[] }> {
+  const token = newPageToken();
+  const listener = await listenForPages(command, { token, cwd });
+  const answers = await sendOnLink(listener.port, token, stream);
   return { code: (await listener.child.status).code, answers };
 }
