@@ -1,13 +1,15 @@
 /**
  * Where a page-link dump's time goes (root only, real CRIU; a diagnostic beside bench/migrate.ts,
- * not part of `deno task bench`): the same job (perl holding N MiB, default 256) dumped three ways
+ * not part of `deno task bench`): the same job (perl holding N MiB, default 256) dumped four ways
  * on this one node, interleaved round by round:
  *
  * - local: a plain `criu dump` into a tmpfs directory (the floor of bench/migrate.ts);
  * - link: `criu dump --page-server` through the page link (lib/pagelink.ts) over loopback into a
  *   `criu page-server` writing to tmpfs: a migration's dump, without the lab's veth bridge;
- * - om receiver: the same dump and link into om's page receiver (lib/pagereceiver.ts), as a
- *   migration dumps now: the same images as criu's page server, spliced through a 1 MiB pipe.
+ * - om receiver: the same dump and link into om's page receiver (lib/pagereceiver.ts): the same
+ *   images as criu's page server, spliced through a 1 MiB pipe;
+ * - reserved: the same, with the room for the pages reserved before the dump (reservePages, from
+ *   the job's private memory, lib/procs.ts privateMemory), as a migration dumps now.
  *
  * The figure is the dump's wall time from its go (the link made) to its exit; ratios are to the
  * local dump.
@@ -17,11 +19,12 @@
 import { parseArgs } from "node:util";
 import { type Criu, dump, dumpArgs, findCriu, pageServerArgs, startJob } from "../lib/criu.ts";
 import { linkPages, listenForPages, newPageToken } from "../lib/pagelink.ts";
-import { receiverArgs } from "../lib/pagereceiver.ts";
+import { receiverArgs, reservePages } from "../lib/pagereceiver.ts";
+import { privateMemory } from "../lib/procs.ts";
 import { LAB_PARENT } from "./benchlab.ts";
 import { benchMain, machine, median, ms, ratio, renderTable, saveResults } from "./report.ts";
 
-const WAYS = ["local", "link", "om receiver"] as const;
+const WAYS = ["local", "link", "om receiver", "reserved"] as const;
 type Way = typeof WAYS[number];
 
 interface PagePathOptions {
@@ -76,6 +79,7 @@ async function dumpOnce(criu: Criu, way: Way, mb: number): Promise<number> {
       ]
       : receiverArgs({ imagesDir: `${dir}/in`, logFile: `${dir}/ps.log` });
     if (!receiver) throw new Error(`no page receiver for ${Deno.build.arch}`);
+    if (way === "reserved") await reservePages(`${dir}/in`, await privateMemory(job.pid));
     const listener = await listenForPages(receiver, { token });
     const args = dumpArgs({
       pid: job.pid,

@@ -75,7 +75,7 @@ import {
   type PageLink,
   PageLinkError,
 } from "./pagelink.ts";
-import { receiverArgs } from "./pagereceiver.ts";
+import { receiverArgs, reservePages } from "./pagereceiver.ts";
 import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy.ts";
 import {
   DEFAULT_POLICY,
@@ -89,7 +89,7 @@ import {
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
 import { watched } from "./peerwatch.ts";
-import { descendants } from "./procs.ts";
+import { descendants, privateMemory } from "./procs.ts";
 import { HELD_INVENTORY, WaitedRestore } from "./restore.ts";
 import {
   disownedText,
@@ -367,6 +367,31 @@ interface RestorePlan {
 function isStdioKeys(fds: unknown): boolean {
   return Array.isArray(fds) && fds.length === 3 &&
     fds.every((k) => k === null || (typeof k === "string" && /^pipe:\[\d+\]$/.test(k)));
+}
+
+/** Most tasks a `mig.pages` reserves room for (§11.1.1); the largest, when a job has more. */
+export const RESERVE_MAX_TASKS = 1024;
+
+/** Whether `value` is a `mig.pages` reservation: bytes by task id, at most RESERVE_MAX_TASKS. */
+function isReservation(value: unknown): value is Record<string, number> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const entries = Object.entries(value);
+  return entries.length <= RESERVE_MAX_TASKS &&
+    entries.every(([id, bytes]) =>
+      /^[1-9]\d{0,9}$/.test(id) && Number.isSafeInteger(bytes) && bytes > 0
+    );
+}
+
+/**
+ * What a `mig.pages` reserves for the dump of `pid`'s tree: the private memory of its tasks of 1
+ * MiB and more (lib/procs.ts privateMemory), the RESERVE_MAX_TASKS largest; undefined for none.
+ */
+async function reservation(pid: number): Promise<Record<string, number> | undefined> {
+  const sizes = Object.entries(await privateMemory(pid).catch(() => ({})))
+    .filter(([, bytes]) => bytes >= 1 << 20)
+    .sort(([, a], [, b]) => b - a)
+    .slice(0, RESERVE_MAX_TASKS);
+  return sizes.length > 0 ? Object.fromEntries(sizes) : undefined;
 }
 
 function isRestorePlan(value: unknown): value is RestorePlan {
@@ -938,6 +963,8 @@ export class Migration {
         let link: PageLink;
         const imagesDir = round.dir ? `${dir}/${round.dir}` : dir;
         try {
+          // A first round's pages may have their room taken before the freeze (§11.1.1).
+          const reserve = round.prev === undefined ? await reservation(pid) : undefined;
           const reply = await client.request(
             "mig.pages",
             json({
@@ -947,6 +974,7 @@ export class Migration {
               ...(round.dir ? { dir: round.dir } : {}),
               ...(round.prev !== undefined ? { prev: round.prev } : {}),
               ...(round.action === "dump" ? { restore: plan } : {}),
+              ...(reserve ? { reserve } : {}),
             }),
             { timeoutMs: 30_000 },
           );
@@ -1334,6 +1362,7 @@ export class Migration {
             dir?: string;
             prev?: string;
             restore?: RestorePlan;
+            reserve?: Record<string, number>;
           }
         >(
           "mig.pages",
@@ -1343,7 +1372,8 @@ export class Migration {
             (r.dir === undefined || (typeof r.dir === "string" && /^pre-\d+$/.test(r.dir))) &&
             (r.prev === undefined ||
               (typeof r.prev === "string" && /^(\.\.\/)?pre-\d+$/.test(r.prev))) &&
-            (r.restore === undefined || (r.dir === undefined && isRestorePlan(r.restore))),
+            (r.restore === undefined || (r.dir === undefined && isRestorePlan(r.restore))) &&
+            (r.reserve === undefined || (r.prev === undefined && isReservation(r.reserve))),
         );
         const { id, token, prev } = request;
         return await this.#exclusive(id, async () => {
@@ -1365,6 +1395,10 @@ export class Migration {
           const receiver = prev === undefined && this.#options.env?.(PAGE_SERVER_ENV) !== "criu"
             ? receiverArgs({ imagesDir: dir, logFile: logPath })
             : undefined;
+          // The room for the pages is taken now, before the job is frozen (§11.1.1).
+          if (receiver && request.reserve) {
+            await reservePages(dir, request.reserve);
+          }
           const { port, child } = await listenForPages(
             receiver ?? [
               this.#criu.binary,

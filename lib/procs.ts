@@ -228,3 +228,24 @@ export async function descendants(pid: number, procDir = "/proc"): Promise<numbe
   }
   return found;
 }
+
+/**
+ * What a dump of `pid` and the processes below it will hold of their memory, in bytes, by each
+ * process's PID in its innermost PID namespace (the last of `NSpid`, the id CRIU names its images
+ * by): the anonymous memory resident (`RssAnon`) and swapped out (`VmSwap`) of
+ * `/proc/<pid>/status`. An estimate, read before the freeze; processes gone meanwhile are left out.
+ */
+export async function privateMemory(
+  pid: number,
+  procDir = "/proc",
+): Promise<Record<string, number>> {
+  const bytes: Record<string, number> = {};
+  for (const process of [pid, ...await descendants(pid, procDir)]) {
+    const status = await Deno.readTextFile(`${procDir}/${process}/status`).catch(() => "");
+    const kb = (field: string) =>
+      Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
+    const id = /^NSpid:\s*(.*)$/m.exec(status)?.[1].trim().split(/\s+/).at(-1);
+    if (id && /^\d+$/.test(id)) bytes[id] = (kb("RssAnon") + kb("VmSwap")) * 1024;
+  }
+  return bytes;
+}

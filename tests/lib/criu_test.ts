@@ -26,7 +26,8 @@ import {
   startJobArgs,
 } from "../../lib/criu.ts";
 import { linkPages, listenForPages, newPageToken } from "../../lib/pagelink.ts";
-import { receiverArgs } from "../../lib/pagereceiver.ts";
+import { receiverArgs, reservePages } from "../../lib/pagereceiver.ts";
+import { privateMemory } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { feed, PAGE_RECORDER } from "../tools/pagestream.ts";
 
@@ -632,8 +633,13 @@ realTest(
       const before = collect(job.process.stdout);
       await awaitLines(before, 3, "the job's first lines");
       const key = await fdKey(job.pid, 1);
+      // Its private memory, as a migration's source reads it for the target's reservation: by
+      // its PID in its own namespace, 1, which names its images.
+      const reserve = await privateMemory(job.pid);
+      assert.ok(reserve[1] >= 6 * 1048576, `6 MiB and more: ${JSON.stringify(reserve)}`);
       // One dump through a page link, recorded; then the same stream into criu's page server and
-      // into om's receiver. Both stores must be the same files, byte for byte.
+      // into om's receiver, room reserved for it as a target does. Both stores must be the same
+      // files, byte for byte.
       await Deno.mkdir(`${dir}/out`);
       const token = newPageToken();
       const recorder = await listenForPages(["perl", "-e", PAGE_RECORDER, `${dir}/stream`], {
@@ -657,6 +663,7 @@ realTest(
       for (const way of ["criu", "om"]) {
         const store = { imagesDir: `${dir}/${way}`, logFile: `${dir}/${way}.log` };
         await Deno.mkdir(store.imagesDir);
+        if (way === "om") await reservePages(store.imagesDir, reserve);
         const command = way === "om"
           ? receiverArgs(store)!
           : [criu.binary, ...pageServerArgs({ ...store, psSocket: 0 })];

@@ -17,6 +17,7 @@ import { dumpRounds, Migration, PAGE_SERVER_ENV, roundArgs } from "../../lib/mig
 import { newPageToken } from "../../lib/pagelink.ts";
 import { readProcess, readProcesses } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
+import { execute } from "../tools/sandbox.ts";
 import {
   ADD_F,
   CLOSE,
@@ -250,25 +251,65 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
   try {
     const { handlers } = target(root, { staleMs: 3000 });
     const dir = `${root}/migrations/77-in`;
-    const send = async (stream: Uint8Array) => {
+    /** mig.pages, then `before()` (the target's reservation made), then the stream. */
+    const send = async (
+      stream: Uint8Array,
+      reserve?: Record<string, number>,
+      before?: () => Promise<void>,
+    ) => {
       const token = newPageToken();
-      const reply = await handlers.get("mig.pages")!(body({ id: 77, home: 1, token }), peer);
+      const reply = await handlers.get("mig.pages")!(
+        body({ id: 77, home: 1, token, ...(reserve ? { reserve } : {}) }),
+        peer,
+      );
+      await before?.();
       await sendOnLink(JSON.parse(text(reply)).port, token, stream);
     };
     const opened = command(OPEN2, 0, 0, 0n, task(1));
-    // All of it: the images are there, the log says so.
-    await send(concat(
-      opened,
-      command(ADD_F, PRESENT, 2, 0x1000n, task(1)),
-      new Uint8Array(8192).fill(9),
-      command(CLOSE, 0, 0, 0n, 0n),
-    ));
+    // All of it, room reserved for task 1 and for a task 5 the dump did not bring: the images are
+    // there, task 1's pages image is its reservation cut to its pages, nothing else is left, the
+    // log says so.
+    let reserved = 0;
+    await send(
+      concat(
+        opened,
+        command(ADD_F, PRESENT, 2, 0x1000n, task(1)),
+        new Uint8Array(8192).fill(9),
+        command(CLOSE, 0, 0, 0n, 0n),
+      ),
+      { 1: 1 << 20, 5: 1 << 20 },
+      async () => {
+        const stat = await Deno.stat(`${dir}/reserve-1`);
+        assert.ok(stat.blocks! * 512 >= 1 << 20, "the room is taken before the dump");
+        reserved = stat.ino!;
+      },
+    );
     await retryUntil(
       async () => /2 pages in 1 images/.test(await Deno.readTextFile(`${dir}/page-server.log`)),
       5000,
       { what: "the receiver to end" },
     );
-    assert.equal((await Deno.stat(`${dir}/pages-65537.img`)).size, 8192);
+    const pages = await Deno.readFile(`${dir}/pages-65537.img`);
+    assert.equal(pages.length, 8192, "cut to its pages");
+    assert.ok(pages.every((byte) => byte === 9));
+    assert.equal((await Deno.stat(`${dir}/pages-65537.img`)).ino, reserved, "the reserved file");
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).filter((n) =>
+        /reserve/.test(n)
+      ),
+      [],
+    );
+    // A reservation that is not one is refused.
+    for (const reserve of [{ x: 1 }, { 1: -1 }, { 1: 0.5 }, [1]]) {
+      await assert.rejects(
+        handlers.get("mig.pages")!(
+          body({ id: 77, home: 1, token: newPageToken(), reserve }),
+          peer,
+        ),
+        /Cannot read the body of mig\.pages/,
+        JSON.stringify(reserve),
+      );
+    }
     // Cut in the pages: mig.begin fails and names what failed, and the images go.
     await send(concat(opened, command(ADD_F, PRESENT, 2, 0x1000n, task(1)), new Uint8Array(10)));
     await assert.rejects(
@@ -277,6 +318,36 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
     );
     assert.equal(await Deno.stat(dir).then(() => true, () => false), false, "its images went");
   } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("migration: a target without room for the pages refuses mig.pages, before the freeze", async () => {
+  const root = await Deno.makeTempDir({ prefix: "om-migration-" });
+  // A node whose state tree has 1 MiB: no room for a job of 8.
+  const mounted = await execute("mount", ["-t", "tmpfs", "-o", "size=1m", "om-test", root], {});
+  assert.equal(mounted.code, 0, mounted.err);
+  try {
+    const { handlers } = target(root);
+    await assert.rejects(
+      handlers.get("mig.pages")!(
+        body({ id: 77, home: 1, token: newPageToken(), reserve: { 1: 8 << 20 } }),
+        peer,
+      ),
+      /no room for the pages: .*77-in\/reserve-1: No space left on device/,
+    );
+    const left = await Array.fromAsync(Deno.readDir(`${root}/migrations/77-in`));
+    assert.deepEqual(left.map((e) => e.name), [], "the reservation went");
+    // Room for what fits is taken.
+    const token = newPageToken();
+    await handlers.get("mig.pages")!(
+      body({ id: 77, home: 1, token, reserve: { 1: 256 << 10 } }),
+      peer,
+    );
+    assert.ok((await Deno.stat(`${root}/migrations/77-in/reserve-1`)).blocks! * 512 >= 256 << 10);
+    await handlers.get("mig.abort")!(body({ id: 77 }), peer);
+  } finally {
+    await execute("umount", [root], {});
     await Deno.remove(root, { recursive: true });
   }
 });

@@ -5,7 +5,7 @@
  * with a real dump, and restores a job from its images.
  */
 import assert from "node:assert/strict";
-import { receiverArgs, spliceSyscall } from "../../lib/pagereceiver.ts";
+import { receiverArgs, reserverArgs, spliceSyscall } from "../../lib/pagereceiver.ts";
 import {
   ADD,
   ADD_F,
@@ -164,3 +164,38 @@ Deno.test("pagereceiver: splice(2)'s number per architecture; none known, no rec
     "/d/l",
   ]);
 });
+
+Deno.test("pagereceiver: the reserver's command; memory warmed only within half of what is available", () => {
+  const bytes = { 1: 3 << 20, 7: 1 << 20 };
+  const args = (memAvailable: number, arch = "x86_64") =>
+    reserverArgs({ imagesDir: "/d", bytes, memAvailable }, arch);
+  assert.deepEqual(args(8 << 20)?.slice(3), [
+    "285",
+    "/d",
+    String(4 << 20),
+    "1=3145728",
+    "7=1048576",
+  ]);
+  assert.equal(args((8 << 20) - 1)?.[5], "0", "not within half: no warm-up");
+  assert.equal(args(8 << 20, "aarch64")?.[3], "47");
+  assert.equal(args(8 << 20, "riscv64"), undefined, "fallocate(2)'s number not known");
+  assert.equal(reserverArgs({ imagesDir: "/d", bytes: {}, memAvailable: 1 << 30 }), undefined);
+});
+
+Deno.test("pagereceiver: the reserver allocates each task's room, mode 0600, and warms", () =>
+  inDir(async (dir) => {
+    const args = reserverArgs({
+      imagesDir: dir,
+      bytes: { 1: 2 << 20, 3: 1 << 20 },
+      memAvailable: 1 << 30,
+    })!;
+    const run = () => new Deno.Command(args[0], { args: args.slice(1), stderr: "piped" }).output();
+    const { code, stderr } = await run();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    for (const [id, size] of [[1, 2 << 20], [3, 1 << 20]]) {
+      const stat = await Deno.stat(`${dir}/reserve-${id}`);
+      assert.equal(stat.size, size, `reserve-${id}'s size`);
+      assert.ok(stat.blocks! * 512 >= size, `reserve-${id}'s blocks are allocated`);
+      assert.equal(stat.mode! & 0o777, 0o600);
+    }
+  }));

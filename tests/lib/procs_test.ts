@@ -5,6 +5,7 @@ import {
   parseCmdline,
   parseStat,
   parseStatusUid,
+  privateMemory,
   readProcess,
   readProcesses,
   statFlags,
@@ -185,4 +186,31 @@ Deno.test("descendants lists children and grandchildren, parents first", async (
     await child.status;
   }
   assert.deepEqual(await descendants(999_999_999), [], "no such process: nothing below it");
+});
+
+Deno.test("privateMemory: anonymous and swapped bytes of a tree, by PID in its namespace", async () => {
+  const proc = await Deno.makeTempDir({ prefix: "om-procs-" });
+  try {
+    const status = (nspid: string, rssAnon: number, swap?: number) =>
+      `Name:\tperl\nNSpid:\t${nspid}\nVmRSS:\t99999 kB\nRssAnon:\t   ${rssAnon} kB\n` +
+      `RssFile:\t    1000 kB\n${swap === undefined ? "" : `VmSwap:\t    ${swap} kB\n`}`;
+    const write = async (pid: number, text: string | undefined, children = "") => {
+      await Deno.mkdir(`${proc}/${pid}/task/${pid}`, { recursive: true });
+      await Deno.writeTextFile(`${proc}/${pid}/task/${pid}/children`, children);
+      if (text !== undefined) await Deno.writeTextFile(`${proc}/${pid}/status`, text);
+    };
+    // The job's PID 1 (host 500) with two children; 503 ended while read (no status).
+    await write(500, status("500\t1", 8192, 1024), "501 503 ");
+    await write(501, status("501\t2", 4), "502");
+    await write(502, status("502\t3", 0, 0));
+    await write(503, undefined);
+    assert.deepEqual(await privateMemory(500, proc), {
+      1: 9216 * 1024,
+      2: 4096,
+      3: 0,
+    });
+    assert.deepEqual(await privateMemory(999, proc), {}, "no such process");
+  } finally {
+    await Deno.remove(proc, { recursive: true });
+  }
 });
