@@ -50,6 +50,17 @@ const decoder = new TextDecoder();
 const counter = (n: number) =>
   `i=0; while [ $i -lt ${n} ]; do echo $i; i=$((i+1)); sleep 0.1; done; exit 5`;
 
+/**
+ * perl: forks; each process then makes 8 MiB of its own and prints `parent|child I ok` (or `bad`
+ * when its memory no longer sums as it did) 30 times, one every 100 ms; the parent waits for the
+ * child and exits 7 (1 when the child failed).
+ */
+const HOLDERS = "my $kid = fork // die; my $tag = $kid ? 'parent' : 'child'; " +
+  "my $x = ''; $x .= pack('N', $_ ^ ($kid ? 1 : 2)) for 0 .. 2097151; " +
+  "my $want = unpack '%32N*', $x; $| = 1; for my $i (0 .. 29) { " +
+  "print \"$tag $i \", (unpack('%32N*', $x) == $want ? 'ok' : 'bad'), \"\\n\"; " +
+  "select undef, undef, undef, 0.1 } exit 0 unless $kid; waitpid $kid, 0; exit($? ? 1 : 7)";
+
 /** Starts `om run` in node 1; collects its stdout as it comes. */
 function startRun(lab: Lab, ...argv: string[]) {
   return startRunWith(lab, "null", ...argv);
@@ -176,6 +187,27 @@ Deno.test({
         const code = await run.finish();
         assert.deepEqual(lines(run.sink.out), counts(30), run.sink.err);
         assert.equal(code, 5, run.sink.err);
+      })();
+
+      // A job of two processes holding 8 MiB each (room reserved for both on node 2, PROTOCOL.md
+      // §11.1.1): their memory arrives whole, each line once and in order, and the exit status.
+      await (async () => {
+        const run = startRun(lab, "perl", "-e", HOLDERS);
+        const job = await jobOn(lab, 1, "2097151");
+        await retryUntil(() => lines(run.sink.out).length >= 16, 10_000);
+        const moved = await runIn(lab, 1, omCommand(["migrate", String(job.pid), "2"]));
+        assert.equal(moved.code, 0, moved.err);
+        const mib = Number(/\(([\d.]+) MiB\)/.exec(moved.out)?.[1]);
+        assert.ok(mib >= 16 && mib < 32, `both processes' 8 MiB moved: ${moved.out}`);
+        const code = await run.finish();
+        for (const tag of ["parent", "child"]) {
+          assert.deepEqual(
+            lines(run.sink.out).filter((line) => line.startsWith(tag)),
+            counts(30).map((i) => `${tag} ${i} ok`),
+            run.sink.err,
+          );
+        }
+        assert.equal(code, 7, run.sink.err);
       })();
 
       // (c) SIGINT to om run stops a migrated job (sh does not handle it: it dies of it).
