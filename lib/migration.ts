@@ -567,6 +567,13 @@ export class Migration {
 
   constructor(options: MigrationOptions) {
     this.#options = options;
+    const pageServer = options.env?.(PAGE_SERVER_ENV);
+    if (pageServer !== undefined && pageServer !== "criu" && pageServer !== "om") {
+      options.logger.warn("{name}={value} is neither criu nor om: om's page receiver is used", {
+        name: PAGE_SERVER_ENV,
+        value: pageServer,
+      });
+    }
     options.deputy.placer = async (id, node) => void await this.migrate(id, node);
     options.deputy.remote = {
       input: async (job, data, eof) => {

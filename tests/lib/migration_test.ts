@@ -322,6 +322,30 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
   }
 });
 
+Deno.test("migration: an OM_PAGE_SERVER that is neither criu nor om is warned of", async () => {
+  const root = await Deno.makeTempDir({ prefix: "om-migration-" });
+  try {
+    for (
+      const [value, warned] of [["crui", true], ["criu", false], ["om", false], [undefined, false]]
+    ) {
+      const lines: string[] = [];
+      target(root, {
+        lines,
+        env: value === undefined ? {} : { [PAGE_SERVER_ENV]: value as string },
+      });
+      assert.deepEqual(
+        lines,
+        warned
+          ? [`warning: OM_PAGE_SERVER=${value} is neither criu nor om: om's page receiver is used`]
+          : [],
+        String(value),
+      );
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("migration: a target without room for the pages refuses mig.pages, before the freeze", async () => {
   const root = await Deno.makeTempDir({ prefix: "om-migration-" });
   // A node whose state tree has 1 MiB: no room for a job of 8.
