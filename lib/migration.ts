@@ -1404,7 +1404,15 @@ export class Migration {
             : undefined;
           // The room for the pages is taken now, before the job is frozen (§11.1.1).
           if (receiver && request.reserve) {
-            await reservePages(dir, request.reserve);
+            const { warmed } = await reservePages(dir, request.reserve);
+            this.#options.logger.debug(
+              "job {id}: room for {bytes} bytes of pages, {warmed} warmed",
+              {
+                id,
+                bytes: Object.values(request.reserve).reduce((sum, n) => sum + n, 0),
+                warmed,
+              },
+            );
           }
           const { port, child } = await listenForPages(
             receiver ?? [

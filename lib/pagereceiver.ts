@@ -118,22 +118,31 @@ export const PAGE_RECEIVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC)
 /** fallocate(2)'s system call number on the architectures Deno runs on. */
 const FALLOCATE_SYSCALL: Record<string, number> = { x86_64: 285, aarch64: 47 };
 
+/** The longest the reserver warms memory for a restore (ms): it is time before the freeze. */
+export const WARM_LIMIT_MS = 2000;
+
 /**
- * `perl -e PAGE_RESERVER FALLOCATE DIR WARM ID=BYTES...`: makes `DIR/reserve-ID` (mode 0600) and
- * allocates BYTES to it with fallocate(2), whose system call number is FALLOCATE. A file system
- * that cannot allocate ahead (EOPNOTSUPP) gets no reservation; any other failure (no room) removes
- * what it made, writes the file and the reason to stderr and exits 1. Then it writes WARM bytes
- * into memory of its own, which it gives back as it exits (0: none).
+ * `perl -e PAGE_RESERVER FALLOCATE DIR WARM MS ID=BYTES...`: makes `DIR/reserve-ID` (mode 0600)
+ * and allocates BYTES to it with fallocate(2), whose system call number is FALLOCATE. A file
+ * system that cannot allocate ahead (EOPNOTSUPP) gets no reservation; any other failure (no room)
+ * removes what it made, writes the file and the reason to stderr and exits 1. Then it writes up to
+ * WARM bytes into memory of its own, 64 MiB at a time, for at most MS milliseconds, prints
+ * `warmed N` (the bytes it wrote) and a newline, and gives that memory back as it exits (WARM 0:
+ * none).
  */
-export const PAGE_RESERVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC); " +
-  "my ($nr, $dir, $warm, @want) = @ARGV; my @made; " +
+export const PAGE_RESERVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC); use POSIX (); " +
+  "my ($nr, $dir, $warm, $ms, @want) = @ARGV; my @made; " +
   'sub fail { print STDERR "@_\\n"; unlink @made; exit 1 } ' +
   'for (@want) { my ($id, $bytes) = /^(\\d+)=(\\d+)$/ or fail("bad reservation $_"); ' +
   'my $file = "$dir/reserve-$id"; ' +
   'sysopen(my $f, $file, O_WRONLY | O_CREAT | O_TRUNC, 0600) or fail("$file: $!"); ' +
   "push @made, $file; next if syscall(0 + $nr, fileno($f), 0, 0, 0 + $bytes) == 0; " +
   'fail("$file: $!") unless $!{EOPNOTSUPP}; unlink pop @made } ' +
-  "my $w = chr(1) x $warm; exit 0";
+  // POSIX::times: the elapsed time in clock ticks.
+  "my ($hz, $t0, $done, @w) = (POSIX::sysconf(POSIX::_SC_CLK_TCK()), (POSIX::times())[0], 0); " +
+  "while ($warm > 0 && ((POSIX::times())[0] - $t0) * 1000 < $ms * $hz) { " +
+  "my $n = $warm < 67108864 ? $warm : 67108864; push @w, chr(1) x $n; $warm -= $n; $done += $n } " +
+  'print "warmed $done\\n"; exit 0';
 
 /** Options of a page receiver. */
 export interface ReceiverArgsOptions {
@@ -170,10 +179,11 @@ export interface ReserverOptions {
  * The reserver's command for a dump (PROTOCOL.md §11.1.1), or undefined when there is nothing to
  * reserve, or fallocate(2)'s number is not known here. Besides the room for the pages, it warms
  * as much memory as the pages need for the restore that follows (the restored job's own memory),
- * when that is at most half of the node's available memory: a virtual machine's host backs memory
- * the guest has not touched, or gave back (free page reporting), only when it is touched again,
- * and a restore into such memory took 2-3 times as long (bench/README.md); memory just given back
- * by the warm-up is what the kernel hands out next.
+ * when that is at most half of the node's available memory, for at most WARM_LIMIT_MS: a virtual
+ * machine's host backs memory the guest has not touched, or gave back (free page reporting), only
+ * when it is touched again, and a restore into such memory took 2-3 times as long
+ * (bench/README.md); memory just given back by the warm-up is what the kernel hands out next.
+ * Touching cold memory took 0.2-0.5 s per 256 MiB here, and 14 s for 2 GiB once: hence the limit.
  */
 export function reserverArgs(
   options: ReserverOptions,
@@ -191,6 +201,7 @@ export function reserverArgs(
     String(nr),
     options.imagesDir,
     String(warm),
+    String(WARM_LIMIT_MS),
     ...entries.map(([id, n]) => `${id}=${n}`),
   ];
 }
@@ -199,23 +210,23 @@ export function reserverArgs(
  * Reserves room in `imagesDir` for the pages of the tasks in `bytes`, before the dump:
  * `reserve-<id>` files that om's receiver takes as those tasks' pages images, so that the room is
  * taken now instead of while the job is frozen, and warms memory for the restore
- * ({@linkcode reserverArgs}). Throws when the room is not there.
+ * ({@linkcode reserverArgs}); returns the bytes warmed. Throws when the room is not there.
  */
 export async function reservePages(
   imagesDir: string,
   bytes: Record<string, number>,
-): Promise<void> {
+): Promise<{ warmed: number }> {
   const meminfo = await Deno.readTextFile("/proc/meminfo").catch(() => "");
   const memAvailable = parseMeminfo(meminfo).MemAvailable ?? 0;
   const args = reserverArgs({ imagesDir, bytes, memAvailable });
-  if (!args) return;
-  const { code, stderr } = await new Deno.Command(args[0], {
+  if (!args) return { warmed: 0 };
+  const { code, stdout, stderr } = await new Deno.Command(args[0], {
     args: args.slice(1),
     stdin: "null",
-    stdout: "null",
+    stdout: "piped",
     stderr: "piped",
   }).output();
-  if (code !== 0) {
-    throw new Error(`no room for the pages: ${new TextDecoder().decode(stderr).trim()}`);
-  }
+  const text = new TextDecoder();
+  if (code !== 0) throw new Error(`no room for the pages: ${text.decode(stderr).trim()}`);
+  return { warmed: Number(/^warmed (\d+)$/m.exec(text.decode(stdout))?.[1] ?? 0) };
 }

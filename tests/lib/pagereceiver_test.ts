@@ -5,7 +5,12 @@
  * with a real dump, and restores a job from its images.
  */
 import assert from "node:assert/strict";
-import { receiverArgs, reserverArgs, spliceSyscall } from "../../lib/pagereceiver.ts";
+import {
+  receiverArgs,
+  reserverArgs,
+  spliceSyscall,
+  WARM_LIMIT_MS,
+} from "../../lib/pagereceiver.ts";
 import {
   ADD,
   ADD_F,
@@ -173,6 +178,7 @@ Deno.test("pagereceiver: the reserver's command; memory warmed only within half 
     "285",
     "/d",
     String(4 << 20),
+    String(WARM_LIMIT_MS),
     "1=3145728",
     "7=1048576",
   ]);
@@ -182,6 +188,14 @@ Deno.test("pagereceiver: the reserver's command; memory warmed only within half 
   assert.equal(reserverArgs({ imagesDir: "/d", bytes: {}, memAvailable: 1 << 30 }), undefined);
 });
 
+/** Runs the reserver's command; its exit code, stdout and stderr. */
+async function reserve(args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(args[0], { args: args.slice(1) })
+    .output();
+  const text = new TextDecoder();
+  return { code, out: text.decode(stdout), err: text.decode(stderr) };
+}
+
 Deno.test("pagereceiver: the reserver allocates each task's room, mode 0600, and warms", () =>
   inDir(async (dir) => {
     const args = reserverArgs({
@@ -189,13 +203,26 @@ Deno.test("pagereceiver: the reserver allocates each task's room, mode 0600, and
       bytes: { 1: 2 << 20, 3: 1 << 20 },
       memAvailable: 1 << 30,
     })!;
-    const run = () => new Deno.Command(args[0], { args: args.slice(1), stderr: "piped" }).output();
-    const { code, stderr } = await run();
-    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    const { code, out, err } = await reserve(args);
+    assert.equal(code, 0, err);
+    assert.equal(out, `warmed ${3 << 20}\n`);
     for (const [id, size] of [[1, 2 << 20], [3, 1 << 20]]) {
       const stat = await Deno.stat(`${dir}/reserve-${id}`);
       assert.equal(stat.size, size, `reserve-${id}'s size`);
       assert.ok(stat.blocks! * 512 >= size, `reserve-${id}'s blocks are allocated`);
       assert.equal(stat.mode! & 0o777, 0o600);
     }
+  }));
+
+Deno.test("pagereceiver: the reserver's warm-up stops at its time limit", () =>
+  inDir(async (dir) => {
+    // 8 GiB to warm within 1 ms: no 64 MiB chunk, or a few (the limit is checked before each, on
+    // a clock of 10 ms ticks), never the 8 GiB.
+    const args = reserverArgs({ imagesDir: dir, bytes: { 1: 2 ** 33 }, memAvailable: 2 ** 35 })!;
+    args[6] = "1";
+    args[7] = "1=4096";
+    const { code, out, err } = await reserve(args);
+    assert.equal(code, 0, err);
+    const warmed = Number(/^warmed (\d+)\n$/.exec(out)?.[1]);
+    assert.ok(warmed >= 0 && warmed <= 256 << 20, out);
   }));
