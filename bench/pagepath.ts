@@ -9,7 +9,7 @@
  * - om receiver: the same dump and link into om's page receiver (lib/pagereceiver.ts): the same
  *   images as criu's page server, spliced through a 1 MiB pipe;
  * - reserved: the same, with the room for the pages reserved before the dump (reservePages, from
- *   the job's private memory, lib/procs.ts privateMemory), as a migration dumps now.
+ *   the job's private memory, pageReservation), as a migration dumps now.
  *
  * The figure is the dump's wall time from its go (the link made) to its exit; ratios are to the
  * local dump.
@@ -19,8 +19,7 @@
 import { parseArgs } from "node:util";
 import { type Criu, dump, dumpArgs, findCriu, pageServerArgs, startJob } from "../lib/criu.ts";
 import { linkPages, listenForPages, newPageToken } from "../lib/pagelink.ts";
-import { receiverArgs, reservePages } from "../lib/pagereceiver.ts";
-import { privateMemory } from "../lib/procs.ts";
+import { pageReservation, receiverArgs, reservePages } from "../lib/pagereceiver.ts";
 import { LAB_PARENT } from "./benchlab.ts";
 import { benchMain, machine, median, ms, ratio, renderTable, saveResults } from "./report.ts";
 
@@ -79,7 +78,7 @@ async function dumpOnce(criu: Criu, way: Way, mb: number): Promise<number> {
       ]
       : receiverArgs({ imagesDir: `${dir}/in`, logFile: `${dir}/ps.log` });
     if (!receiver) throw new Error(`no page receiver for ${Deno.build.arch}`);
-    if (way === "reserved") await reservePages(`${dir}/in`, await privateMemory(job.pid));
+    if (way === "reserved") await reservePages(`${dir}/in`, (await pageReservation(job.pid)) ?? {});
     const listener = await listenForPages(receiver, { token });
     const args = dumpArgs({
       pid: job.pid,

@@ -74,8 +74,15 @@ import {
   PAGE_LINK_FAILED,
   type PageLink,
   PageLinkError,
+  type PageListener,
 } from "./pagelink.ts";
-import { receiverArgs, reservePages } from "./pagereceiver.ts";
+import {
+  isReservation,
+  pageReservation,
+  receiverArgs,
+  reservedBytes,
+  reservePages,
+} from "./pagereceiver.ts";
 import { decodeBase64, type Deputy, encodeBase64, handlesSignal } from "./deputy.ts";
 import {
   DEFAULT_POLICY,
@@ -89,7 +96,7 @@ import {
 import type { Logger } from "./log.ts";
 import { replaceFile } from "./statetree.ts";
 import { watched } from "./peerwatch.ts";
-import { descendants, privateMemory } from "./procs.ts";
+import { descendants } from "./procs.ts";
 import { HELD_INVENTORY, WaitedRestore } from "./restore.ts";
 import {
   disownedText,
@@ -369,36 +376,6 @@ function isStdioKeys(fds: unknown): boolean {
     fds.every((k) => k === null || (typeof k === "string" && /^pipe:\[\d+\]$/.test(k)));
 }
 
-/** Most tasks a `mig.pages` reserves room for (§11.1.1); the largest, when a job has more. */
-export const RESERVE_MAX_TASKS = 1024;
-
-/** Whether `value` is a `mig.pages` reservation: bytes by task id, at most RESERVE_MAX_TASKS. */
-function isReservation(value: unknown): value is Record<string, number> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const entries = Object.entries(value);
-  return entries.length <= RESERVE_MAX_TASKS &&
-    entries.every(([id, bytes]) =>
-      /^[1-9]\d{0,9}$/.test(id) && Number.isSafeInteger(bytes) && bytes > 0
-    );
-}
-
-/**
- * What a `mig.pages` reserves for the dump of `pid`'s tree: the private memory of its tasks of 1
- * MiB and more (lib/procs.ts privateMemory), the RESERVE_MAX_TASKS largest; undefined for none.
- */
-async function reservation(pid: number): Promise<Record<string, number> | undefined> {
-  const sizes = Object.entries(await privateMemory(pid).catch(() => ({})))
-    .filter(([, bytes]) => bytes >= 1 << 20)
-    .sort(([, a], [, b]) => b - a)
-    .slice(0, RESERVE_MAX_TASKS);
-  return sizes.length > 0 ? Object.fromEntries(sizes) : undefined;
-}
-
-/** The bytes of a `mig.pages` reservation, all tasks together. */
-function reservedBytes(reserve: Record<string, number> | undefined): number {
-  return Object.values(reserve ?? {}).reduce((sum, bytes) => sum + bytes, 0);
-}
-
 function isRestorePlan(value: unknown): value is RestorePlan {
   const plan = value as RestorePlan;
   return typeof value === "object" && value !== null && isStdioKeys(plan.fds) &&
@@ -573,7 +550,7 @@ export class Migration {
   constructor(options: MigrationOptions) {
     this.#options = options;
     const pageServer = options.env?.(PAGE_SERVER_ENV);
-    if (pageServer !== undefined && pageServer !== "criu" && pageServer !== "om") {
+    if (pageServer && pageServer !== "criu" && pageServer !== "om") {
       options.logger.warn("{name}={value} is neither criu nor om: om's page receiver is used", {
         name: PAGE_SERVER_ENV,
         value: pageServer,
@@ -975,8 +952,10 @@ export class Migration {
         let link: PageLink;
         const imagesDir = round.dir ? `${dir}/${round.dir}` : dir;
         try {
-          // A first round's pages may have their room taken before the freeze (§11.1.1).
-          const reserve = round.prev === undefined ? await reservation(pid) : undefined;
+          // A stop-and-copy dump's pages may have their room taken before the freeze (§11.1.1).
+          const reserve = round.action === "dump" && round.prev === undefined
+            ? await pageReservation(pid)
+            : undefined;
           const reply = await client.request(
             "mig.pages",
             json({
@@ -988,7 +967,8 @@ export class Migration {
               ...(round.action === "dump" ? { restore: plan } : {}),
               ...(reserve ? { reserve } : {}),
             }),
-            // The target's reservation takes longer for a big job (0.5 s per 2 GiB measured).
+            // A big job's reservation takes the target longer (fallocate(2) of 2 GiB took 0.5 s
+            // here, its warm-up stops at 2 s): 1 s more per 256 MiB, a wide margin.
             { timeoutMs: 30_000 + Math.ceil(reservedBytes(reserve) / 2 ** 28) * 1000 },
           );
           port = JSON.parse(decoder.decode(reply)).port;
@@ -1411,27 +1391,36 @@ export class Migration {
           // The room for the pages is taken now, before the job is frozen (§11.1.1).
           if (receiver && request.reserve) {
             const { warmed } = await reservePages(dir, request.reserve);
-            this.#options.logger.debug(
-              "job {id}: room for {bytes} bytes of pages, {warmed} warmed",
+            const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
+            this.#options.logger.info(
+              "job {id}: room for {bytes} of pages taken, {warmed} warmed",
               {
                 id,
-                bytes: reservedBytes(request.reserve),
-                warmed,
+                bytes: mib(reservedBytes(request.reserve)),
+                warmed: mib(warmed),
               },
             );
           }
-          const { port, child } = await listenForPages(
-            receiver ?? [
-              this.#criu.binary,
-              ...pageServerArgs({
-                imagesDir: dir,
-                logFile: logPath,
-                psSocket: 0,
-                ...(prev !== undefined ? { prevImagesDir: prev } : {}),
-              }),
-            ],
-            { token, cwd: dir },
-          );
+          let listener: PageListener;
+          try {
+            listener = await listenForPages(
+              receiver ?? [
+                this.#criu.binary,
+                ...pageServerArgs({
+                  imagesDir: dir,
+                  logFile: logPath,
+                  psSocket: 0,
+                  ...(prev !== undefined ? { prevImagesDir: prev } : {}),
+                }),
+              ],
+              { token, cwd: dir },
+            );
+          } catch (error) {
+            // A first round's directory is its own: its reservation goes with it.
+            if (prev === undefined) await Deno.remove(base, { recursive: true }).catch(() => {});
+            throw error;
+          }
+          const { port, child } = listener;
           const what = receiver ? "om's page receiver" : "criu page-server";
           const pages: PageServer = { dir, what, logPath, child, status: child.status };
           this.#pages.set(id, pages);
@@ -1495,7 +1484,9 @@ export class Migration {
           await this.#dropRestored(id, "mig.abort");
           await this.#dropPrimed(id);
           await this.#dropPages(id);
-          if (incoming) await Deno.remove(incoming.dir, { recursive: true }).catch(() => {});
+          // What came so far goes: images, or a page link's reservation (§11.1.1).
+          await Deno.remove(incoming?.dir ?? `${this.#dir}/${id}-in`, { recursive: true })
+            .catch(() => {});
           return json({});
         });
       }],

@@ -52,6 +52,7 @@
  */
 
 import { parseMeminfo } from "./measure.ts";
+import { privateMemory } from "./procs.ts";
 
 /** splice(2)'s system call number on the architectures Deno runs on. */
 const SPLICE_SYSCALL: Record<string, number> = { x86_64: 275, aarch64: 76 };
@@ -68,12 +69,16 @@ export function spliceSyscall(arch: string = Deno.build.arch): number | undefine
  */
 export const PAGE_RECEIVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC); " +
   "my ($nr, $dir, $log) = @ARGV; open(STDERR, '>>', $log) or exit 1; " +
-  'sub fail { print STDERR "Error: om page receiver: @_\\n"; exit 1 } ' +
+  "my ($ids, $pages, $images, $pm, $pg, $open, $kept, $wrote) = (65537, 0, 0); " +
+  // The reservations no open took (reservePages) go at the end, and at a failure.
+  "sub unreserve { opendir(my $d, $dir) or return; " +
+  'unlink map { "$dir/$_" } grep { /^reserve-\\d+$/ } readdir $d } ' +
+  'sub fail { print STDERR "Error: om page receiver: @_\\n"; ' +
+  "truncate($pg, $wrote) if $pm && $kept; unreserve(); exit 1 } " +
   "open(my $sk, '+<&=', 0) or fail(\"the page link: $!\"); binmode $sk; " +
   'pipe(my $pr, my $pw) or fail("pipe: $!"); ' +
   // F_SETPIPE_SZ (1031): a 1 MiB pipe; when refused (a user's pipe limit) the default 64 KiB.
   "fcntl($pw, 1031, 1048576); " +
-  "my ($ids, $pages, $images, $pm, $pg, $open, $kept, $wrote) = (65537, 0, 0); " +
   "sub take { my ($n) = @_; my $b = ''; while (length($b) < $n) { " +
   "my $r = sysread($sk, $b, $n - length($b), length($b)); " +
   'defined $r or fail("the page link: $!"); ' +
@@ -110,7 +115,7 @@ export const PAGE_RECEIVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC)
   '$got or fail("the page link ended in the pages"); ' +
   "for (my $put = 0; $put < $got;) { my $w = move(fileno($pr), fileno($pg), $got - $put); " +
   '$w or fail("$dir: splice wrote nothing"); $put += $w } $left -= $got } $wrote += $n * 4096 } ' +
-  'elsif ($c == 0x1023 || $c == 0x1024) { finish(); unlink glob("$dir/reserve-*"); ' +
+  "elsif ($c == 0x1023 || $c == 0x1024) { finish(); unreserve(); " +
   "syswrite($sk, pack('l', 0)) == 4 or fail(\"the page link: $!\"); " +
   'print STDERR "om page receiver: $pages pages in $images images\\n"; exit 0 } ' +
   'else { fail("page-server command $c is not one this receiver takes") } }';
@@ -118,7 +123,7 @@ export const PAGE_RECEIVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC)
 /** fallocate(2)'s system call number on the architectures Deno runs on. */
 const FALLOCATE_SYSCALL: Record<string, number> = { x86_64: 285, aarch64: 47 };
 
-/** The longest the reserver warms memory for a restore (ms): it is time before the freeze. */
+/** After this long (ms) the reserver starts no more of its warm-up: it is time before the freeze. */
 export const WARM_LIMIT_MS = 2000;
 
 /**
@@ -126,9 +131,9 @@ export const WARM_LIMIT_MS = 2000;
  * and allocates BYTES to it with fallocate(2), whose system call number is FALLOCATE. A file
  * system that cannot allocate ahead (EOPNOTSUPP) gets no reservation; any other failure (no room)
  * removes what it made, writes the file and the reason to stderr and exits 1. Then it writes up to
- * WARM bytes into memory of its own, 64 MiB at a time, for at most MS milliseconds, prints
- * `warmed N` (the bytes it wrote) and a newline, and gives that memory back as it exits (WARM 0:
- * none).
+ * WARM bytes into memory of its own, 64 MiB at a time, starting no chunk after MS milliseconds,
+ * prints `warmed N` (the bytes it wrote) and a newline, and gives that memory back as it exits
+ * (WARM 0: none).
  */
 export const PAGE_RESERVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC); use POSIX (); " +
   "my ($nr, $dir, $warm, $ms, @want) = @ARGV; my @made; " +
@@ -171,7 +176,10 @@ export interface ReserverOptions {
   imagesDir: string;
   /** Bytes by task id (the task's PID in the job's namespace, which names its images). */
   bytes: Record<string, number>;
-  /** The node's available memory (`MemAvailable`), in bytes: the warm-up is made within half. */
+  /**
+   * The node's available memory (`MemAvailable`) before the reservation, in bytes: the warm-up is
+   * made when it has three times the pages (the reservation, the warm-up, and as much to spare).
+   */
   memAvailable: number;
 }
 
@@ -179,7 +187,7 @@ export interface ReserverOptions {
  * The reserver's command for a dump (PROTOCOL.md §11.1.1), or undefined when there is nothing to
  * reserve, or fallocate(2)'s number is not known here. Besides the room for the pages, it warms
  * as much memory as the pages need for the restore that follows (the restored job's own memory),
- * when that is at most half of the node's available memory, for at most WARM_LIMIT_MS: a virtual
+ * when that is at most a third of the node's available memory, for up to WARM_LIMIT_MS: a virtual
  * machine's host backs memory the guest has not touched, or gave back (free page reporting), only
  * when it is touched again, and a restore into such memory took 2-3 times as long
  * (bench/README.md); memory just given back by the warm-up is what the kernel hands out next.
@@ -193,7 +201,7 @@ export function reserverArgs(
   const entries = Object.entries(options.bytes).filter(([, n]) => n > 0);
   if (nr === undefined || entries.length === 0) return undefined;
   const total = entries.reduce((sum, [, n]) => sum + n, 0);
-  const warm = total * 2 <= options.memAvailable ? total : 0;
+  const warm = total * 3 <= options.memAvailable ? total : 0;
   return [
     "perl",
     "-e",
@@ -229,4 +237,44 @@ export async function reservePages(
   const text = new TextDecoder();
   if (code !== 0) throw new Error(`no room for the pages: ${text.decode(stderr).trim()}`);
   return { warmed: Number(/^warmed (\d+)$/m.exec(text.decode(stdout))?.[1] ?? 0) };
+}
+
+/** Most tasks a `mig.pages` reserves room for (§11.1.1); the largest, when a job has more. */
+export const RESERVE_MAX_TASKS = 1024;
+
+/** The least a task must hold for the source to reserve room for it. */
+export const RESERVE_MIN_BYTES = 1 << 20;
+
+/**
+ * Whether `value` is a `mig.pages` reservation, as a target takes it: bytes (a whole number from
+ * 1) by task id (a whole number from 1, at most 10 digits), at most RESERVE_MAX_TASKS tasks.
+ */
+export function isReservation(value: unknown): value is Record<string, number> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const entries = Object.entries(value);
+  return entries.length <= RESERVE_MAX_TASKS &&
+    entries.every(([id, bytes]) =>
+      /^[1-9]\d{0,9}$/.test(id) && Number.isSafeInteger(bytes) && bytes > 0
+    );
+}
+
+/**
+ * What a `mig.pages` reserves for the dump of `pid`'s tree (§11.1.1): the private memory of its
+ * tasks of RESERVE_MIN_BYTES and more (lib/procs.ts privateMemory), the RESERVE_MAX_TASKS
+ * largest; undefined for none.
+ */
+export async function pageReservation(
+  pid: number,
+  procDir = "/proc",
+): Promise<Record<string, number> | undefined> {
+  const sizes = Object.entries(await privateMemory(pid, procDir).catch(() => ({})))
+    .filter(([, bytes]) => bytes >= RESERVE_MIN_BYTES)
+    .sort(([, a], [, b]) => b - a)
+    .slice(0, RESERVE_MAX_TASKS);
+  return sizes.length > 0 ? Object.fromEntries(sizes) : undefined;
+}
+
+/** The bytes of a `mig.pages` reservation, all tasks together. */
+export function reservedBytes(reserve: Record<string, number> | undefined): number {
+  return Object.values(reserve ?? {}).reduce((sum, bytes) => sum + bytes, 0);
 }

@@ -199,6 +199,9 @@ Deno.test({
         assert.equal(moved.code, 0, moved.err);
         const mib = Number(/\(([\d.]+) MiB\)/.exec(moved.out)?.[1]);
         assert.ok(mib >= 16 && mib < 32, `both processes' 8 MiB moved: ${moved.out}`);
+        const log = await Deno.readTextFile(`${findNode(lab, 2).dir}/discover.log`);
+        const room = new RegExp(`job ${job.pid}: room for ([\\d.]+) MiB of pages taken`).exec(log);
+        assert.ok(room && Number(room[1]) >= 16, `node 2 took the room for both: ${room?.[0]}`);
         const code = await run.finish();
         for (const tag of ["parent", "child"]) {
           assert.deepEqual(

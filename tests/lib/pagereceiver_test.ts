@@ -6,7 +6,10 @@
  */
 import assert from "node:assert/strict";
 import {
+  pageReservation,
   receiverArgs,
+  RESERVE_MAX_TASKS,
+  reservedBytes,
   reserverArgs,
   spliceSyscall,
   WARM_LIMIT_MS,
@@ -170,11 +173,11 @@ Deno.test("pagereceiver: splice(2)'s number per architecture; none known, no rec
   ]);
 });
 
-Deno.test("pagereceiver: the reserver's command; memory warmed only within half of what is available", () => {
+Deno.test("pagereceiver: the reserver's command; memory warmed only within a third of what is available", () => {
   const bytes = { 1: 3 << 20, 7: 1 << 20 };
   const args = (memAvailable: number, arch = "x86_64") =>
     reserverArgs({ imagesDir: "/d", bytes, memAvailable }, arch);
-  assert.deepEqual(args(8 << 20)?.slice(3), [
+  assert.deepEqual(args(12 << 20)?.slice(3), [
     "285",
     "/d",
     String(4 << 20),
@@ -182,7 +185,7 @@ Deno.test("pagereceiver: the reserver's command; memory warmed only within half 
     "1=3145728",
     "7=1048576",
   ]);
-  assert.equal(args((8 << 20) - 1)?.[5], "0", "not within half: no warm-up");
+  assert.equal(args((12 << 20) - 1)?.[5], "0", "not within a third: no warm-up");
   assert.equal(args(8 << 20, "aarch64")?.[3], "47");
   assert.equal(args(8 << 20, "riscv64"), undefined, "fallocate(2)'s number not known");
   assert.equal(reserverArgs({ imagesDir: "/d", bytes: {}, memAvailable: 1 << 30 }), undefined);
@@ -216,9 +219,9 @@ Deno.test("pagereceiver: the reserver allocates each task's room, mode 0600, and
 
 Deno.test("pagereceiver: the reserver's warm-up stops at its time limit", () =>
   inDir(async (dir) => {
-    // 8 GiB to warm within 1 ms: no 64 MiB chunk, or a few (the limit is checked before each, on
-    // a clock of 10 ms ticks), never the 8 GiB.
-    const args = reserverArgs({ imagesDir: dir, bytes: { 1: 2 ** 33 }, memAvailable: 2 ** 35 })!;
+    // 1 GiB to warm within 1 ms: no 64 MiB chunk, or a few (the limit is checked before each, on
+    // a clock of 10 ms ticks), never all 16.
+    const args = reserverArgs({ imagesDir: dir, bytes: { 1: 2 ** 30 }, memAvailable: 2 ** 35 })!;
     args[6] = "1";
     args[7] = "1=4096";
     const { code, out, err } = await reserve(args);
@@ -226,3 +229,51 @@ Deno.test("pagereceiver: the reserver's warm-up stops at its time limit", () =>
     const warmed = Number(/^warmed (\d+)\n$/.exec(out)?.[1]);
     assert.ok(warmed >= 0 && warmed <= 256 << 20, out);
   }));
+
+Deno.test("pagereceiver: a failed receiver leaves no reservation, and cuts the one it took", () =>
+  inDir(async (dir) => {
+    const made = await reserve(
+      reserverArgs({ imagesDir: dir, bytes: { 1: 1 << 20, 2: 1 << 20 }, memAvailable: 0 })!,
+    );
+    assert.equal(made.code, 0, made.err);
+    // Task 1's open takes reserve-1; the link ends before its first entry's pages.
+    const { code } = await receive(
+      dir,
+      concat(command(OPEN2, 0, 0, 0n, task(1)), command(ADD_F, PRESENT, 2, 0n, task(1))),
+    );
+    assert.equal(code, 1);
+    const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+    assert.deepEqual(names, ["page-server.log", "pagemap-1.img", "pages-65537.img"]);
+    assert.equal((await Deno.stat(`${dir}/pages-65537.img`)).size, 0, "cut to what it wrote");
+  }));
+
+Deno.test("pagereceiver: a reservation is the tasks of 1 MiB and more, the 1024 largest", async () => {
+  const proc = await Deno.makeTempDir({ prefix: "om-proc-" });
+  try {
+    /** Process `pid`, PID `nspid` in the job, with `kb` of RssAnon and `children`. */
+    const task = async (pid: number, nspid: number, kb: number, children: number[] = []) => {
+      await Deno.mkdir(`${proc}/${pid}/task/${pid}`, { recursive: true });
+      await Deno.writeTextFile(`${proc}/${pid}/task/${pid}/children`, children.join(" "));
+      await Deno.writeTextFile(
+        `${proc}/${pid}/status`,
+        `NSpid:\t${pid}\t${nspid}\nRssAnon:\t${kb} kB\nVmSwap:\t0 kB\n`,
+      );
+    };
+    // 1030 children of 1 MiB + i KiB, one of 1023 KiB, under a PID 1 of 4 MiB.
+    const children = Array.from({ length: 1031 }, (_, i) => 1001 + i);
+    await task(1000, 1, 4096, children);
+    for (const [i, pid] of children.entries()) await task(pid, i + 2, i === 0 ? 1023 : 1024 + i);
+    const reserve = (await pageReservation(1000, proc))!;
+    assert.equal(Object.keys(reserve).length, RESERVE_MAX_TASKS);
+    assert.equal(reserve[1], 4 << 20, "PID 1, by its id in the job");
+    assert.equal(reserve[2], undefined, "less than 1 MiB");
+    assert.equal(reserve[3], undefined, "the smallest left out");
+    assert.equal(reserve[9], undefined, "the smallest left out");
+    assert.equal(reserve[10], (1024 + 8) * 1024, "the largest 1024 kept");
+    assert.equal(reservedBytes(reserve), Object.values(reserve).reduce((a, b) => a + b));
+    await task(2000, 1, 1023);
+    assert.equal(await pageReservation(2000, proc), undefined, "nothing to reserve");
+  } finally {
+    await Deno.remove(proc, { recursive: true });
+  }
+});
