@@ -545,6 +545,7 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
           blocked: () => readFlag(paths, "block"),
           env: ctx.env,
         });
+        migration.sweepLeftovers();
         // On an openMosix kernel the kernel balances (and there is no exchange to read).
         if (!info) return migration.localHandlers();
         balancer = new Balancer({ nodeId: id, paths, info, deputy, migration, logger });

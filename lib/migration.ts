@@ -588,6 +588,39 @@ export class Migration {
     return `${this.#options.root}/migrations`;
   }
 
+  /**
+   * Removes what migrations left in `migrations/` when an earlier daemon of this node ended in
+   * the middle of them (`<id>-in`: images or a reservation, §11.1.1; `<id>-out`): none of it is
+   * of use to a new daemon, and on a tmpfs it is memory. Call it at the start, before the
+   * channel's handlers serve anything; returns how many it removed.
+   */
+  sweepLeftovers(): number {
+    let removed = 0;
+    let entries: Deno.DirEntry[] = [];
+    try {
+      entries = [...Deno.readDirSync(this.#dir)];
+    } catch { /* no migrations yet */ }
+    for (const entry of entries) {
+      if (!/^\d+-(in|out)$/.test(entry.name)) continue;
+      try {
+        Deno.removeSync(`${this.#dir}/${entry.name}`, { recursive: true });
+        removed++;
+      } catch (error) {
+        this.#options.logger.warn("Cannot remove {path}: {error}", {
+          path: `${this.#dir}/${entry.name}`,
+          error: message(error),
+        });
+      }
+    }
+    if (removed > 0) {
+      this.#options.logger.info("removed what {count} migrations left in {dir}", {
+        count: removed,
+        dir: this.#dir,
+      });
+    }
+    return removed;
+  }
+
   /** `criu check` and version, remembered for a minute once they passed. */
   async #preflight(logDir: string): Promise<{ version: string; memDirtyTrack: boolean }> {
     const found = await preflight(this.#criu, this.#preflightUntil > now() ? {} : { logDir });

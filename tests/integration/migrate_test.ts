@@ -141,8 +141,13 @@ Deno.test({
   fn: () =>
     withLab("mig", planLab(2), async (lab) => {
       await manualOnly(lab);
+      // What an earlier daemon of node 2 left in the middle of a migration: gone at its start.
+      const leftover = `${nodeRoot(lab, 2)}/migrations/999-in`;
+      await Deno.mkdir(leftover, { recursive: true });
+      await Deno.writeFile(`${leftover}/reserve-1`, new Uint8Array(4096));
       // Test-only hook: restores have 1.5 s; the jobs run on well past that, untouched by it.
       await startAll(lab, [], { OM_CRIU: criu!, [TEST_RESTORE_LIMIT_ENV]: "1500" });
+      assert.equal(await Deno.stat(leftover).then(() => true, () => false), false, "swept");
 
       // (a) a counter moved half way: complete, in order, once; its exit status arrives.
       await (async () => {

@@ -326,6 +326,27 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
   }
 });
 
+Deno.test("migration: a new daemon removes what migrations left, and nothing else", async () => {
+  const root = await Deno.makeTempDir({ prefix: "om-migration-" });
+  try {
+    const lines: string[] = [];
+    const { migration } = target(root, { lines });
+    assert.equal(migration.sweepLeftovers(), 0, "no migrations/ yet");
+    const dir = `${root}/migrations`;
+    for (const name of ["12-in", "13-out", "12-in-old"]) {
+      await Deno.mkdir(`${dir}/${name}`, { recursive: true });
+    }
+    await Deno.writeFile(`${dir}/12-in/reserve-1`, new Uint8Array(4096));
+    await Deno.writeTextFile(`${dir}/dump-gate`, "#!/bin/sh\n");
+    assert.equal(migration.sweepLeftovers(), 2);
+    const left = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+    assert.deepEqual(left, ["12-in-old", "dump-gate"]);
+    assert.deepEqual(lines, [`info: removed what 2 migrations left in ${dir}`]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("migration: an OM_PAGE_SERVER that is neither criu nor om is warned of", async () => {
   const root = await Deno.makeTempDir({ prefix: "om-migration-" });
   try {
