@@ -120,33 +120,38 @@ export const PAGE_RECEIVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC)
   'print STDERR "om page receiver: $pages pages in $images images\\n"; exit 0 } ' +
   'else { fail("page-server command $c is not one this receiver takes") } }';
 
-/** fallocate(2)'s system call number on the architectures Deno runs on. */
-const FALLOCATE_SYSCALL: Record<string, number> = { x86_64: 285, aarch64: 47 };
+/** fallocate(2)'s and mmap(2)'s system call numbers on the architectures Deno runs on. */
+const RESERVER_SYSCALLS: Record<string, { fallocate: number; mmap: number }> = {
+  x86_64: { fallocate: 285, mmap: 9 },
+  aarch64: { fallocate: 47, mmap: 222 },
+};
 
 /** After this long (ms) the reserver starts no more of its warm-up: it is time before the freeze. */
 export const WARM_LIMIT_MS = 2000;
 
 /**
- * `perl -e PAGE_RESERVER FALLOCATE DIR WARM MS ID=BYTES...`: makes `DIR/reserve-ID` (mode 0600)
- * and allocates BYTES to it with fallocate(2), whose system call number is FALLOCATE. A file
+ * `perl -e PAGE_RESERVER FALLOCATE MMAP DIR WARM MS ID=BYTES...`: makes `DIR/reserve-ID` (mode
+ * 0600) and allocates BYTES to it with fallocate(2), whose system call number is FALLOCATE. A file
  * system that cannot allocate ahead (EOPNOTSUPP) gets no reservation; any other failure (no room)
- * removes what it made, writes the file and the reason to stderr and exits 1. Then it writes up to
- * WARM bytes into memory of its own, 64 MiB at a time, starting no chunk after MS milliseconds,
- * prints `warmed N` (the bytes it wrote) and a newline, and gives that memory back as it exits
- * (WARM 0: none).
+ * removes what it made, writes the file and the reason to stderr and exits 1. Then it maps up to
+ * WARM bytes of memory of its own with mmap(2) (number MMAP), `MAP_POPULATE`, 64 MiB at a time,
+ * starting no chunk after MS milliseconds and none after a failed one, prints `warmed N` (the bytes
+ * mapped) and a newline, and gives that memory back as it exits (WARM 0: none).
  */
 export const PAGE_RESERVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC); use POSIX (); " +
-  "my ($nr, $dir, $warm, $ms, @want) = @ARGV; my @made; " +
+  "my ($nr, $mm, $dir, $warm, $ms, @want) = @ARGV; my @made; " +
   'sub fail { print STDERR "@_\\n"; unlink @made; exit 1 } ' +
   'for (@want) { my ($id, $bytes) = /^(\\d+)=(\\d+)$/ or fail("bad reservation $_"); ' +
   'my $file = "$dir/reserve-$id"; ' +
   'sysopen(my $f, $file, O_WRONLY | O_CREAT | O_TRUNC, 0600) or fail("$file: $!"); ' +
   "push @made, $file; next if syscall(0 + $nr, fileno($f), 0, 0, 0 + $bytes) == 0; " +
   'fail("$file: $!") unless $!{EOPNOTSUPP}; unlink pop @made } ' +
-  // POSIX::times: the elapsed time in clock ticks.
-  "my ($hz, $t0, $done, @w) = (POSIX::sysconf(POSIX::_SC_CLK_TCK()), (POSIX::times())[0], 0); " +
+  // POSIX::times: the elapsed time in clock ticks. mmap: PROT_READ | PROT_WRITE (3),
+  // MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE (0x8022), the kernel faulting every page in.
+  "my ($hz, $t0, $done) = (POSIX::sysconf(POSIX::_SC_CLK_TCK()), (POSIX::times())[0], 0); " +
   "while ($warm > 0 && ((POSIX::times())[0] - $t0) * 1000 < $ms * $hz) { " +
-  "my $n = $warm < 67108864 ? $warm : 67108864; push @w, chr(1) x $n; $warm -= $n; $done += $n } " +
+  "my $n = $warm < 67108864 ? $warm : 67108864; " +
+  "last if syscall(0 + $mm, 0, 0 + $n, 3, 0x8022, -1, 0) == -1; $warm -= $n; $done += $n } " +
   'print "warmed $done\\n"; exit 0';
 
 /** Options of a page receiver. */
@@ -185,7 +190,7 @@ export interface ReserverOptions {
 
 /**
  * The reserver's command for a dump (PROTOCOL.md §11.1.1), or undefined when there is nothing to
- * reserve, or fallocate(2)'s number is not known here. Besides the room for the pages, it warms
+ * reserve, or fallocate(2)'s and mmap(2)'s numbers are not known here. Besides the room for the pages, it warms
  * as much memory as the pages need for the restore that follows (the restored job's own memory),
  * when that is at most a third of the node's available memory, for up to WARM_LIMIT_MS: a virtual
  * machine's host backs memory the guest has not touched, or gave back (free page reporting), only
@@ -197,7 +202,7 @@ export function reserverArgs(
   options: ReserverOptions,
   arch: string = Deno.build.arch,
 ): string[] | undefined {
-  const nr = FALLOCATE_SYSCALL[arch];
+  const nr = RESERVER_SYSCALLS[arch];
   const entries = Object.entries(options.bytes).filter(([, n]) => n > 0);
   if (nr === undefined || entries.length === 0) return undefined;
   const total = entries.reduce((sum, [, n]) => sum + n, 0);
@@ -206,7 +211,8 @@ export function reserverArgs(
     "perl",
     "-e",
     PAGE_RESERVER,
-    String(nr),
+    String(nr.fallocate),
+    String(nr.mmap),
     options.imagesDir,
     String(warm),
     String(WARM_LIMIT_MS),

@@ -179,15 +179,16 @@ Deno.test("pagereceiver: the reserver's command; memory warmed only within a thi
     reserverArgs({ imagesDir: "/d", bytes, memAvailable }, arch);
   assert.deepEqual(args(12 << 20)?.slice(3), [
     "285",
+    "9",
     "/d",
     String(4 << 20),
     String(WARM_LIMIT_MS),
     "1=3145728",
     "7=1048576",
   ]);
-  assert.equal(args((12 << 20) - 1)?.[5], "0", "not within a third: no warm-up");
-  assert.equal(args(8 << 20, "aarch64")?.[3], "47");
-  assert.equal(args(8 << 20, "riscv64"), undefined, "fallocate(2)'s number not known");
+  assert.equal(args((12 << 20) - 1)?.[6], "0", "not within a third: no warm-up");
+  assert.deepEqual(args(8 << 20, "aarch64")?.slice(3, 5), ["47", "222"]);
+  assert.equal(args(8 << 20, "riscv64"), undefined, "the system call numbers not known");
   assert.equal(reserverArgs({ imagesDir: "/d", bytes: {}, memAvailable: 1 << 30 }), undefined);
 });
 
@@ -222,8 +223,8 @@ Deno.test("pagereceiver: the reserver's warm-up stops at its time limit", () =>
     // 1 GiB to warm within 1 ms: no 64 MiB chunk, or a few (the limit is checked before each, on
     // a clock of 10 ms ticks), never all 16.
     const args = reserverArgs({ imagesDir: dir, bytes: { 1: 2 ** 30 }, memAvailable: 2 ** 35 })!;
-    args[6] = "1";
-    args[7] = "1=4096";
+    args[7] = "1";
+    args[8] = "1=4096";
     const { code, out, err } = await reserve(args);
     assert.equal(code, 0, err);
     const warmed = Number(/^warmed (\d+)\n$/.exec(out)?.[1]);
