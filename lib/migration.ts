@@ -592,14 +592,21 @@ export class Migration {
    * Removes what migrations left in `migrations/` when an earlier daemon of this node ended in
    * the middle of them (`<id>-in`: images or a reservation, §11.1.1; `<id>-out`): none of it is
    * of use to a new daemon, and on a tmpfs it is memory. Call it at the start, before the
-   * channel's handlers serve anything; returns how many it removed.
+   * channel's handlers serve anything; returns how many directories it removed.
    */
   sweepLeftovers(): number {
     let removed = 0;
     let entries: Deno.DirEntry[] = [];
     try {
       entries = [...Deno.readDirSync(this.#dir)];
-    } catch { /* no migrations yet */ }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        this.#options.logger.warn("Cannot read {dir}: {error}", {
+          dir: this.#dir,
+          error: message(error),
+        });
+      }
+    }
     for (const entry of entries) {
       if (!/^\d+-(in|out)$/.test(entry.name)) continue;
       try {
@@ -613,7 +620,7 @@ export class Migration {
       }
     }
     if (removed > 0) {
-      this.#options.logger.info("removed what {count} migrations left in {dir}", {
+      this.#options.logger.info("removed {count} directories that migrations left in {dir}", {
         count: removed,
         dir: this.#dir,
       });
@@ -1421,21 +1428,17 @@ export class Migration {
           const receiver = prev === undefined && this.#options.env?.(PAGE_SERVER_ENV) !== "criu"
             ? receiverArgs({ imagesDir: dir, logFile: logPath })
             : undefined;
-          // The room for the pages is taken now, before the job is frozen (§11.1.1).
-          if (receiver && request.reserve) {
-            const { warmed } = await reservePages(dir, request.reserve);
-            const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
-            this.#options.logger.info(
-              "job {id}: room for {bytes} of pages taken, {warmed} warmed",
-              {
-                id,
-                bytes: mib(reservedBytes(request.reserve)),
-                warmed: mib(warmed),
-              },
-            );
-          }
           let listener: PageListener;
           try {
+            // The room for the pages is taken now, before the job is frozen (§11.1.1).
+            if (receiver && request.reserve) {
+              const { warmed } = await reservePages(dir, request.reserve);
+              const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
+              this.#options.logger.info(
+                "job {id}: room for {bytes} of pages taken, {warmed} warmed",
+                { id, bytes: mib(reservedBytes(request.reserve)), warmed: mib(warmed) },
+              );
+            }
             listener = await listenForPages(
               receiver ?? [
                 this.#criu.binary,
@@ -1449,7 +1452,7 @@ export class Migration {
               { token, cwd: dir },
             );
           } catch (error) {
-            // A first round's directory is its own: its reservation goes with it.
+            // A first round's directory is its own: a reservation goes with it.
             if (prev === undefined) await Deno.remove(base, { recursive: true }).catch(() => {});
             throw error;
           }
@@ -1513,13 +1516,16 @@ export class Migration {
         const { id } = bodyOf<{ id: number }>("mig.abort", body, (r) => isId(r.id));
         return await this.#exclusive(id, async () => {
           const incoming = this.#incoming.get(id);
+          // A copy being restored, committed or running here has its own ways to go.
+          const beyond = this.#restoring.has(id) || this.#committing.has(id) ||
+            this.#guests.has(id) || this.#homecomings.has(id);
           this.#incoming.delete(id);
           await this.#dropRestored(id, "mig.abort");
           await this.#dropPrimed(id);
           await this.#dropPages(id);
           // What came so far goes: images, or a page link's reservation (§11.1.1).
-          await Deno.remove(incoming?.dir ?? `${this.#dir}/${id}-in`, { recursive: true })
-            .catch(() => {});
+          const dir = incoming?.dir ?? (beyond ? undefined : `${this.#dir}/${id}-in`);
+          if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
           return json({});
         });
       }],

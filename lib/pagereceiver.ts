@@ -69,12 +69,12 @@ export function spliceSyscall(arch: string = Deno.build.arch): number | undefine
  */
 export const PAGE_RECEIVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC); " +
   "my ($nr, $dir, $log) = @ARGV; open(STDERR, '>>', $log) or exit 1; " +
-  "my ($ids, $pages, $images, $pm, $pg, $open, $kept, $wrote) = (65537, 0, 0); " +
+  "my ($ids, $pages, $images, $pm, $pg, $open, $img, $kept, $wrote) = (65537, 0, 0); " +
   // The reservations no open took (reservePages) go at the end, and at a failure.
   "sub unreserve { opendir(my $d, $dir) or return; " +
   'unlink map { "$dir/$_" } grep { /^reserve-\\d+$/ } readdir $d } ' +
   'sub fail { print STDERR "Error: om page receiver: @_\\n"; ' +
-  "truncate($pg, $wrote) if $pm && $kept; unreserve(); exit 1 } " +
+  "truncate($img, $wrote) if $kept; unreserve(); exit 1 } " +
   "open(my $sk, '+<&=', 0) or fail(\"the page link: $!\"); binmode $sk; " +
   'pipe(my $pr, my $pw) or fail("pipe: $!"); ' +
   // F_SETPIPE_SZ (1031): a 1 MiB pipe; when refused (a user's pipe limit) the default 64 KiB.
@@ -88,7 +88,7 @@ export const PAGE_RECEIVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC)
   "sub entry { print $pm pack('V', length $_[0]), $_[0] or fail(\"$dir: $!\") } " +
   'sub finish { return unless $pm; close($pm) or fail("$dir: $!"); ' +
   // A reserved image ends where its pages did.
-  'truncate($pg, $wrote) or fail("$dir: $!") if $kept; close($pg) or fail("$dir: $!"); undef $pm } ' +
+  'truncate($pg, $wrote) or fail("$dir: $!") if $kept; close($pg) or fail("$dir: $!"); undef $pm; $kept = 0 } ' +
   "sub move { my ($in, $out, $n) = @_; for (;;) { " +
   "my $r = syscall(0 + $nr, 0 + $in, 0, 0 + $out, 0, 0 + $n, 1); " +
   'return $r if $r >= 0; fail("splice: $!") unless $!{EINTR} } } ' +
@@ -101,10 +101,11 @@ export const PAGE_RECEIVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC)
   'sysopen($pm, "$dir/$name", O_WRONLY | O_CREAT | O_TRUNC, 0600) or fail("$dir/$name: $!"); ' +
   "binmode $pm; print $pm pack('V V', 0x54564319, 0x56084025); entry(\"\\x08\" . varint($pid)); " +
   // A reservation for this task (reservePages) becomes its pages image.
-  '$kept = $name !~ /shmem/ && -f "$dir/reserve-$of" ? 1 : 0; $wrote = 0; ' +
-  'rename("$dir/reserve-$of", "$dir/pages-$pid.img") or fail("$dir/reserve-$of: $!") if $kept; ' +
-  'sysopen($pg, "$dir/pages-$pid.img", O_WRONLY | O_CREAT | ($kept ? 0 : O_TRUNC), 0600) ' +
-  'or fail("$dir/pages-$pid.img: $!"); $open = $id; ' +
+  '$img = "$dir/pages-$pid.img"; $kept = $name !~ /shmem/ && -f "$dir/reserve-$of" ? 1 : 0; ' +
+  "$wrote = 0; " +
+  'rename("$dir/reserve-$of", $img) or fail("$dir/reserve-$of: $!") if $kept; ' +
+  'sysopen($pg, $img, O_WRONLY | O_CREAT | ($kept ? 0 : O_TRUNC), 0600) or fail("$img: $!"); ' +
+  "$open = $id; " +
   'if ($c == 4) { syswrite($sk, "\\0") == 1 or fail("the page link: $!") } } ' +
   "elsif ($c == 6 || $c == 1) { $flags = 4 if $c == 1; " +
   'defined $open && $id == $open or fail("pages for an image not opened"); ' +
@@ -234,13 +235,16 @@ export async function reservePages(
   const memAvailable = parseMeminfo(meminfo).MemAvailable ?? 0;
   const args = reserverArgs({ imagesDir, bytes, memAvailable });
   if (!args) return { warmed: 0 };
-  const { code, stdout, stderr } = await new Deno.Command(args[0], {
+  const { code, signal, stdout, stderr } = await new Deno.Command(args[0], {
     args: args.slice(1),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).output();
   const text = new TextDecoder();
+  if (signal) {
+    throw new Error(`no room for the pages: the reserver was killed by ${signal} (out of memory?)`);
+  }
   if (code !== 0) throw new Error(`no room for the pages: ${text.decode(stderr).trim()}`);
   return { warmed: Number(/^warmed (\d+)$/m.exec(text.decode(stdout))?.[1] ?? 0) };
 }

@@ -278,3 +278,29 @@ Deno.test("pagereceiver: a reservation is the tasks of 1 MiB and more, the 1024 
     await Deno.remove(proc, { recursive: true });
   }
 });
+
+Deno.test("pagereceiver: the close removes the reservations no open took, whatever the directory's name", () =>
+  inDir(async (parent) => {
+    // A name perl's glob would split at the space: it once took "<parent>/a" for a pattern.
+    const dir = `${parent}/a b [x]*`;
+    await Deno.mkdir(dir);
+    await Deno.writeTextFile(`${parent}/a`, "not the receiver's");
+    const made = await reserve(
+      reserverArgs({ imagesDir: dir, bytes: { 1: 1 << 20, 3: 1 << 20 }, memAvailable: 0 })!,
+    );
+    assert.equal(made.code, 0, made.err);
+    const { code, log } = await receive(
+      dir,
+      concat(
+        command(OPEN2, 0, 0, 0n, task(1)),
+        command(ADD_F, PRESENT, 1, 0n, task(1)),
+        pagesOf(1, 5),
+        command(CLOSE, 0, 0, 0n, 0n),
+      ),
+    );
+    assert.equal(code, 0, log);
+    const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+    assert.deepEqual(names, ["page-server.log", "pagemap-1.img", "pages-65537.img"]);
+    assert.deepEqual(await Deno.readFile(`${dir}/pages-65537.img`), pagesOf(1, 5));
+    assert.equal(await Deno.readTextFile(`${parent}/a`), "not the receiver's");
+  }));
