@@ -41,7 +41,8 @@
  * allocates its memory, and during the dump that is frozen time. A task's `reserve-<id>` file,
  * allocated before the dump, becomes its `pages-<n>.img` at the open and is cut to the pages
  * written at its close (PROTOCOL.md §11.1.1). bench/pagepath.ts (256 MiB, 8 rounds): the dump
- * into a reservation took a median of 213 ms against 343 ms without, and 299 ms locally.
+ * into a reservation took a median of 213 ms against 343 ms without, and 299 ms locally. The
+ * reserver then warms as much memory for the restore ({@linkcode reserverArgs}).
  *
  * The images: a pagemap image starts with CRIU's two magics, `u32 0x54564319` (a common image)
  * and `u32 0x56084025` (a pagemap), then protobuf messages each after its `u32` length: first the
@@ -88,7 +89,8 @@ export const PAGE_RECEIVER = "use strict; use Fcntl qw(O_WRONLY O_CREAT O_TRUNC)
   "sub entry { print $pm pack('V', length $_[0]), $_[0] or fail(\"$dir: $!\") } " +
   'sub finish { return unless $pm; close($pm) or fail("$dir: $!"); ' +
   // A reserved image ends where its pages did.
-  'truncate($pg, $wrote) or fail("$dir: $!") if $kept; close($pg) or fail("$dir: $!"); undef $pm; $kept = 0 } ' +
+  'truncate($pg, $wrote) or fail("$dir: $!") if $kept; ' +
+  'close($pg) or fail("$dir: $!"); undef $pm; $kept = 0 } ' +
   "sub move { my ($in, $out, $n) = @_; for (;;) { " +
   "my $r = syscall(0 + $nr, 0 + $in, 0, 0 + $out, 0, 0 + $n, 1); " +
   'return $r if $r >= 0; fail("splice: $!") unless $!{EINTR} } } ' +
@@ -127,7 +129,7 @@ const RESERVER_SYSCALLS: Record<string, { fallocate: number; mmap: number }> = {
   aarch64: { fallocate: 47, mmap: 222 },
 };
 
-/** After this long (ms) the reserver starts no more of its warm-up: it is time before the freeze. */
+/** After this long (ms) the reserver starts no more warm-up: it is time before the freeze. */
 export const WARM_LIMIT_MS = 2000;
 
 /**
@@ -191,13 +193,14 @@ export interface ReserverOptions {
 
 /**
  * The reserver's command for a dump (PROTOCOL.md §11.1.1), or undefined when there is nothing to
- * reserve, or fallocate(2)'s and mmap(2)'s numbers are not known here. Besides the room for the pages, it warms
- * as much memory as the pages need for the restore that follows (the restored job's own memory),
- * when that is at most a third of the node's available memory, for up to WARM_LIMIT_MS: a virtual
- * machine's host backs memory the guest has not touched, or gave back (free page reporting), only
- * when it is touched again, and a restore into such memory took 2-3 times as long
- * (bench/README.md); memory just given back by the warm-up is what the kernel hands out next.
- * Touching cold memory took 0.2-0.5 s per 256 MiB here, and 14 s for 2 GiB once: hence the limit.
+ * reserve, or fallocate(2)'s and mmap(2)'s numbers are not known here. Besides the room for the
+ * pages, it warms as much memory as the pages need for the restore that follows (the restored
+ * job's own memory), when that is at most a third of the node's available memory, for up to
+ * WARM_LIMIT_MS: a virtual machine's host backs memory the guest has not touched, or gave back
+ * (free page reporting), only when it is touched again, and a restore into such memory took 2-3
+ * times as long (bench/README.md); memory just given back by the warm-up is what the kernel hands
+ * out next. Touching cold memory took 0.2-0.5 s per 256 MiB here, and 14 s for 2 GiB once: hence
+ * the limit.
  */
 export function reserverArgs(
   options: ReserverOptions,
