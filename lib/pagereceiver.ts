@@ -209,7 +209,7 @@ export function reserverArgs(
   const nr = RESERVER_SYSCALLS[arch];
   const entries = Object.entries(options.bytes).filter(([, n]) => n > 0);
   if (nr === undefined || entries.length === 0) return undefined;
-  const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  const total = reservedBytes(options.bytes);
   const warm = total * 3 <= options.memAvailable ? total : 0;
   return [
     "perl",

@@ -40,7 +40,7 @@ import { listNodeInfo } from "../../lib/nodestate.ts";
 import { readProcess, readProcesses } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
 import { omCommand } from "../../lib/selfexec.ts";
-import { manualOnly, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
+import { exists, manualOnly, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
 const ignore = !ROOT || !criu;
@@ -147,7 +147,7 @@ Deno.test({
       await Deno.writeFile(`${leftover}/reserve-1`, new Uint8Array(4096));
       // Test-only hook: restores have 1.5 s; the jobs run on well past that, untouched by it.
       await startAll(lab, [], { OM_CRIU: criu!, [TEST_RESTORE_LIMIT_ENV]: "1500" });
-      assert.equal(await Deno.stat(leftover).then(() => true, () => false), false, "swept");
+      assert.equal(await exists(leftover), false, "swept");
 
       // (a) a counter moved half way: complete, in order, once; its exit status arrives.
       await (async () => {

@@ -17,6 +17,7 @@ import { dumpRounds, Migration, PAGE_SERVER_ENV, roundArgs } from "../../lib/mig
 import { newPageToken } from "../../lib/pagelink.ts";
 import { readProcess, readProcesses } from "../../lib/procs.ts";
 import { retryUntil } from "../../lib/retry.ts";
+import { exists } from "../tools/labkit.ts";
 import { execute } from "../tools/sandbox.ts";
 import {
   ADD_F,
@@ -244,7 +245,7 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
       handlers.get("mig.begin")!(body(begin), peer),
       /Cannot store the pages of job 77: criu page-server exit code 1/,
     );
-    assert.equal(await Deno.stat(dir).then(() => true, () => false), false, "its images went");
+    assert.equal(await exists(dir), false, "its images went");
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -320,7 +321,7 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
       handlers.get("mig.begin")!(body(begin), peer),
       /Cannot store the pages of job 77: om's page receiver exit code 1 \(log: .*page-server\.log\)/,
     );
-    assert.equal(await Deno.stat(dir).then(() => true, () => false), false, "its images went");
+    assert.equal(await exists(dir), false, "its images went");
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -389,7 +390,7 @@ Deno.test({
         /no room for the pages: .*77-in\/reserve-1: No space left on device/,
       );
       assert.equal(
-        await Deno.stat(`${root}/migrations/77-in`).then(() => true, () => false),
+        await exists(`${root}/migrations/77-in`),
         false,
         "the reservation went, and its directory",
       );
@@ -403,7 +404,7 @@ Deno.test({
       // The source gives up before any page came: the reservation goes.
       await handlers.get("mig.abort")!(body({ id: 77 }), peer);
       assert.equal(
-        await Deno.stat(`${root}/migrations/77-in`).then(() => true, () => false),
+        await exists(`${root}/migrations/77-in`),
         false,
         "the reservation went with mig.abort",
       );
