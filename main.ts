@@ -4,8 +4,8 @@
  * This is the only place that exits.
  */
 import { COMMANDS, findCommand, runCommand } from "./commands/index.ts";
-import { processContext } from "./lib/context.ts";
-import { VERSION } from "./lib/version.ts";
+import { processContext } from "./lib/cli/context.ts";
+import { VERSION } from "./lib/base/version.ts";
 
 /** The name om was invoked by: the launcher passes it, the compiled binary reads its argv[0]. */
 function invokedAs(): string {

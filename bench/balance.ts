@@ -9,10 +9,10 @@
  */
 import { parseArgs } from "node:util";
 import { LAB_PARENT, startDaemons, withBenchLab } from "./benchlab.ts";
-import { findCriu } from "../lib/criu.ts";
-import { type JobRecord, readJobRecords } from "../lib/jobs.ts";
-import { execInNode, type Lab, nodeRoot } from "../lib/lab.ts";
-import { omCommand } from "../lib/selfexec.ts";
+import { findCriu } from "../lib/criu/criu.ts";
+import { type JobRecord, readJobRecords } from "../lib/jobs/table.ts";
+import { execInNode, type Lab, nodeRoot } from "../lib/lab/lab.ts";
+import { omCommand } from "../lib/base/selfexec.ts";
 import {
   benchMain,
   goalLine,

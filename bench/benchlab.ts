@@ -11,9 +11,9 @@ import {
   planLab,
   startDaemon,
   waitForAgreement,
-} from "../lib/lab.ts";
-import { readNodeInfo } from "../lib/nodestate.ts";
-import { retryUntil } from "../lib/retry.ts";
+} from "../lib/lab/lab.ts";
+import { readNodeInfo } from "../lib/state/nodestate.ts";
+import { retryUntil } from "../lib/base/retry.ts";
 import { labParent } from "./report.ts";
 
 /** Where the benchmark labs go (undefined: the system's temporary directory). */

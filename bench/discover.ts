@@ -18,8 +18,8 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { decodeConfig } from "../lib/hpcmap.ts";
-import { nodeIdOf } from "../lib/ipv4.ts";
+import { decodeConfig } from "../lib/state/hpcmap.ts";
+import { nodeIdOf } from "../lib/base/ipv4.ts";
 import {
   createLab,
   destroyLab,
@@ -33,8 +33,8 @@ import {
   planLab,
   startDaemon,
   stopDaemon,
-} from "../lib/lab.ts";
-import { omCommand } from "../lib/selfexec.ts";
+} from "../lib/lab/lab.ts";
+import { omCommand } from "../lib/base/selfexec.ts";
 import {
   benchMain,
   goalLine,

@@ -5,7 +5,7 @@
  *
  * - The job: perl holding N MB (a string of N MiB, every page touched) that prints a counter every
  *   100 ms, so that it is alive and its output flows.
- * - Floor: the job started as om starts jobs (lib/criu.ts startJob: PID 1 of its own PID
+ * - Floor: the job started as om starts jobs (lib/criu/criu.ts startJob: PID 1 of its own PID
  *   namespace, its own session, stdout and stderr on pipes), `criu dump` (stop-and-copy: the job
  *   is killed once dumped) into a tmpfs directory, then `criu restore` (detached, stdout and
  *   stderr re-attached to new pipes with --inherit-fd) on the same node; the restored job must
@@ -31,11 +31,11 @@ import {
   type InheritFd,
   restore,
   startJob,
-} from "../lib/criu.ts";
-import { readJobRecords } from "../lib/jobs.ts";
-import { execInNode, type Lab, nodeRoot } from "../lib/lab.ts";
-import { retryUntil } from "../lib/retry.ts";
-import { omCommand } from "../lib/selfexec.ts";
+} from "../lib/criu/criu.ts";
+import { readJobRecords } from "../lib/jobs/table.ts";
+import { execInNode, type Lab, nodeRoot } from "../lib/lab/lab.ts";
+import { retryUntil } from "../lib/base/retry.ts";
+import { omCommand } from "../lib/base/selfexec.ts";
 import {
   benchMain,
   goalLine,

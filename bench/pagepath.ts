@@ -4,9 +4,9 @@
  * on this one node, interleaved round by round:
  *
  * - local: a plain `criu dump` into a tmpfs directory (the floor of bench/migrate.ts);
- * - link: `criu dump --page-server` through the page link (lib/pagelink.ts) over loopback into a
+ * - link: `criu dump --page-server` through the page link (lib/migration/pagelink.ts) over loopback into a
  *   `criu page-server` writing to tmpfs: a migration's dump, without the lab's veth bridge;
- * - om receiver: the same dump and link into om's page receiver (lib/pagereceiver.ts): the same
+ * - om receiver: the same dump and link into om's page receiver (lib/migration/pagereceiver.ts): the same
  *   images as criu's page server, spliced through a 1 MiB pipe;
  * - reserved: the same, with the room for the pages reserved before the dump (reservePages, from
  *   the job's private memory, pageReservation), as a migration dumps now.
@@ -17,9 +17,9 @@
  *   deno run -A --unstable-net bench/pagepath.ts [MB] [--rounds 10]
  */
 import { parseArgs } from "node:util";
-import { type Criu, dump, dumpArgs, findCriu, pageServerArgs, startJob } from "../lib/criu.ts";
-import { linkPages, listenForPages, newPageToken } from "../lib/pagelink.ts";
-import { pageReservation, receiverArgs, reservePages } from "../lib/pagereceiver.ts";
+import { type Criu, dump, dumpArgs, findCriu, pageServerArgs, startJob } from "../lib/criu/criu.ts";
+import { linkPages, listenForPages, newPageToken } from "../lib/migration/pagelink.ts";
+import { pageReservation, receiverArgs, reservePages } from "../lib/migration/pagereceiver.ts";
 import { LAB_PARENT } from "./benchlab.ts";
 import { benchMain, machine, median, ms, ratio, renderTable, saveResults } from "./report.ts";
 

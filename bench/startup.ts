@@ -7,8 +7,8 @@
  *   deno run -A --unstable-net bench/startup.ts [--runs 30] [--warmups 3]
  */
 import { parseArgs } from "node:util";
-import { omCommand } from "../lib/selfexec.ts";
-import { resolveStatePaths, writeMap } from "../lib/statetree.ts";
+import { omCommand } from "../lib/base/selfexec.ts";
+import { resolveStatePaths, writeMap } from "../lib/state/tree.ts";
 import {
   benchMain,
   goalLine,

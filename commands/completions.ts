@@ -1,12 +1,12 @@
 /**
  * `om completions`: prints the bash, zsh or fish completion script, writes the committed copies
  * in completions/, or checks that those are current (the CI runs `om completions --check`).
- * The scripts are generated from every command's declaration by lib/completions.ts.
+ * The scripts are generated from every command's declaration by lib/cli/completions.ts.
  */
-import type { CommandSpec, Parsed } from "../lib/cli.ts";
-import { UsageError } from "../lib/cli.ts";
-import { bashCompletion, fishCompletion, zshCompletion } from "../lib/completions.ts";
-import type { Context } from "../lib/context.ts";
+import type { CommandSpec, Parsed } from "../lib/cli/parser.ts";
+import { UsageError } from "../lib/cli/parser.ts";
+import { bashCompletion, fishCompletion, zshCompletion } from "../lib/cli/completions.ts";
+import type { Context } from "../lib/cli/context.ts";
 import { type CommandMeta, COMMANDS, meta } from "./index.ts";
 
 /**

@@ -2,36 +2,41 @@
  * `om discover` (omdiscd): the auto-discovery daemon. Finds the other nodes over IP multicast and
  * keeps the cluster map in the state tree, the kernel's /proc/hpc, or the ALPHA files.
  */
-import { type CommandSpec, type Parsed, unparse, UsageError } from "../lib/cli.ts";
-import { systemClock } from "../lib/clock.ts";
-import { type FlagSettings, loadSettings, type Settings } from "../lib/config.ts";
-import type { Context } from "../lib/context.ts";
-import { DiscoveryDaemon } from "../lib/daemon.ts";
-import { formatNodeId, nodeIdOf } from "../lib/ipv4.ts";
-import { type Logging, setupLogging } from "../lib/log.ts";
+import { type CommandSpec, type Parsed, unparse, UsageError } from "../lib/cli/parser.ts";
+import { systemClock } from "../lib/base/clock.ts";
+import { type FlagSettings, loadSettings, type Settings } from "../lib/cli/config.ts";
+import type { Context } from "../lib/cli/context.ts";
+import { DiscoveryDaemon } from "../lib/discovery/daemon.ts";
+import { formatNodeId, nodeIdOf } from "../lib/base/ipv4.ts";
+import { type Logging, setupLogging } from "../lib/base/log.ts";
 import {
   listInterfaces,
   type NetInterface,
   NetworkSetupError,
   resolveInterfaces,
-} from "../lib/netif.ts";
-import { acquirePidFile, AlreadyRunningError } from "../lib/pidfile.ts";
-import { omCommand } from "../lib/selfexec.ts";
-import { mapWriter, replaceFile, resolveStatePaths, type StatePaths } from "../lib/statetree.ts";
-import { readFlag, readNumber } from "../lib/admin.ts";
-import { InfoExchange } from "../lib/infoexchange.ts";
-import { makeAcl } from "../lib/acl.ts";
-import { type ChannelServer, connectChannel, type Handler, serveChannel } from "../lib/channel.ts";
-import { findCriu } from "../lib/criu.ts";
-import { Migration } from "../lib/migration.ts";
-import { Balancer } from "../lib/balancer.ts";
-import { type ClusterKey, loadKey } from "../lib/key.ts";
-import { serveLocal } from "../lib/deputy.ts";
-import { Meter, REFERENCE_SPEED, speedOfCpuinfo } from "../lib/measure.ts";
-import { nodeInfoWriter } from "../lib/nodestate.ts";
-import { openSyslog } from "../lib/syslog.ts";
-import { openMulticast } from "../lib/udp.ts";
-import { ALPHA_OPTION, ROOT_OPTION } from "../lib/stateflags.ts";
+} from "../lib/discovery/interfaces.ts";
+import { acquirePidFile, AlreadyRunningError } from "../lib/base/pidfile.ts";
+import { omCommand } from "../lib/base/selfexec.ts";
+import { mapWriter, replaceFile, resolveStatePaths, type StatePaths } from "../lib/state/tree.ts";
+import { readFlag, readNumber } from "../lib/state/admin.ts";
+import { InfoExchange } from "../lib/info/exchange.ts";
+import { makeAcl } from "../lib/channel/access.ts";
+import {
+  type ChannelServer,
+  connectChannel,
+  type Handler,
+  serveChannel,
+} from "../lib/channel/channel.ts";
+import { findCriu } from "../lib/criu/criu.ts";
+import { Migration } from "../lib/migration/migration.ts";
+import { Balancer } from "../lib/balance/balancer.ts";
+import { type ClusterKey, loadKey } from "../lib/base/key.ts";
+import { serveLocal } from "../lib/jobs/deputy.ts";
+import { Meter, REFERENCE_SPEED, speedOfCpuinfo } from "../lib/info/measure.ts";
+import { nodeInfoWriter } from "../lib/state/nodestate.ts";
+import { openSyslog } from "../lib/base/syslog.ts";
+import { openMulticast } from "../lib/discovery/udp.ts";
+import { ALPHA_OPTION, ROOT_OPTION } from "../lib/cli/stateflags.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {
@@ -201,7 +206,7 @@ function flagSettings(parsed: Parsed): FlagSettings {
 
 const READY = "\u0000om-discover-ready\n";
 
-/** The channel commands lib/migration.ts answers (PROTOCOL.md §11). */
+/** The channel commands lib/migration/migration.ts answers (PROTOCOL.md §11). */
 const MIGRATION_COMMANDS = [
   "mig.request",
   "mig.check",

@@ -3,8 +3,8 @@
  * main.ts reads only this file and loads the one command that runs, so start-up stays small.
  * Each command's declaration takes its name, links and summary from here (one source).
  */
-import { type CommandSpec, parse, type Parsed, renderHelp, UsageError } from "../lib/cli.ts";
-import type { Context } from "../lib/context.ts";
+import { type CommandSpec, parse, type Parsed, renderHelp, UsageError } from "../lib/cli/parser.ts";
+import type { Context } from "../lib/cli/context.ts";
 
 /** What a command file exports. */
 export interface CommandModule {

@@ -3,9 +3,9 @@
  * 0600, never chmod-ed afterwards, so the key is not readable by others even for a moment; with
  * --force it replaces the old file atomically through a new file of the same mode.
  */
-import { type CommandSpec, type Parsed, UsageError } from "../lib/cli.ts";
-import type { Context } from "../lib/context.ts";
-import { importKey, newKeyText, parseKeyText } from "../lib/key.ts";
+import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
+import type { Context } from "../lib/cli/context.ts";
+import { importKey, newKeyText, parseKeyText } from "../lib/base/key.ts";
 import { meta } from "./index.ts";
 
 /** Where the hint suggests installing the key when FILE is a relative path. */

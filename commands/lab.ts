@@ -1,12 +1,12 @@
 /**
  * `om lab`: a local virtual cluster. `up` makes N nodes in network namespaces on one machine and
  * starts `om discover -n` in each; `exec` runs a command inside a node; `status` lists the
- * nodes; `down` removes exactly what `up` made. The work is done by lib/lab.ts, which tests and
+ * nodes; `down` removes exactly what `up` made. The work is done by lib/lab/lab.ts, which tests and
  * benchmarks use directly.
  */
-import { type CommandSpec, type Parsed, UsageError } from "../lib/cli.ts";
-import type { Context } from "../lib/context.ts";
-import { formatNodeId } from "../lib/ipv4.ts";
+import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
+import type { Context } from "../lib/cli/context.ts";
+import { formatNodeId } from "../lib/base/ipv4.ts";
 import {
   type Agreement,
   createLab,
@@ -28,8 +28,8 @@ import {
   planLab,
   startDaemon,
   waitForAgreement,
-} from "../lib/lab.ts";
-import { renderShowmap, showmapView } from "../lib/mapview.ts";
+} from "../lib/lab/lab.ts";
+import { renderShowmap, showmapView } from "../lib/views/showmap.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {

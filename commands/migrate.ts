@@ -2,18 +2,18 @@
  * `om migrate` (openMosix's migrate): asks this node's om discover to move one of its jobs to
  * another node, stop-and-copy with CRIU, and prints what it took. Protocol: PROTOCOL.md §10-11.
  */
-import { connectLocal, LocalAuthError } from "../lib/localauth.ts";
-import type { CommandSpec, Parsed } from "../lib/cli.ts";
-import { UsageError } from "../lib/cli.ts";
-import { loadSettings, type Settings } from "../lib/config.ts";
-import type { Context } from "../lib/context.ts";
-import { localSocketPath } from "../lib/deputy.ts";
-import type { MigrationReport } from "../lib/migration.ts";
-import { readJobRecords } from "../lib/jobs.ts";
-import { listNodeInfo, type NodeInfo } from "../lib/nodestate.ts";
-import { chooseTarget, loadAfterLeaving, loadPerCpu } from "../lib/placement.ts";
-import { ROOT_OPTION } from "../lib/stateflags.ts";
-import { readMap, resolveStatePaths } from "../lib/statetree.ts";
+import { connectLocal, LocalAuthError } from "../lib/jobs/localauth.ts";
+import type { CommandSpec, Parsed } from "../lib/cli/parser.ts";
+import { UsageError } from "../lib/cli/parser.ts";
+import { loadSettings, type Settings } from "../lib/cli/config.ts";
+import type { Context } from "../lib/cli/context.ts";
+import { localSocketPath } from "../lib/jobs/deputy.ts";
+import type { MigrationReport } from "../lib/migration/migration.ts";
+import { readJobRecords } from "../lib/jobs/table.ts";
+import { listNodeInfo, type NodeInfo } from "../lib/state/nodestate.ts";
+import { chooseTarget, loadAfterLeaving, loadPerCpu } from "../lib/balance/placement.ts";
+import { ROOT_OPTION } from "../lib/cli/stateflags.ts";
+import { readMap, resolveStatePaths } from "../lib/state/tree.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {
@@ -127,7 +127,7 @@ async function jobLoadHere(pid: number, here: NodeInfo | undefined): Promise<num
 const perCpu = (load: number) => (load / 100).toFixed(2);
 
 /**
- * Chooses where job `id` should go (lib/placement.ts) and says why: the node id, undefined when
+ * Chooses where job `id` should go (lib/balance/placement.ts) and says why: the node id, undefined when
  * it stays (said on stdout), or "failed" (said on stderr).
  */
 async function balance(

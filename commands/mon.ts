@@ -1,16 +1,16 @@
 /**
  * `om mon` (mosmon): a live view of every node's load, speed, memory or utilisation, redrawn in
- * place every second and on each key, in plain ANSI (fine over ssh). lib/monview.ts draws the
+ * place every second and on each key, in plain ANSI (fine over ssh). lib/views/mon.ts draws the
  * screen; this file reads the nodes, the keys and the terminal, and gives the terminal back as
  * it found it.
  */
-import { type CommandSpec, type Parsed, UsageError } from "../lib/cli.ts";
-import { loadSettings } from "../lib/config.ts";
-import type { Context } from "../lib/context.ts";
-import { MODE_KEYS, type MonMode, monScreen } from "../lib/monview.ts";
-import { listNodeInfo, type NodeInfo } from "../lib/nodestate.ts";
-import { ROOT_OPTION } from "../lib/stateflags.ts";
-import { readMap, resolveStatePaths } from "../lib/statetree.ts";
+import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
+import { loadSettings } from "../lib/cli/config.ts";
+import type { Context } from "../lib/cli/context.ts";
+import { MODE_KEYS, type MonMode, monScreen } from "../lib/views/mon.ts";
+import { listNodeInfo, type NodeInfo } from "../lib/state/nodestate.ts";
+import { ROOT_OPTION } from "../lib/cli/stateflags.ts";
+import { readMap, resolveStatePaths } from "../lib/state/tree.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {

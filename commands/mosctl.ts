@@ -3,14 +3,20 @@
  * in admin/ (om's state tree, or /proc/hpc/admin on an openMosix kernel) and reads every node's
  * figures from nodes/<id>/, with the original verbs and spellings (HOWTO table 8-6).
  */
-import { ADMIN_FLAGS, type AdminFlag, readAdmin, readFlag, writeAdmin } from "../lib/admin.ts";
-import { type ArgSpec, type CommandSpec, type Parsed, UsageError } from "../lib/cli.ts";
-import { loadSettings } from "../lib/config.ts";
-import type { Context } from "../lib/context.ts";
-import type { ClusterMap } from "../lib/hpcmap.ts";
-import { formatNodeId } from "../lib/ipv4.ts";
-import { DASH_SPELLINGS, FLAG_VERBS, type FlagVerb } from "../lib/mosctlflags.ts";
-import { clusterSummary, renderStatus, statusJson, type StatusView } from "../lib/mosctlstatus.ts";
+import {
+  ADMIN_FLAGS,
+  type AdminFlag,
+  readAdmin,
+  readFlag,
+  writeAdmin,
+} from "../lib/state/admin.ts";
+import { type ArgSpec, type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
+import { loadSettings } from "../lib/cli/config.ts";
+import type { Context } from "../lib/cli/context.ts";
+import type { ClusterMap } from "../lib/state/hpcmap.ts";
+import { formatNodeId } from "../lib/base/ipv4.ts";
+import { DASH_SPELLINGS, FLAG_VERBS, type FlagVerb } from "../lib/views/flags.ts";
+import { clusterSummary, renderStatus, statusJson, type StatusView } from "../lib/views/status.ts";
 import {
   DECAY_FILES,
   DECAY_INTERVAL_RANGE,
@@ -23,7 +29,7 @@ import {
   PROCESSOR_TYPES,
   SPEED_RANGE,
   type Yardstick,
-} from "../lib/mosctltuning.ts";
+} from "../lib/views/tuning.ts";
 import {
   addressesOf,
   type HostResolver,
@@ -37,12 +43,12 @@ import {
   whois,
   type WhoisAnswer,
   whoisJson,
-} from "../lib/mosctlwhois.ts";
-import { listNodeInfo, type NodeInfo, readNodeInfo } from "../lib/nodestate.ts";
-import { readMap, resolveStatePaths, type StatePaths } from "../lib/statetree.ts";
-import { ALPHA_OPTION, ROOT_OPTION } from "../lib/stateflags.ts";
+} from "../lib/views/whois.ts";
+import { listNodeInfo, type NodeInfo, readNodeInfo } from "../lib/state/nodestate.ts";
+import { readMap, resolveStatePaths, type StatePaths } from "../lib/state/tree.ts";
+import { ALPHA_OPTION, ROOT_OPTION } from "../lib/cli/stateflags.ts";
 import { meta } from "./index.ts";
-import type { SweepReport } from "../lib/balancer.ts";
+import type { SweepReport } from "../lib/balance/balancer.ts";
 
 /** Per-node figures: the file of nodes/<id>/ each verb prints, and how messages name it. */
 const FIGURE_VERBS = {
@@ -342,7 +348,9 @@ async function request(job: Job, file: "expel" | "bring", implies: AdminFlag): P
   await writeAdmin(job.paths, file, "1");
   if (job.paths.backend === "kernel") return 0;
   // Loaded here only: every other verb starts without the channel's code.
-  const { connectLocal, localSocketPath, LocalAuthError } = await import("../lib/localauth.ts");
+  const { connectLocal, localSocketPath, LocalAuthError } = await import(
+    "../lib/jobs/localauth.ts"
+  );
   const path = localSocketPath(job.paths.root);
   let client;
   try {

@@ -2,18 +2,18 @@
  * `om ps` (mps): processes with the node they run on, as the original mps printed them, or as
  * JSON. Both forms come from the same rows (STYLE item 12).
  */
-import { type CommandSpec, type Parsed, UsageError } from "../lib/cli.ts";
-import { loadSettings } from "../lib/config.ts";
-import { readMap, resolveStatePaths } from "../lib/statetree.ts";
-import type { Context } from "../lib/context.ts";
+import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
+import { loadSettings } from "../lib/cli/config.ts";
+import { readMap, resolveStatePaths } from "../lib/state/tree.ts";
+import type { Context } from "../lib/cli/context.ts";
 import {
   CLOCK_TICKS,
   decodeTty,
   type ProcessInfo,
   readProcesses,
   statFlags,
-} from "../lib/procs.ts";
-import { type JobPolicy, type JobRecord, readJobRecords } from "../lib/jobs.ts";
+} from "../lib/base/procs.ts";
+import { type JobPolicy, type JobRecord, readJobRecords } from "../lib/jobs/table.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {

@@ -1,13 +1,13 @@
 /**
  * `om run` (mosrun): runs a command as a job of the local daemon, so that it can move (or starts
- * it on another node: mosrun's options, lib/runoptions.ts), and stands in for it at home: the job's output comes here, this terminal's input goes there, the
+ * it on another node: mosrun's options, lib/jobs/runoptions.ts), and stands in for it at home: the job's output comes here, this terminal's input goes there, the
  * signals sent to `om run` reach it, and its exit status becomes ours. Protocol: PROTOCOL.md §10.
  */
-import { type ChannelClient, RemoteError } from "../lib/channel.ts";
-import { connectLocal, LocalAuthError } from "../lib/localauth.ts";
-import { type CommandSpec, type Parsed, renderHelp } from "../lib/cli.ts";
-import { loadSettings } from "../lib/config.ts";
-import type { Context } from "../lib/context.ts";
+import { type ChannelClient, RemoteError } from "../lib/channel/channel.ts";
+import { connectLocal, LocalAuthError } from "../lib/jobs/localauth.ts";
+import { type CommandSpec, type Parsed, renderHelp } from "../lib/cli/parser.ts";
+import { loadSettings } from "../lib/cli/config.ts";
+import type { Context } from "../lib/cli/context.ts";
 import {
   decodeOutput,
   encodeBase64,
@@ -15,10 +15,10 @@ import {
   OUTPUT_POLL_MS,
   type OutputReply,
   type RunRequest,
-} from "../lib/deputy.ts";
-import { callerLockOf, parseRunOptions, type RunOptions } from "../lib/runoptions.ts";
-import { exitStatus } from "../lib/jobs.ts";
-import { ROOT_OPTION } from "../lib/stateflags.ts";
+} from "../lib/jobs/deputy.ts";
+import { callerLockOf, parseRunOptions, type RunOptions } from "../lib/jobs/runoptions.ts";
+import { exitStatus } from "../lib/jobs/table.ts";
+import { ROOT_OPTION } from "../lib/cli/stateflags.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {

@@ -4,10 +4,10 @@
  * mosrun). One file for the eight, against the house's one command per file, because they are
  * one command: a preset and a help text each, and commands/run.ts's runJob.
  */
-import { type CommandSpec, type Parsed, renderHelp, UsageError } from "../lib/cli.ts";
-import type { Context } from "../lib/context.ts";
-import { parseRunOptions } from "../lib/runoptions.ts";
-import { ROOT_OPTION } from "../lib/stateflags.ts";
+import { type CommandSpec, type Parsed, renderHelp, UsageError } from "../lib/cli/parser.ts";
+import type { Context } from "../lib/cli/context.ts";
+import { parseRunOptions } from "../lib/jobs/runoptions.ts";
+import { ROOT_OPTION } from "../lib/cli/stateflags.ts";
 import { type CommandModule, meta } from "./index.ts";
 import { runJob } from "./run.ts";
 

@@ -2,14 +2,14 @@
  * `om setpe`: installs a cluster map from a map file, checks one, prints the map in force in
  * map-file form, or switches openMosix off, with the original setpe's command line.
  */
-import { type CommandSpec, type Parsed, UsageError } from "../lib/cli.ts";
-import { loadSettings } from "../lib/config.ts";
-import type { Context } from "../lib/context.ts";
-import type { ClusterMap } from "../lib/hpcmap.ts";
-import { isIPv4 } from "../lib/ipv4.ts";
-import { findNode, formatMap, listNodes, parseMapFile } from "../lib/mapfile.ts";
-import { readMap, resolveStatePaths, type StatePaths, writeMap } from "../lib/statetree.ts";
-import { ALPHA_OPTION, ROOT_OPTION } from "../lib/stateflags.ts";
+import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
+import { loadSettings } from "../lib/cli/config.ts";
+import type { Context } from "../lib/cli/context.ts";
+import type { ClusterMap } from "../lib/state/hpcmap.ts";
+import { isIPv4 } from "../lib/base/ipv4.ts";
+import { findNode, formatMap, listNodes, parseMapFile } from "../lib/state/mapfile.ts";
+import { readMap, resolveStatePaths, type StatePaths, writeMap } from "../lib/state/tree.ts";
+import { ALPHA_OPTION, ROOT_OPTION } from "../lib/cli/stateflags.ts";
 import { meta } from "./index.ts";
 
 /** The map files tried without -f, in the order of the original init scripts. */

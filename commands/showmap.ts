@@ -1,12 +1,12 @@
 /**
  * `om showmap`: prints the cluster map in force as the original showmap did, or as JSON.
  */
-import { type CommandSpec, type Parsed, UsageError } from "../lib/cli.ts";
-import { loadSettings } from "../lib/config.ts";
-import type { Context } from "../lib/context.ts";
-import { renderShowmap, showmapJson, showmapView } from "../lib/mapview.ts";
-import { readMap, resolveStatePaths } from "../lib/statetree.ts";
-import { ALPHA_OPTION, ROOT_OPTION } from "../lib/stateflags.ts";
+import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
+import { loadSettings } from "../lib/cli/config.ts";
+import type { Context } from "../lib/cli/context.ts";
+import { renderShowmap, showmapJson, showmapView } from "../lib/views/showmap.ts";
+import { readMap, resolveStatePaths } from "../lib/state/tree.ts";
+import { ALPHA_OPTION, ROOT_OPTION } from "../lib/cli/stateflags.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {

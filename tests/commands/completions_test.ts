@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { parse, renderHelp, UsageError } from "../../lib/cli.ts";
-import { bashCompletion, fishCompletion, zshCompletion } from "../../lib/completions.ts";
-import { captureContext } from "../../lib/context.ts";
+import { parse, renderHelp, UsageError } from "../../lib/cli/parser.ts";
+import { bashCompletion, fishCompletion, zshCompletion } from "../../lib/cli/completions.ts";
+import { captureContext } from "../../lib/cli/context.ts";
 import { loadDeclarations, run, SCRIPTS, spec } from "../../commands/completions.ts";
 import { COMMANDS } from "../../commands/index.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { parse, renderHelp, UsageError } from "../../lib/cli.ts";
-import { captureContext } from "../../lib/context.ts";
-import { loadKey, parseKeyText } from "../../lib/key.ts";
+import { parse, renderHelp, UsageError } from "../../lib/cli/parser.ts";
+import { captureContext } from "../../lib/cli/context.ts";
+import { loadKey, parseKeyText } from "../../lib/base/key.ts";
 import { run, spec } from "../../commands/keygen.ts";
 
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import type { ClusterMap } from "../../lib/hpcmap.ts";
-import type { HostResolver } from "../../lib/mosctlwhois.ts";
-import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/nodestate.ts";
-import { writeMap } from "../../lib/statetree.ts";
+import type { ClusterMap } from "../../lib/state/hpcmap.ts";
+import type { HostResolver } from "../../lib/views/whois.ts";
+import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/state/nodestate.ts";
+import { writeMap } from "../../lib/state/tree.ts";
 import { execute, invoke, sandbox as shared } from "../tools/sandbox.ts";
 import { run, spec } from "../../commands/mosctl.ts";
 

@@ -9,8 +9,8 @@ import {
   run,
   spec,
 } from "../../commands/ps.ts";
-import { readProcesses } from "../../lib/procs.ts";
-import { DEFAULT_POLICY } from "../../lib/jobs.ts";
+import { readProcesses } from "../../lib/base/procs.ts";
+import { DEFAULT_POLICY } from "../../lib/jobs/table.ts";
 import { invoke, sandbox as shared } from "../tools/sandbox.ts";
 
 const HEADER = "  PID TTY NODE STAT TIME COMMAND\n";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { COMMANDS, findCommand } from "../../commands/index.ts";
 import * as run from "../../commands/run.ts";
 import { runner, RUNNER_NAMES } from "../../commands/runners.ts";
-import { parse } from "../../lib/cli.ts";
+import { parse } from "../../lib/cli/parser.ts";
 import { invoke, sandbox } from "../tools/sandbox.ts";
 
 Deno.test("run: the runners are in the command table, each with its link", async () => {

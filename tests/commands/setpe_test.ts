@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readMap, resolveStatePaths } from "../../lib/statetree.ts";
+import { readMap, resolveStatePaths } from "../../lib/state/tree.ts";
 import { run, spec } from "../../commands/setpe.ts";
 import { execute, invoke, sandbox as shared } from "../tools/sandbox.ts";
 import * as showmap from "../../commands/showmap.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { ClusterMap } from "../../lib/hpcmap.ts";
-import { resolveStatePaths, writeMap } from "../../lib/statetree.ts";
+import type { ClusterMap } from "../../lib/state/hpcmap.ts";
+import { resolveStatePaths, writeMap } from "../../lib/state/tree.ts";
 import { run, spec } from "../../commands/showmap.ts";
 import { execute, invoke, sandbox as shared } from "../tools/sandbox.ts";
 

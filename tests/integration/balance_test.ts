@@ -1,15 +1,15 @@
 /**
- * The cluster balances itself (lib/balance.ts, lib/balancer.ts), on a 4-node lab with real CRIU:
+ * The cluster balances itself (lib/balance/policy.ts, lib/balance/balancer.ts), on a 4-node lab with real CRIU:
  * 8 CPU-bound jobs started on node 1 spread out, no job moves back and forth, the admin flags
  * (block, expel, bring, setspeed) act. Root and a working CRIU only.
  */
 import assert from "node:assert/strict";
-import { STAY_INTERVALS } from "../../lib/balance.ts";
-import { findCriu } from "../../lib/criu.ts";
-import { type JobRecord, readJobRecords } from "../../lib/jobs.ts";
-import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab.ts";
-import { retryUntil } from "../../lib/retry.ts";
-import { omCommand } from "../../lib/selfexec.ts";
+import { STAY_INTERVALS } from "../../lib/balance/policy.ts";
+import { findCriu } from "../../lib/criu/criu.ts";
+import { type JobRecord, readJobRecords } from "../../lib/jobs/table.ts";
+import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab/lab.ts";
+import { retryUntil } from "../../lib/base/retry.ts";
+import { omCommand } from "../../lib/base/selfexec.ts";
 import { ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));

@@ -14,9 +14,9 @@ import {
   startDaemon,
   stopDaemon,
   waitForAgreement,
-} from "../../lib/lab.ts";
-import { retryUntil } from "../../lib/retry.ts";
-import { omCommand } from "../../lib/selfexec.ts";
+} from "../../lib/lab/lab.ts";
+import { retryUntil } from "../../lib/base/retry.ts";
+import { omCommand } from "../../lib/base/selfexec.ts";
 import { ROOT, runIn, startAll, stats, withLab } from "../tools/labkit.ts";
 
 const ignore = !ROOT;

@@ -14,11 +14,11 @@ import {
   startDaemon,
   stopDaemon,
   waitForAgreement,
-} from "../../lib/lab.ts";
-import { newKeyText } from "../../lib/key.ts";
-import { readNodeInfo } from "../../lib/nodestate.ts";
-import { retryUntil } from "../../lib/retry.ts";
-import { omCommand } from "../../lib/selfexec.ts";
+} from "../../lib/lab/lab.ts";
+import { newKeyText } from "../../lib/base/key.ts";
+import { readNodeInfo } from "../../lib/state/nodestate.ts";
+import { retryUntil } from "../../lib/base/retry.ts";
+import { omCommand } from "../../lib/base/selfexec.ts";
 import { ROOT, runIn, startAll, stats, withLab } from "../tools/labkit.ts";
 
 const ignore = !ROOT;

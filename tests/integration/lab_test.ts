@@ -4,8 +4,8 @@
  * with that name, so a failing test leaves no namespace or cgroup behind.
  */
 import assert from "node:assert/strict";
-import { parse } from "../../lib/cli.ts";
-import { captureContext } from "../../lib/context.ts";
+import { parse } from "../../lib/cli/parser.ts";
+import { captureContext } from "../../lib/cli/context.ts";
 import {
   createLab,
   destroyLab,
@@ -19,7 +19,7 @@ import {
   startDaemon,
   stopDaemon,
   waitForAgreement,
-} from "../../lib/lab.ts";
+} from "../../lib/lab/lab.ts";
 import { run, spec } from "../../commands/lab.ts";
 import {
   cgroupsOf,

@@ -22,8 +22,8 @@ import {
   startDaemon,
   stopDaemon,
   waitForAgreement,
-} from "../../lib/lab.ts";
-import { findCriu } from "../../lib/criu.ts";
+} from "../../lib/lab/lab.ts";
+import { findCriu } from "../../lib/criu/criu.ts";
 import {
   decodeFileChunk,
   encodeFileChunk,
@@ -33,13 +33,13 @@ import {
   TEST_MOVE_LOSE_REPLY_ENV,
   TEST_RESTORE_LIMIT_ENV,
   TEST_WRONG_PLAN_ENV,
-} from "../../lib/migration.ts";
+} from "../../lib/migration/migration.ts";
 import { parseTarget } from "../../commands/migrate.ts";
-import { readJobRecords } from "../../lib/jobs.ts";
-import { listNodeInfo } from "../../lib/nodestate.ts";
-import { readProcess, readProcesses } from "../../lib/procs.ts";
-import { retryUntil } from "../../lib/retry.ts";
-import { omCommand } from "../../lib/selfexec.ts";
+import { readJobRecords } from "../../lib/jobs/table.ts";
+import { listNodeInfo } from "../../lib/state/nodestate.ts";
+import { readProcess, readProcesses } from "../../lib/base/procs.ts";
+import { retryUntil } from "../../lib/base/retry.ts";
+import { omCommand } from "../../lib/base/selfexec.ts";
 import { exists, manualOnly, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
@@ -258,7 +258,7 @@ Deno.test({
   fn: () =>
     withLab("migk", planLab(2), async (lab) => {
       await manualOnly(lab);
-      // Test-only hook (lib/migration.ts): node 2 stores each image chunk 2 s late.
+      // Test-only hook (lib/migration/migration.ts): node 2 stores each image chunk 2 s late.
       await startNodes(lab, 2, { 2: { [TEST_FILE_DELAY_ENV]: "2000" } });
       const run = startRun(lab, "sh", "-c", counter(40));
       const job = await jobOn(lab, 1, "while");
@@ -472,7 +472,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migf", planLab(3), async (lab) => {
-      // Test-only hook (lib/migration.ts): node 3 stores each image chunk 2 s late.
+      // Test-only hook (lib/migration/migration.ts): node 3 stores each image chunk 2 s late.
       await startNodes(lab, 3, { 3: { [TEST_FILE_DELAY_ENV]: "2000" } });
       const run = startRun(lab, "sh", "-c", counter(60));
       const job = await jobOn(lab, 1, "while");
@@ -504,7 +504,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migc", planLab(3), async (lab) => {
-      // Test-only hooks (lib/migration.ts): node 2 holds its first mig.commit answer past the
+      // Test-only hooks (lib/migration/migration.ts): node 2 holds its first mig.commit answer past the
       // source's 10 s timeout, and answers mig.move with an error once the move is done; as a
       // source it tells the target the wrong mount namespace, so node 3 restores afresh.
       await startNodes(lab, 3, {
@@ -638,7 +638,7 @@ Deno.test({
         { what: "pages to reach node 2", intervalMs: 20 },
       );
       await cable(lab, 2, "down");
-      // Unacknowledged pages fail the dump after the page link's 10 s (lib/pagelink.ts), not
+      // Unacknowledged pages fail the dump after the page link's 10 s (lib/migration/pagelink.ts), not
       // TCP's own quarter of an hour: the job runs on at home.
       const moved = await endsAfterCut(migrate, 60_000);
       const err = decoder.decode(moved.stderr);
@@ -664,7 +664,7 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migt", planLab(2), async (lab) => {
-      // Test-only hook (lib/migration.ts): node 2 stores each image chunk 2 s late.
+      // Test-only hook (lib/migration/migration.ts): node 2 stores each image chunk 2 s late.
       await startNodes(lab, 2, { 2: { [TEST_FILE_DELAY_ENV]: "2000" } });
       const run = startRun(lab, "sh", "-c", counter(60));
       const job = await jobOn(lab, 1, "while");
@@ -674,7 +674,7 @@ Deno.test({
       // their way: node 2's cable is cut. Their requests would wait 60 s for an answer.
       await dumped(lab, 1, job.pid);
       await cable(lab, 2, "down");
-      // Node 2 answers no ping (lib/peerwatch.ts): the transfer fails, the job runs on.
+      // Node 2 answers no ping (lib/channel/peerwatch.ts): the transfer fails, the job runs on.
       const moved = await endsAfterCut(migrate, 40_000);
       const err = decoder.decode(moved.stderr);
       assert.equal(moved.code, 1, err);

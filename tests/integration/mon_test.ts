@@ -5,14 +5,14 @@
  * Also the one-screen forms, in-process.
  */
 import assert from "node:assert/strict";
-import { parse } from "../../lib/cli.ts";
-import { captureContext } from "../../lib/context.ts";
-import type { ClusterMap } from "../../lib/hpcmap.ts";
-import { NO_NODES } from "../../lib/monview.ts";
-import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/nodestate.ts";
-import { retryUntil } from "../../lib/retry.ts";
-import { omCommand } from "../../lib/selfexec.ts";
-import { writeMap } from "../../lib/statetree.ts";
+import { parse } from "../../lib/cli/parser.ts";
+import { captureContext } from "../../lib/cli/context.ts";
+import type { ClusterMap } from "../../lib/state/hpcmap.ts";
+import { NO_NODES } from "../../lib/views/mon.ts";
+import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/state/nodestate.ts";
+import { retryUntil } from "../../lib/base/retry.ts";
+import { omCommand } from "../../lib/base/selfexec.ts";
+import { writeMap } from "../../lib/state/tree.ts";
 import { sandbox as shared } from "../tools/sandbox.ts";
 import { NOT_OPENMOSIX, run, spec } from "../../commands/mon.ts";
 

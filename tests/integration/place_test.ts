@@ -7,12 +7,12 @@
  * and mosrun, and -k inside a job.
  */
 import assert from "node:assert/strict";
-import { type Lab, nodeRoot, planLab, stopDaemon } from "../../lib/lab.ts";
-import { findCriu } from "../../lib/criu.ts";
-import { readJobRecords } from "../../lib/jobs.ts";
-import { readNodeInfo } from "../../lib/nodestate.ts";
-import { retryUntil } from "../../lib/retry.ts";
-import { omCommand } from "../../lib/selfexec.ts";
+import { type Lab, nodeRoot, planLab, stopDaemon } from "../../lib/lab/lab.ts";
+import { findCriu } from "../../lib/criu/criu.ts";
+import { readJobRecords } from "../../lib/jobs/table.ts";
+import { readNodeInfo } from "../../lib/state/nodestate.ts";
+import { retryUntil } from "../../lib/base/retry.ts";
+import { omCommand } from "../../lib/base/selfexec.ts";
 import { exists, inNode, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));

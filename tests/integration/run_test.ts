@@ -4,11 +4,11 @@
  * job in `om ps --json` while it runs.
  */
 import assert from "node:assert/strict";
-import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab.ts";
-import { readJobRecords } from "../../lib/jobs.ts";
-import { handlesSignal } from "../../lib/deputy.ts";
-import { retryUntil } from "../../lib/retry.ts";
-import { omCommand } from "../../lib/selfexec.ts";
+import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab/lab.ts";
+import { readJobRecords } from "../../lib/jobs/table.ts";
+import { handlesSignal } from "../../lib/jobs/deputy.ts";
+import { retryUntil } from "../../lib/base/retry.ts";
+import { omCommand } from "../../lib/base/selfexec.ts";
 import { ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
 
 const ignore = !ROOT;

@@ -7,13 +7,13 @@
  * with a token it did not make (a symbolic link to root's, a path).
  */
 import assert from "node:assert/strict";
-import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab.ts";
-import { findCriu } from "../../lib/criu.ts";
-import { readJobRecords } from "../../lib/jobs.ts";
-import { lookupUser } from "../../lib/users.ts";
-import { readNodeInfo } from "../../lib/nodestate.ts";
-import { retryUntil } from "../../lib/retry.ts";
-import { omCommand } from "../../lib/selfexec.ts";
+import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab/lab.ts";
+import { findCriu } from "../../lib/criu/criu.ts";
+import { readJobRecords } from "../../lib/jobs/table.ts";
+import { lookupUser } from "../../lib/base/users.ts";
+import { readNodeInfo } from "../../lib/state/nodestate.ts";
+import { retryUntil } from "../../lib/base/retry.ts";
+import { omCommand } from "../../lib/base/selfexec.ts";
 import { inNode, manualOnly, ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
@@ -140,7 +140,7 @@ Deno.test({
         const wrapper = await Deno.readTextFile(`/proc/${ppid}/environ`);
         assert.ok(!wrapper.includes("OM_TEST_SECRET"), `unshare's environment: ${wrapper}`);
         // Its user may move it, and so may root: to node 2 and home by the user, then to node 2
-        // by root. CRIU runs as the user there (lib/criu.ts asJobUser); every line still comes.
+        // by root. CRIU runs as the user there (lib/criu/criu.ts asJobUser); every line still comes.
         for (
           const [argv, node, word] of [
             [om("migrate", String(job.pid), "2"), 2, "there-user"],

@@ -3,8 +3,8 @@
  *   deno run -A chanreq.ts HOST COMMAND [KEYFILE]
  * Prints the reply body, or "refused: REASON" / "error: MESSAGE" (exit 1).
  */
-import { ChannelRefusedError, connectChannel } from "../../lib/channel.ts";
-import { importKey, parseKeyText } from "../../lib/key.ts";
+import { ChannelRefusedError, connectChannel } from "../../lib/channel/channel.ts";
+import { importKey, parseKeyText } from "../../lib/base/key.ts";
 
 const [hostname, command, keyFile] = Deno.args;
 const key = keyFile

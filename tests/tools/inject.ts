@@ -7,10 +7,10 @@
  * time (a replay).
  */
 import dgram from "node:dgram";
-import { DEFAULTS } from "../../lib/config.ts";
-import { seal, Sequencer } from "../../lib/auth.ts";
-import { importKey, parseKeyText } from "../../lib/key.ts";
-import { encodeAnnouncement } from "../../lib/wire.ts";
+import { DEFAULTS } from "../../lib/cli/config.ts";
+import { seal, Sequencer } from "../../lib/discovery/auth.ts";
+import { importKey, parseKeyText } from "../../lib/base/key.ts";
+import { encodeAnnouncement } from "../../lib/discovery/datagram.ts";
 
 const [kind, countText, src = "10.77.0.99"] = Deno.args;
 const count = Number(countText ?? "1");

@@ -14,7 +14,7 @@ import {
   type NodeSpec,
   startDaemon,
   waitForAgreement,
-} from "../../lib/lab.ts";
+} from "../../lib/lab/lab.ts";
 
 /** Integration tests need root (namespaces, cgroups). */
 export const ROOT = Deno.uid() === 0;

@@ -3,7 +3,7 @@
  * from a real dump ({@linkcode PAGE_RECORDER}) or made by hand, fed to a receiving command behind
  * the page link's listener ({@linkcode feed}).
  */
-import { listenForPages, newPageToken } from "../../lib/pagelink.ts";
+import { listenForPages, newPageToken } from "../../lib/migration/pagelink.ts";
 
 /** One 24-byte page-server command. */
 export function command(cmd: number, flags: number, pages: number, vaddr: bigint, dst: bigint) {

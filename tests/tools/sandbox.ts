@@ -3,8 +3,8 @@
  * temporary directory, and a way to run a command in-process exactly as main.ts runs it.
  */
 import { type CommandModule, runCommand } from "../../commands/index.ts";
-import { captureContext } from "../../lib/context.ts";
-import { resolveStatePaths, type StatePaths } from "../../lib/statetree.ts";
+import { captureContext } from "../../lib/cli/context.ts";
+import { resolveStatePaths, type StatePaths } from "../../lib/state/tree.ts";
 
 /**
  * A temporary state tree and its environment; `cleanup` removes it, as does leaving the scope of

@@ -1,0 +1,429 @@
+/**
+ * The frames of the node-to-node channel, their encoding and decoding, and a connection that
+ * reads and writes them (PROTOCOL.md §8 is the reference; the tables here are copies of it).
+ * On the TCP stream every frame is a `u32` length, then that many payload bytes;
+ * the payload's first byte is the frame type. Network byte order throughout.
+ *
+ * | offset | size   | field   | meaning                                                 |
+ * |-------:|-------:|---------|---------------------------------------------------------|
+ * |      0 |      4 | length  | payload size, 1 to `MAX_FRAME_SIZE` (16 MiB)            |
+ * |      4 | length | payload | `type` (u8), then the fields of that type (below)       |
+ *
+ * Payloads, offsets from the start of the payload:
+ *
+ * HELLO (0x01, client to server, 43 bytes; bytes 0–6 are the same in every version):
+ * | offset | size | field   | meaning                                                  |
+ * |-------:|-----:|---------|----------------------------------------------------------|
+ * |      0 |    1 | type    | 0x01                                                     |
+ * |      1 |    4 | magic   | 0x4f4d4348, ASCII "OMCH" (`CHANNEL_MAGIC`)               |
+ * |      5 |    2 | version | protocol version the client speaks (`PROTOCOL_VERSION`)  |
+ * |      7 |    2 | node    | the client's node id (0 = none, e.g. a command-line tool)|
+ * |      9 |    2 | flags   | bit 0 `HelloFlags.key`: the client has a cluster key     |
+ * |     11 |   32 | nonce   | client nonce, fresh random bytes per connection          |
+ *
+ * WELCOME (0x02, server to client, 69 bytes):
+ * | offset | size | field   | meaning                                                  |
+ * |-------:|-----:|---------|----------------------------------------------------------|
+ * |      0 |    1 | type    | 0x02                                                     |
+ * |      1 |    2 | version | the protocol version accepted                            |
+ * |      3 |    2 | node    | the server's node id                                     |
+ * |      5 |   32 | nonce   | server nonce, fresh random bytes per connection          |
+ * |     37 |   32 | proof   | server proof with a key, else 32 zero bytes              |
+ *
+ * AUTH (0x03, client to server, 33 bytes, only with a key):
+ * | offset | size | field   | meaning                                                  |
+ * |-------:|-----:|---------|----------------------------------------------------------|
+ * |      0 |    1 | type    | 0x03                                                     |
+ * |      1 |   32 | proof   | client proof                                             |
+ *
+ * REQUEST (0x04, client to server, 7 + c + b bytes):
+ * | offset | size | field   | meaning                                                  |
+ * |-------:|-----:|---------|----------------------------------------------------------|
+ * |      0 |    1 | type    | 0x04                                                     |
+ * |      1 |    4 | seq     | sequence number, chosen by the client                    |
+ * |      5 |    1 | c       | length of the command, 1 to 255                          |
+ * |      6 |    c | command | UTF-8 command name                                       |
+ * |  6 + c |    b | body    | the rest of the frame: the argument bytes (may be empty) |
+ *
+ * REPLY (0x05, server to client, 7 + e + b bytes):
+ * | offset | size | field   | meaning                                                  |
+ * |-------:|-----:|---------|----------------------------------------------------------|
+ * |      0 |    1 | type    | 0x05                                                     |
+ * |      1 |    4 | seq     | the seq of the request answered                          |
+ * |      5 |    2 | e       | length of the error, 0 = success                         |
+ * |      7 |    e | error   | UTF-8 error message                                      |
+ * |  7 + e |    b | body    | the rest of the frame: the result bytes (may be empty)   |
+ *
+ * REFUSED (0x06, either way, 3 + r bytes; the sender then closes):
+ * | offset | size | field   | meaning                                                  |
+ * |-------:|-----:|---------|----------------------------------------------------------|
+ * |      0 |    1 | type    | 0x06                                                     |
+ * |      1 |    2 | r       | length of the reason                                     |
+ * |      3 |    r | reason  | UTF-8 reason                                             |
+ */
+import { Reader, Writer } from "../base/cursor.ts";
+
+/** "OMCH" in ASCII: the first field of every HELLO. */
+export const CHANNEL_MAGIC = 0x4f4d4348;
+/** The one protocol version this node speaks. */
+export const PROTOCOL_VERSION = 1;
+/** Size of a nonce and of a proof (an HMAC-SHA-256). */
+export const NONCE_SIZE = 32;
+export const PROOF_SIZE = 32;
+/** The largest payload accepted or sent: 16 MiB. Larger data goes in several requests. */
+export const MAX_FRAME_SIZE = 16 * 1024 * 1024;
+/** Bytes before the body of a REQUEST (plus the command) and of a REPLY (plus the error). */
+export const REQUEST_OVERHEAD = 6;
+export const REPLY_OVERHEAD = 7;
+
+/** Frame types: the byte values are on the wire and never change. */
+export const FrameType = {
+  hello: 0x01,
+  welcome: 0x02,
+  auth: 0x03,
+  request: 0x04,
+  reply: 0x05,
+  refused: 0x06,
+} as const;
+export type FrameKind = keyof typeof FrameType;
+
+/** Bits of HELLO's flags; unknown bits are sent as 0 and ignored. */
+export const HelloFlags = { key: 0x0001 } as const;
+
+/** One decoded frame. */
+export type Frame =
+  | {
+    readonly type: "hello";
+    readonly version: number;
+    readonly nodeId: number;
+    readonly flags: number;
+    readonly nonce: Uint8Array;
+  }
+  | {
+    readonly type: "welcome";
+    readonly version: number;
+    readonly nodeId: number;
+    readonly nonce: Uint8Array;
+    readonly proof: Uint8Array;
+  }
+  | { readonly type: "auth"; readonly proof: Uint8Array }
+  | {
+    readonly type: "request";
+    readonly seq: number;
+    readonly command: string;
+    readonly body: Uint8Array;
+  }
+  | {
+    readonly type: "reply";
+    readonly seq: number;
+    readonly error: string;
+    readonly body: Uint8Array;
+  }
+  | { readonly type: "refused"; readonly reason: string };
+
+/** A frame that does not parse, or a stream that is not a stream of frames. */
+export class FrameError extends SyntaxError {
+  override name = "FrameError";
+}
+
+/** A HELLO of a protocol version this node does not speak; the message is the REFUSED reason. */
+export class UnsupportedVersionError extends RangeError {
+  override name = "UnsupportedVersionError";
+  constructor(readonly version: number) {
+    super(`unsupported protocol version ${version} (this node speaks ${PROTOCOL_VERSION})`);
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const kindOfByte = new Map<number, FrameKind>(
+  Object.entries(FrameType).map(([kind, byte]) => [byte, kind as FrameKind]),
+);
+
+/** UTF-8 of a message, cut on a character boundary to at most `max` bytes. */
+function clipped(text: string, max: number): Uint8Array {
+  const bytes = encoder.encode(text);
+  if (bytes.length <= max) return bytes;
+  let end = max;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end);
+}
+
+function fixed(bytes: Uint8Array, size: number, field: string): Uint8Array {
+  if (bytes.length !== size) {
+    throw new RangeError(`Cannot encode ${field}: ${bytes.length} bytes, expected ${size}`);
+  }
+  return bytes;
+}
+
+/** The payload of a frame, without the length prefix. */
+function encodePayload(frame: Frame): Uint8Array {
+  switch (frame.type) {
+    case "hello":
+      return new Writer(11 + NONCE_SIZE).u8(FrameType.hello).u32(CHANNEL_MAGIC)
+        .u16(frame.version).u16(frame.nodeId).u16(frame.flags)
+        .raw(fixed(frame.nonce, NONCE_SIZE, "nonce")).done();
+    case "welcome":
+      return new Writer(5 + NONCE_SIZE + PROOF_SIZE).u8(FrameType.welcome)
+        .u16(frame.version).u16(frame.nodeId)
+        .raw(fixed(frame.nonce, NONCE_SIZE, "nonce"))
+        .raw(fixed(frame.proof, PROOF_SIZE, "proof")).done();
+    case "auth":
+      return new Writer(1 + PROOF_SIZE).u8(FrameType.auth)
+        .raw(fixed(frame.proof, PROOF_SIZE, "proof")).done();
+    case "request": {
+      const command = encoder.encode(frame.command);
+      if (command.length < 1 || command.length > 255) {
+        throw new RangeError(
+          `Cannot encode request "${frame.command}": a command has 1 to 255 bytes`,
+        );
+      }
+      return new Writer(REQUEST_OVERHEAD + command.length + frame.body.length)
+        .u8(FrameType.request).u32(frame.seq).u8(command.length).raw(command)
+        .raw(frame.body).done();
+    }
+    case "reply": {
+      const error = clipped(frame.error, 0xffff);
+      return new Writer(REPLY_OVERHEAD + error.length + frame.body.length)
+        .u8(FrameType.reply).u32(frame.seq).u16(error.length).raw(error)
+        .raw(frame.body).done();
+    }
+    case "refused": {
+      const reason = clipped(frame.reason, 0xffff);
+      return new Writer(3 + reason.length).u8(FrameType.refused).u16(reason.length).raw(reason)
+        .done();
+    }
+  }
+}
+
+/**
+ * Encodes a frame with its length prefix, ready to write. Error and reason texts longer than
+ * 65535 bytes are cut; a payload over MAX_FRAME_SIZE throws a RangeError.
+ */
+export function encodeFrame(frame: Frame): Uint8Array {
+  const payload = encodePayload(frame);
+  if (payload.length > MAX_FRAME_SIZE) {
+    throw new RangeError(
+      `Cannot encode ${frame.type} frame: ${payload.length} bytes exceed the limit of ` +
+        `${MAX_FRAME_SIZE}`,
+    );
+  }
+  return new Writer(4 + payload.length).u32(payload.length).raw(payload).done();
+}
+
+function text(reader: Reader, length: number, field: string): string {
+  try {
+    return decoder.decode(reader.bytesOf(length, field));
+  } catch (error) {
+    if (error instanceof RangeError) throw error;
+    throw new FrameError(`Cannot read ${reader.what}: ${field} is not UTF-8`);
+  }
+}
+
+function decodeFields(reader: Reader, kind: FrameKind): Frame {
+  switch (kind) {
+    case "hello": {
+      const magic = reader.u32("magic");
+      if (magic !== CHANNEL_MAGIC) {
+        throw new FrameError(`Cannot read HELLO: magic 0x${magic.toString(16)}, not "OMCH"`);
+      }
+      const version = reader.u16("version");
+      if (version !== PROTOCOL_VERSION) throw new UnsupportedVersionError(version);
+      const nodeId = reader.u16("node");
+      const flags = reader.u16("flags");
+      const nonce = reader.bytesOf(NONCE_SIZE, "nonce");
+      reader.end();
+      return { type: "hello", version, nodeId, flags, nonce };
+    }
+    case "welcome": {
+      const version = reader.u16("version");
+      const nodeId = reader.u16("node");
+      const nonce = reader.bytesOf(NONCE_SIZE, "nonce");
+      const proof = reader.bytesOf(PROOF_SIZE, "proof");
+      reader.end();
+      return { type: "welcome", version, nodeId, nonce, proof };
+    }
+    case "auth": {
+      const proof = reader.bytesOf(PROOF_SIZE, "proof");
+      reader.end();
+      return { type: "auth", proof };
+    }
+    case "request": {
+      const seq = reader.u32("seq");
+      const length = reader.u8("command length");
+      if (length === 0) throw new FrameError("Cannot read REQUEST: empty command");
+      const command = text(reader, length, "command");
+      return { type: "request", seq, command, body: reader.bytesOf(reader.remaining, "body") };
+    }
+    case "reply": {
+      const seq = reader.u32("seq");
+      const error = text(reader, reader.u16("error length"), "error");
+      return { type: "reply", seq, error, body: reader.bytesOf(reader.remaining, "body") };
+    }
+    case "refused": {
+      const reason = text(reader, reader.u16("reason length"), "reason");
+      reader.end();
+      return { type: "refused", reason };
+    }
+  }
+}
+
+/**
+ * Decodes one payload (the bytes after the length prefix). Throws FrameError for anything that
+ * is not a frame (unknown type, wrong magic, short or trailing bytes, bad UTF-8) and
+ * UnsupportedVersionError for a well-formed HELLO of another version. Bodies are views into
+ * `payload`, not copies.
+ */
+export function decodeFrame(payload: Uint8Array): Frame {
+  const type = payload[0];
+  const kind = kindOfByte.get(type);
+  if (kind === undefined) {
+    throw new FrameError(
+      payload.length === 0
+        ? "Cannot read frame: empty payload"
+        : `Cannot read frame: unknown type 0x${type.toString(16).padStart(2, "0")}`,
+    );
+  }
+  const reader = new Reader(payload, `${kind.toUpperCase()} frame`);
+  reader.u8("type");
+  try {
+    return decodeFields(reader, kind);
+  } catch (error) {
+    if (error instanceof RangeError && !(error instanceof UnsupportedVersionError)) {
+      throw new FrameError(error.message);
+    }
+    throw error;
+  }
+}
+
+/** What frames are read from: a Deno.Conn, or anything with its `read`. */
+export interface ByteSource {
+  read(into: Uint8Array): Promise<number | null>;
+}
+
+/**
+ * Reads whole frames from a stream, holding at most one frame: a 64 KiB buffer for headers and
+ * small frames, and a payload of exactly the announced length (never more than `maxSize`), read
+ * straight from the source.
+ */
+export class FrameReader {
+  readonly #source: ByteSource;
+  readonly #maxSize: number;
+  readonly #buffer = new Uint8Array(64 * 1024);
+  #start = 0;
+  #end = 0;
+
+  constructor(source: ByteSource, maxSize = MAX_FRAME_SIZE) {
+    this.#source = source;
+    this.#maxSize = maxSize;
+  }
+
+  /** Reads more bytes into the buffer; false at the end of the stream. */
+  async #fill(): Promise<boolean> {
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (this.#end === this.#buffer.length) {
+      this.#buffer.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    const n = await this.#source.read(this.#buffer.subarray(this.#end));
+    if (n === null) return false;
+    this.#end += n;
+    return true;
+  }
+
+  /**
+   * The next frame's payload, or null when the stream ends cleanly between frames. Throws
+   * FrameError for a stream that ends inside a frame, a zero length, or a length over the limit
+   * (before reading the payload).
+   */
+  async next(): Promise<Uint8Array | null> {
+    while (this.#end - this.#start < 4) {
+      if (!(await this.#fill())) {
+        const got = this.#end - this.#start;
+        if (got === 0) return null;
+        throw new FrameError(`Cannot read frame: stream ended after ${got} of 4 length bytes`);
+      }
+    }
+    const length = new Reader(this.#buffer.subarray(this.#start, this.#start + 4), "frame")
+      .u32("length");
+    this.#start += 4;
+    if (length === 0 || length > this.#maxSize) {
+      throw new FrameError(
+        `Cannot read frame: length ${length} is not between 1 and ${this.#maxSize}`,
+      );
+    }
+    const payload = new Uint8Array(length);
+    let got = Math.min(length, this.#end - this.#start);
+    payload.set(this.#buffer.subarray(this.#start, this.#start + got));
+    this.#start += got;
+    while (got < length) {
+      const n = await this.#source.read(payload.subarray(got));
+      if (n === null) {
+        throw new FrameError(`Cannot read frame: stream ended after ${got} of ${length} bytes`);
+      }
+      got += n;
+    }
+    return payload;
+  }
+}
+
+/** What a FrameConn talks over: a Deno.Conn, or anything with its read, write and close. */
+export interface ByteStream extends ByteSource {
+  write(bytes: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Writes all of `bytes` (a conn's write may take only part of them). */
+async function writeAll(sink: ByteStream, bytes: Uint8Array): Promise<void> {
+  while (bytes.length > 0) bytes = bytes.subarray(await sink.write(bytes));
+}
+
+/**
+ * A connection that speaks in frames: serialized writes (frames never interleave), frame reads,
+ * and an idempotent close. The channel's client and server both talk through one.
+ */
+export class FrameConn {
+  readonly #conn: ByteStream;
+  readonly #reader: FrameReader;
+  #sending: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(conn: ByteStream) {
+    this.#conn = conn;
+    this.#reader = new FrameReader(conn);
+  }
+
+  /** Sends a frame after those already queued (frames never interleave). */
+  send(frame: Frame): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeFrame(frame);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const sent = this.#sending.then(() => writeAll(this.#conn, bytes));
+    this.#sending = sent.catch(() => {});
+    return sent;
+  }
+
+  /** The next frame, or null at a clean end of stream. */
+  async next(): Promise<Frame | null> {
+    const payload = await this.#reader.next();
+    return payload === null ? null : decodeFrame(payload);
+  }
+
+  /** Sends REFUSED if it can, then closes. */
+  async refuse(reason: string): Promise<void> {
+    if (!this.#closed) await this.send({ type: "refused", reason }).catch(() => {});
+    this.close();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch { /* already gone */ }
+  }
+}

@@ -1,0 +1,798 @@
+/**
+ * The home daemon's side of `om run` (openMosix's deputy): the job commands of the local control
+ * socket (PROTOCOL.md §10). `job.run` starts a job as lib/criu/criu.ts says jobs must run to move
+ * (PID 1 of its own PID namespace, its own session, stdio on pipes); the deputy pumps its
+ * stdout and stderr into the job's output log (lib/jobs/table.ts), writes to its stdin, delivers
+ * signals, and records its exit. While a job lives, `<root>/jobs/<id>` holds its record for
+ * `om ps`.
+ *
+ * A migrated job keeps its entry here: its output arrives from the node that runs it and is
+ * appended to the same log, `node` changes, and `job.signal`/`job.input` are relayed there
+ * instead of touching a local process (held, in order, while it moves: holdInput). A job that
+ * comes back home is adopted: its restored copy (under lib/migration/migration.ts's waiter) is followed
+ * like a job started here.
+ */
+import { builtinHandlers, type Handler, serveChannel } from "../channel/channel.ts";
+import { guardLocal, localSocketPath, sessionUid } from "./localauth.ts";
+import { prepareUsersDir, usersDirPath } from "./usertoken.ts";
+import { lookupUser } from "../base/users.ts";
+import type { Clock } from "../base/clock.ts";
+import { namespacePid1, startJobArgs } from "../criu/criu.ts";
+import {
+  isJobPolicy,
+  type Job,
+  type JobExit,
+  type JobPolicy,
+  jobRecord,
+  JobTable,
+  type OutputFd,
+  type OutputRead,
+  SIGNAL_NUMBERS,
+} from "./table.ts";
+import type { Logger } from "../base/log.ts";
+import { retryUntil } from "../base/retry.ts";
+import { replaceFile } from "../state/tree.ts";
+import { bodyOf, isId } from "../channel/body.ts";
+import { readNodeInfo } from "../state/nodestate.ts";
+import type { JobPlace } from "./runoptions.ts";
+
+/** How long `job.output` waits for output before answering with none. */
+export const OUTPUT_POLL_MS = 20_000;
+
+/** The whole environment of the root-run wrappers of a job (unshare, setsid, setpriv). */
+export const WRAPPER_ENV: Readonly<Record<string, string>> = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+};
+
+/**
+ * The environment block the start gate reads from the job's stdin and evaluates as the job's
+ * user: its length in bytes on a line, then one `export NAME='VALUE'` per variable (single quotes
+ * escaped; a value may span lines). The gate reads the length with `read` and the rest with
+ * `head -c` (one read, where `read` takes a byte at a time). Names a shell cannot export are
+ * left out.
+ */
+export function envScript(env: Readonly<Record<string, string>>): string {
+  let script = "";
+  for (const [name, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
+    script += `export ${name}='${value.replaceAll("'", "'\\''")}'\n`;
+  }
+  return `${encoder.encode(script).length}\n${script}`;
+}
+
+/**
+ * The start gate: the job's PID 1 is first a shell that waits for one line on stdin and then
+ * execs the command (staying PID 1). The deputy finds the PID 1 and records the job before it
+ * lets it go, so even a job that ends at once (`true`) is found, and no output is missed; a job
+ * started elsewhere (job.run's `place`) is moved there while it waits. The line is the job's id,
+ * which the job gets as $OM_JOB (its PID is known only once it runs). `read` takes bytes up to
+ * the newline only (POSIX), so the job's stdin starts after it. Before that it enters the job's
+ * directory (its first argument), and takes the job's environment from stdin ({@linkcode
+ * envScript}): both as the job's user, so that a user cannot start a job where it may not go, and
+ * so that the user's environment (LD_PRELOAD...) never reaches unshare, setsid and setpriv, which
+ * run as root (they get WRAPPER_ENV; the daemon starts them in /).
+ */
+export const START_GATE = 'cd -- "$1" 2>/dev/null || ' +
+  `{ echo "Cannot start in \\"$1\\": no such directory or permission denied" >&2; exit 125; }; ` +
+  'shift; read -r om_n || exit 125; om_e=$(head -c "$om_n") || exit 125; eval "$om_e"; ' +
+  'unset om_n om_e; read -r OM_JOB || exit 125; export OM_JOB; exec "$@"';
+
+/** Signals that kill by default and that `om run` forwards; see {@linkcode deliverSignal}. */
+const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
+
+/** Body of `job.run`. */
+export interface RunRequest {
+  readonly argv: readonly string[];
+  readonly cwd: string;
+  readonly env: Record<string, string>;
+  /** Lock and hints (mosrun's options); DEFAULT_POLICY when absent. */
+  readonly policy?: JobPolicy;
+  /** Where to start it (mosrun -NODE, -j, -F); here when absent. */
+  readonly place?: JobPlace;
+}
+
+/** Whether `value` is job.run's `place`. */
+export function isJobPlace(value: unknown): value is JobPlace {
+  const v = value as JobPlace | null;
+  return typeof v === "object" && v !== null && Array.isArray(v.nodes) && v.nodes.length > 0 &&
+    v.nodes.every((n) => Number.isInteger(n) && n >= 1 && n <= 0xffff) &&
+    typeof v.fallback === "boolean";
+}
+
+/** Body of a `job.output` reply: the chunks' data in base64. */
+export interface OutputReply {
+  readonly offset: number;
+  readonly chunks: readonly { readonly fd: OutputFd; readonly data: string }[];
+  readonly exit?: JobExit;
+}
+
+/** Options of {@linkcode Deputy}. */
+export interface DeputyOptions {
+  /** This node's id: home and node of the jobs started here. */
+  readonly nodeId: number;
+  /** Where the job records go (`$OM_ROOT/jobs`). */
+  readonly jobsDir: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** The long poll of `job.output`; default OUTPUT_POLL_MS. */
+  readonly pollMs?: number;
+  /** Where every node's figures are (`$OM_ROOT/nodes`), to start jobs only on nodes that are up. */
+  readonly nodesDir?: string;
+  /** A number in [0, 1), for drawing the node a job starts on; default Math.random. */
+  readonly random?: () => number;
+}
+
+interface Running {
+  readonly process: Deno.ChildProcess;
+  /** The job's PID 1 on this host (its id, unless it came back to this node by a migration). */
+  readonly pid: number;
+  /** The write end of the job's stdin; replaced when a failed migration reopens it. */
+  stdin: WritableStreamDefaultWriter<Uint8Array>;
+  /** End of file was asked for (`job.input` eof): the write end is closed. */
+  eof?: boolean;
+  /** The exit to record instead of the SIGKILL the deputy sent in its place. */
+  killedFor?: Deno.Signal;
+  /** The job moved away: the end of this local copy is not the job's end. */
+  moved?: boolean;
+}
+
+/**
+ * Where a moved job's stdin and signals go (lib/migration/migration.ts): the deputy of the node that runs
+ * it now, over the channel.
+ */
+export interface RemoteJobs {
+  input(job: Job, data: Uint8Array | undefined, eof: boolean): Promise<void>;
+  signal(job: Job, signal: Deno.Signal): Promise<Deno.Signal | undefined>;
+}
+
+const encoder = new TextEncoder();
+
+function base64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}
+
+function unbase64(text: string): Uint8Array {
+  const raw = atob(text);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return bytes;
+}
+
+/** Encodes an output read as the `job.output` reply (PROTOCOL.md §10). */
+export function encodeOutput(read: OutputRead): OutputReply {
+  return {
+    offset: read.offset,
+    chunks: read.chunks.map((c) => ({ fd: c.fd, data: base64(c.data) })),
+    ...(read.exit ? { exit: read.exit } : {}),
+  };
+}
+
+/** Decodes a `job.output` reply's chunks back to bytes. */
+export function decodeOutput(
+  reply: OutputReply,
+): { offset: number; chunks: { fd: OutputFd; data: Uint8Array }[]; exit?: JobExit } {
+  return {
+    offset: reply.offset,
+    chunks: reply.chunks.map((c) => ({ fd: c.fd, data: unbase64(c.data) })),
+    ...(reply.exit ? { exit: reply.exit } : {}),
+  };
+}
+
+export { base64 as encodeBase64, unbase64 as decodeBase64 };
+
+/** The signal masks of /proc/<pid>/status: does the process catch or ignore signal `n`? */
+export function handlesSignal(status: string, signal: number): boolean {
+  const mask = (name: string) =>
+    BigInt(`0x${
+      new RegExp(`^${name}:\\s*([0-9a-f]+)`, "m")
+        .exec(status)?.[1] ?? "0"
+    }`);
+  const bit = 1n << BigInt(signal - 1);
+  return ((mask("SigCgt") | mask("SigIgn")) & bit) !== 0n;
+}
+
+/** The jobs of this home node and the handlers of the local socket's job commands. */
+export class Deputy {
+  readonly jobs: JobTable;
+  readonly #options: DeputyOptions;
+  readonly #running = new Map<number, Running>();
+  /** The local follow of each job started here: done once its pipes are drained. */
+  readonly #followed = new Map<number, Promise<void>>();
+  /** Per job: its stdin writes, one after the other; a migration holds them (holdInput). */
+  readonly #inputs = new Map<number, Promise<void>>();
+  /** Jobs restored here on their way home, until the move is done. */
+  readonly #adopting = new Map<number, Running>();
+  /** Relays stdin and signals to the node a moved job runs on; set by the migration. */
+  remote: RemoteJobs | undefined;
+  /**
+   * Moves a job that still waits in its start gate to `node` (job.run's `place`); set by the
+   * migration. Throws when it cannot: the job is then still here.
+   */
+  placer?: (id: number, node: number) => Promise<void>;
+  readonly #stopExpiry: () => void;
+
+  constructor(options: DeputyOptions) {
+    this.#options = options;
+    this.jobs = new JobTable(options.clock);
+    this.#stopExpiry = options.clock.every(5000, () => {
+      for (const id of this.jobs.expire()) void this.#removeRecord(id);
+    });
+  }
+
+  /** The handlers to serve on the local socket. */
+  handlers(): Map<string, Handler> {
+    const json = (value: unknown) => Promise.resolve(encoder.encode(JSON.stringify(value)));
+    return new Map<string, Handler>([
+      ["job.run", async (body, peer) => {
+        const request = bodyOf<RunRequest>(
+          "job.run",
+          body,
+          (r) =>
+            Array.isArray(r.argv) && r.argv.length > 0 &&
+            r.argv.every((a) => typeof a === "string") && typeof r.cwd === "string" &&
+            typeof r.env === "object" && r.env !== null &&
+            (r.policy === undefined || isJobPolicy(r.policy)) &&
+            (r.place === undefined || isJobPlace(r.place)),
+        );
+        const uid = sessionUid(peer);
+        if (uid === undefined) throw new Error("Cannot start a job: no user on this connection");
+        return await json({ id: await this.start(request, { uid }) });
+      }],
+      ["job.output", async (body) => {
+        const { id, offset } = bodyOf<{ id: number; offset: number }>(
+          "job.output",
+          body,
+          (r) => isId(r.id) && Number.isInteger(r.offset),
+        );
+        return await json(encodeOutput(await this.output(id, offset)));
+      }],
+      ["job.input", async (body) => {
+        const request = bodyOf<{ id: number; data?: string; eof?: boolean }>(
+          "job.input",
+          body,
+          (r) => isId(r.id) && (typeof r.data === "string" || r.eof === true),
+        );
+        await this.input(request.id, request.data ? unbase64(request.data) : undefined);
+        if (request.eof) await this.closeInput(request.id);
+        return await json({});
+      }],
+      ["job.signal", async (body) => {
+        const { id, signal } = bodyOf<{ id: number; signal: Deno.Signal }>(
+          "job.signal",
+          body,
+          (r) => isId(r.id) && typeof r.signal === "string",
+        );
+        return await json({ sent: await this.signal(id, signal) });
+      }],
+      ["job.list", () => json(this.jobs.list().map(jobRecord))],
+    ]);
+  }
+
+  /**
+   * Starts a job as user `uid` (root's jobs as today, another user's through setpriv, with its
+   * primary group and its groups, in a mount namespace and /proc of its own so that CRIU can dump
+   * it: lib/criu/criu.ts startJobArgs); resolves with its id once its PID 1 exists.
+   */
+  async start(request: RunRequest, options: { readonly uid: number }): Promise<number> {
+    const { uid } = options;
+    let asUser: string[] = [];
+    if (uid !== 0) {
+      const user = await lookupUser(uid);
+      if (!user) {
+        throw new Error(
+          `Cannot start "${request.argv.join(" ")}": uid ${uid} is not in the user database`,
+        );
+      }
+      asUser = ["setpriv", `--reuid=${uid}`, `--regid=${user.gid}`, "--init-groups", "--"];
+    }
+    const [program, ...args] = startJobArgs([
+      ...asUser,
+      "sh",
+      "-c",
+      START_GATE,
+      "om-job",
+      request.cwd,
+      ...request.argv,
+    ], { ownMounts: uid !== 0 });
+    let process: Deno.ChildProcess;
+    try {
+      process = new Deno.Command(program, {
+        args,
+        cwd: "/",
+        env: WRAPPER_ENV,
+        clearEnv: true,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      throw new Error(`Cannot start "${request.argv.join(" ")}": ${(error as Error).message}`);
+    }
+    let id: number;
+    try {
+      id = await retryUntil(() => namespacePid1(process.pid), 2000, {
+        intervalMs: 5,
+        what: "the job's PID 1",
+      });
+    } catch {
+      try {
+        process.kill("SIGKILL");
+      } catch { /* gone */ }
+      const status = await process.status;
+      const said = (await new Response(process.stderr).text().catch(() => "")).trim();
+      throw new Error(
+        `Cannot start "${request.argv.join(" ")}": ${
+          said || `its PID 1 did not appear (exit ${status.code})`
+        }`,
+      );
+    }
+    const stdin = process.stdin.getWriter();
+    const job = this.jobs.add({
+      id,
+      home: this.#options.nodeId,
+      node: this.#options.nodeId,
+      command: request.argv,
+      policy: request.policy,
+      uid,
+    });
+    this.#running.set(id, { process, pid: id, stdin });
+    await this.#writeRecord(job);
+    const followed = this.#follow(job, process);
+    this.#followed.set(id, followed);
+    void followed.finally(() => {
+      if (this.#followed.get(id) === followed) this.#followed.delete(id);
+    });
+    if (request.place) {
+      try {
+        await this.#place(job, request.place);
+      } catch (error) {
+        await this.#discard(id);
+        throw error;
+      }
+    }
+    // Through the input path: it reaches the job wherever it was placed.
+    const env = { ...request.env, OM_JOB_LOCK: request.policy?.lock ? "1" : "0" };
+    await this.input(id, encoder.encode(`${envScript(env)}${id}\n`));
+    this.#options.logger.info("job {id}: started {command} on node {node}", {
+      id,
+      command: request.argv.join(" "),
+      node: job.node,
+    });
+    return id;
+  }
+
+  /**
+   * Moves a job still in its start gate to one of `place.nodes`: those that are up (or this
+   * node) are tried in a random order; this node means it stays. When none works it stays here
+   * if `place.fallback`, else this throws, naming the nodes and why each failed.
+   */
+  async #place(job: Job, place: JobPlace): Promise<void> {
+    const here = this.#options.nodeId;
+    const random = this.#options.random ?? Math.random;
+    const failures: string[] = [];
+    const up: number[] = [];
+    for (const node of new Set(place.nodes)) {
+      if (node === here) {
+        up.push(node);
+        continue;
+      }
+      const info = this.#options.nodesDir === undefined
+        ? undefined
+        : await readNodeInfo(this.#options.nodesDir, node).catch(() => undefined);
+      if (info?.status === "up") up.push(node);
+      else failures.push(info ? `node ${node} is down` : `node ${node} is not known here`);
+    }
+    while (up.length > 0) {
+      const [node] = up.splice(Math.min(up.length - 1, Math.floor(random() * up.length)), 1);
+      if (node === here) return;
+      try {
+        if (!this.placer) throw new Error("this node cannot migrate jobs");
+        await this.placer(job.id, node);
+        return;
+      } catch (error) {
+        // A migration error says the job goes on here: true now, not once it is discarded.
+        const why = (error instanceof Error ? error.message : String(error))
+          .replace(/^Cannot migrate job \d+ to node \d+: /, "")
+          .replace(/; the job goes on at node \d+$/, "");
+        failures.push(place.nodes.length === 1 ? why : `node ${node}: ${why}`);
+      }
+    }
+    const nodes = place.nodes.length === 1
+      ? `node ${place.nodes[0]}`
+      : `nodes ${place.nodes.join(",")}`;
+    if (place.fallback) {
+      this.#options.logger.warn("job {id}: cannot start on {nodes} ({why}); it runs at home", {
+        id: job.id,
+        nodes,
+        why: failures.join("; "),
+      });
+      return;
+    }
+    throw new Error(
+      `Cannot start "${job.command.join(" ")}" on ${nodes}: ${failures.join("; ")}`,
+    );
+  }
+
+  /** Kills a job that never left its start gate and forgets it (nothing of it ran). */
+  async #discard(id: number): Promise<void> {
+    const running = this.#running.get(id);
+    if (running) {
+      for (const kill of [() => running.process.kill("SIGKILL"), () => Deno.kill(id, "SIGKILL")]) {
+        try {
+          kill();
+        } catch { /* gone */ }
+      }
+    }
+    await this.drained(id);
+    this.jobs.remove(id);
+    await this.#removeRecord(id);
+    this.#options.logger.info("job {id}: not started", { id });
+  }
+
+  async #follow(job: Job, process: Deno.ChildProcess): Promise<void> {
+    const pump = async (stream: ReadableStream<Uint8Array>, fd: OutputFd) => {
+      for await (const chunk of stream) {
+        job.output.append(fd, chunk);
+        await job.output.room();
+      }
+    };
+    const [status] = await Promise.all([
+      process.status,
+      pump(process.stdout, 1).catch(() => {}),
+      pump(process.stderr, 2).catch(() => {}),
+    ]);
+    const running = this.#running.get(job.id);
+    this.#running.delete(job.id);
+    running?.stdin.close().catch(() => {});
+    if (running?.moved) {
+      this.#options.logger.debug("job {id}: the local copy is gone, the job runs on node {node}", {
+        id: job.id,
+        node: job.node,
+      });
+      return;
+    }
+    const exit: JobExit = running?.killedFor
+      ? { signal: running.killedFor }
+      : status.signal
+      ? { signal: status.signal }
+      : { code: status.code };
+    this.jobs.finish(job.id, exit);
+    this.#options.logger.info("job {id}: ended with {exit}", {
+      id: job.id,
+      exit: JSON.stringify(exit),
+    });
+  }
+
+  /** The long poll of a job's output; once its exit is delivered, the job is forgotten. */
+  async output(id: number, offset: number): Promise<OutputRead> {
+    const job = this.jobs.get(id);
+    const read = await job.output.read(offset, this.#options.pollMs ?? OUTPUT_POLL_MS);
+    if (read.exit) {
+      this.jobs.remove(id);
+      await this.#removeRecord(id);
+    }
+    return read;
+  }
+
+  /**
+   * Runs a job's stdin operations one after the other, in the order they came, so that a
+   * migration can hold them (holdInput) and they go on, in order, where the job then runs.
+   */
+  #queueInput(id: number, op: () => Promise<void>): Promise<void> {
+    const done = (this.#inputs.get(id) ?? Promise.resolve()).then(op);
+    const tail = done.catch(() => {});
+    this.#inputs.set(id, tail);
+    void tail.then(() => {
+      if (this.#inputs.get(id) === tail) this.#inputs.delete(id);
+    });
+    return done;
+  }
+
+  /** Writes to a job's stdin (nothing happens once the job no longer reads it). */
+  input(id: number, data: Uint8Array | undefined): Promise<void> {
+    this.jobs.get(id);
+    if (!data?.length) return Promise.resolve();
+    return this.#queueInput(id, async () => {
+      const job = this.jobs.get(id);
+      if (this.#elsewhere(job)) return await this.remote!.input(job, data, false);
+      const running = this.#running.get(id);
+      if (!running || running.eof) return;
+      await running.stdin.write(data).catch(() => {});
+    });
+  }
+
+  /** Closes a job's stdin: it reads end of file. */
+  closeInput(id: number): Promise<void> {
+    this.jobs.get(id);
+    return this.#queueInput(id, async () => {
+      const job = this.jobs.get(id);
+      if (this.#elsewhere(job)) return await this.remote!.input(job, undefined, true);
+      const running = this.#running.get(id);
+      if (!running || running.eof) return;
+      running.eof = true;
+      await running.stdin.close().catch(() => {});
+    });
+  }
+
+  /**
+   * Holds job `id`'s stdin for a migration: resolves once every write asked for before is done;
+   * later writes wait until the returned release is called, and then go where the job runs.
+   */
+  async holdInput(id: number): Promise<() => void> {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const before = this.#inputs.get(id) ?? Promise.resolve();
+    void this.#queueInput(id, () => gate);
+    await before;
+    return release;
+  }
+
+  /**
+   * A migration of the local copy, after the dump: closes the deputy's write end of the job's
+   * stdin (so that reading the pipe ends), and says whether end of file had been asked for.
+   */
+  async detachInput(id: number): Promise<{ pid: number; eof: boolean } | undefined> {
+    const running = this.#running.get(id);
+    if (!running) return undefined;
+    const eof = running.eof === true;
+    if (!eof) {
+      running.eof = true;
+      await running.stdin.close().catch(() => {});
+    }
+    return { pid: running.pid, eof };
+  }
+
+  /**
+   * A migration failed after detachInput: the job's stdin gets a new write end (`writer`,
+   * opened through /proc/<pid>/fd/0), closed again when end of file had been asked for.
+   */
+  reattachInput(id: number, writer: WritableStreamDefaultWriter<Uint8Array>, eof: boolean): void {
+    const running = this.#running.get(id);
+    if (!running) {
+      void writer.close().catch(() => {});
+      return;
+    }
+    running.stdin = writer;
+    running.eof = eof;
+    if (eof) void writer.close().catch(() => {});
+  }
+
+  /**
+   * A job of this node came home (lib/migration/migration.ts restored it under its waiter, `process`,
+   * with PID `pid`): kept aside until the move is done (adopted) or failed (dropAdoption).
+   */
+  adopt(
+    id: number,
+    process: Deno.ChildProcess,
+    pid: number,
+    stdin: WritableStreamDefaultWriter<Uint8Array>,
+    eof: boolean,
+  ): void {
+    this.jobs.get(id);
+    this.#adopting.set(id, { process, pid, stdin, eof });
+  }
+
+  /**
+   * The move home is done: the job runs here again, its output read from its new pipes after
+   * every byte the node it ran on sent, its stdin and signals local again.
+   */
+  async adopted(id: number): Promise<void> {
+    const running = this.#adopting.get(id);
+    this.#adopting.delete(id);
+    if (!running) return;
+    const job = this.jobs.get(id);
+    job.node = this.#options.nodeId;
+    this.#running.set(id, running);
+    const followed = this.#follow(job, running.process);
+    this.#followed.set(id, followed);
+    void followed.finally(() => {
+      if (this.#followed.get(id) === followed) this.#followed.delete(id);
+    });
+    // Written before the move's answer: whoever waits for it (om migrate, expel) reads it home.
+    await this.#writeRecord(job);
+  }
+
+  /** The move home failed after the restore here: this copy goes, the job runs on there. */
+  dropAdoption(id: number): void {
+    const running = this.#adopting.get(id);
+    this.#adopting.delete(id);
+    if (!running) return;
+    for (const kill of [() => Deno.kill(running.pid, "SIGKILL"), () => running.process.kill()]) {
+      try {
+        kill();
+      } catch { /* gone */ }
+    }
+    void running.process.stdout.cancel().catch(() => {});
+    void running.process.stderr.cancel().catch(() => {});
+  }
+
+  /** The host PID of the local copy of job `id` (undefined when it does not run here). */
+  localPid(id: number): number | undefined {
+    return this.#running.get(id)?.pid;
+  }
+
+  /**
+   * Delivers a signal as a terminal would. SIGINT and SIGQUIT go to the job's process group
+   * (its PID 1 leads it), others to PID 1. The kernel drops signals from outside a PID namespace
+   * that its PID 1 neither catches nor ignores (SIGKILL and SIGSTOP excepted), so when PID 1
+   * does neither for a terminating signal, it is sent SIGKILL instead and the job's exit is
+   * recorded as the signal asked for: what the person would see without a namespace. Resolves
+   * to the signal actually sent to PID 1 (undefined when the job had ended).
+   */
+  async signal(id: number, signal: Deno.Signal): Promise<Deno.Signal | undefined> {
+    const job = this.jobs.get(id);
+    if (this.#elsewhere(job)) return await this.remote!.signal(job, signal);
+    const running = this.#running.get(id);
+    if (!running) return undefined;
+    const number = SIGNAL_NUMBERS[signal];
+    if (number === undefined) throw new RangeError(`Cannot send "${signal}": unknown signal`);
+    let sent = signal;
+    if (TERMINATING.includes(signal)) {
+      const status = await Deno.readTextFile(`/proc/${running.pid}/status`).catch(() => "");
+      if (status && !handlesSignal(status, number)) {
+        running.killedFor = signal;
+        sent = "SIGKILL";
+      }
+    }
+    const group = signal === "SIGINT" || signal === "SIGQUIT";
+    try {
+      if (sent === "SIGKILL") {
+        // unshare, told its child died of SIGKILL, cannot re-raise it and prints an error
+        // to the job's stderr: it goes first, and the whole namespace dies with PID 1.
+        try {
+          running.process.kill("SIGKILL");
+        } catch { /* gone */ }
+        Deno.kill(running.pid, "SIGKILL");
+      } else if (group) Deno.kill(-running.pid, signal);
+      else Deno.kill(running.pid, signal);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    this.#options.logger.debug("job {id}: {signal} sent as {sent}", { id, signal, sent });
+    return sent;
+  }
+
+  /** Whether a job (not ended) runs on another node, whose deputy gets its stdin and signals. */
+  #elsewhere(job: Job): boolean {
+    return job.node !== this.#options.nodeId && !job.output.exit && this.remote !== undefined;
+  }
+
+  /**
+   * The migration's last step at home: the job now runs on `node`. It is recorded so (the
+   * record too) BEFORE the stopped local copy is killed, so that copy's end is not taken for
+   * the job's. Resolves once the local copy's pipes are drained: every byte it wrote before
+   * the dump is then in the output log, and output from `node` may follow it.
+   */
+  async moved(id: number, node: number): Promise<void> {
+    const job = this.jobs.get(id);
+    job.node = node;
+    await this.#writeRecord(job);
+    const running = this.#running.get(id);
+    if (running) {
+      running.moved = true;
+      for (
+        const kill of [
+          () => running.process.kill("SIGKILL"),
+          () => Deno.kill(running.pid, "SIGKILL"),
+        ]
+      ) {
+        try {
+          kill();
+        } catch { /* gone */ }
+      }
+    }
+    await this.drained(id);
+  }
+
+  /** Resolves once the local copy of job `id` (if any) has ended and its pipes are drained. */
+  async drained(id: number): Promise<void> {
+    await this.#followed.get(id);
+  }
+
+  /** The job came back to this node or its record changed: rewrites its record. */
+  async placed(id: number, node: number): Promise<void> {
+    const job = this.jobs.get(id);
+    job.node = node;
+    await this.#writeRecord(job);
+  }
+
+  async #writeRecord(job: Job): Promise<void> {
+    try {
+      await Deno.mkdir(this.#options.jobsDir, { recursive: true });
+      await replaceFile(
+        `${this.#options.jobsDir}/${job.id}`,
+        encoder.encode(JSON.stringify(jobRecord(job)) + "\n"),
+      );
+    } catch (error) {
+      this.#options.logger.warn("job {id}: cannot write its record: {error}", {
+        id: job.id,
+        error: String(error),
+      });
+    }
+  }
+
+  async #removeRecord(id: number): Promise<void> {
+    await Deno.remove(`${this.#options.jobsDir}/${id}`).catch(() => {});
+  }
+
+  /**
+   * Stops the deputy. The jobs go on (their pipes close with the daemon, so they see end of
+   * file or EPIPE); their records are removed.
+   */
+  async close(): Promise<void> {
+    this.#stopExpiry();
+    for (const job of this.jobs.list()) await this.#removeRecord(job.id);
+  }
+}
+
+export { localSocketPath };
+
+/**
+ * Opens the local control socket `<root>/omdiscd.sock` with the deputy's job commands: mode
+ * 0666, every user may connect, and proves who they are with a token in `<root>/users`
+ * (lib/jobs/localauth.ts says who may then do what). Closing stops both.
+ */
+export function serveLocal(
+  options: {
+    root: string;
+    nodeId: number;
+    logger: Logger;
+    clock: Clock;
+    /** `$OM_ROOT/nodes` unless given (the kernel backend's are elsewhere). */
+    nodesDir?: string;
+    /** More commands for the socket, made once the deputy exists (e.g. job.migrate). */
+    more?: (deputy: Deputy) => ReadonlyMap<string, Handler>;
+  },
+): { readonly deputy: Deputy; close(): Promise<void> } {
+  const deputy = new Deputy({
+    ...options,
+    jobsDir: `${options.root}/jobs`,
+    nodesDir: options.nodesDir ?? `${options.root}/nodes`,
+  });
+  let server;
+  try {
+    // Users must reach the socket: the state tree's root is searchable by all.
+    Deno.mkdirSync(options.root, { recursive: true });
+    const root = Deno.statSync(options.root);
+    if (((root.mode ?? 0) & 0o011) !== 0o011) {
+      Deno.chmodSync(options.root, ((root.mode ?? 0) & 0o7777) | 0o011);
+    }
+    // ... but not the migrations' images (CRIU writes them 0644: the jobs' memory).
+    Deno.mkdirSync(`${options.root}/migrations`, { recursive: true });
+    Deno.chmodSync(`${options.root}/migrations`, 0o700);
+    const usersDir = usersDirPath(options.root);
+    prepareUsersDir(usersDir);
+    server = serveChannel({
+      path: localSocketPath(options.root),
+      mode: 0o666,
+      nodeId: options.nodeId,
+      logger: options.logger,
+      handlers: guardLocal(
+        new Map([
+          ...builtinHandlers(options.nodeId),
+          ...deputy.handlers(),
+          ...(options.more?.(deputy) ?? []),
+        ]),
+        {
+          usersDir,
+          clock: options.clock,
+          ownerOf: (id) => deputy.jobs.find(id)?.uid,
+        },
+      ),
+    });
+  } catch (error) {
+    void deputy.close();
+    throw error;
+  }
+  return {
+    deputy,
+    async close() {
+      await server.close();
+      await deputy.close();
+    },
+  };
+}
