@@ -47,3 +47,16 @@ export function sameNetwork(address: string, base: string, netmask: string): boo
   const mask = parseIPv4(netmask);
   return ((parseIPv4(address) & mask) >>> 0) === ((parseIPv4(base) & mask) >>> 0);
 }
+
+/** True for a contiguous netmask (ones then zeros), 0.0.0.0 excluded. */
+export function validMask(mask: number): boolean {
+  if (mask === 0) return false;
+  const inverted = ~mask >>> 0;
+  return (inverted & (inverted + 1)) === 0;
+}
+
+/** True for an address a node can have: not 0.0.0.0, not multicast/reserved, node id not 0. */
+export function validHost(address: number): boolean {
+  const first = address >>> 24;
+  return address !== 0 && first !== 0 && first < 224 && (address & 0xffff) !== 0;
+}

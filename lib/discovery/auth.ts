@@ -11,7 +11,7 @@
  */
 import { Reader, Writer } from "../base/cursor.ts";
 import { type ClusterKey, sameMac, sign } from "../base/key.ts";
-import { WireError } from "./datagram.ts";
+import { WireError } from "../base/wireerror.ts";
 
 export const TRAILER_SIZE = 24;
 const MAC_SIZE = 16;

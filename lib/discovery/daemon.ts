@@ -21,12 +21,10 @@ import type { DatagramHandler, Peer, Transport } from "./transport.ts";
 import {
   type Announcement,
   decodeAnnouncement,
-  DROP_REASONS,
-  type DropReason,
   encodeAnnouncement,
   type MessageKind,
-  WireError,
 } from "./datagram.ts";
+import { DROP_REASONS, type DropReason, WireError } from "../base/wireerror.ts";
 
 /** What the daemon needs to know about itself. */
 export interface DaemonConfig {

@@ -11,7 +11,8 @@
  * |     52 |    1 | t     | 'j' join, 'a' acknowledgement/announce, 'l' leave    |
  */
 import { Reader, Writer } from "../base/cursor.ts";
-import { formatIPv4, parseIPv4 } from "../base/ipv4.ts";
+import { formatIPv4, parseIPv4, validHost, validMask } from "../base/ipv4.ts";
+import { WireError } from "../base/wireerror.ts";
 
 /** The magic number, om's own (the original's is lost): "OMDC" in ASCII. */
 export const MAGIC = 0x4f4d4443;
@@ -41,57 +42,9 @@ export interface Announcement {
   readonly aliases: readonly Interface[];
 }
 
-/** Why a datagram was refused; the daemon counts drops by this reason. */
-export type DropReason =
-  | "length"
-  | "magic"
-  | "type"
-  | "source"
-  | "netmask"
-  | "alias"
-  | "range"
-  | "auth"
-  | "replay"
-  | "stranger";
-
-/** Every drop reason, for counters (PROTOCOL.md §1.3). */
-export const DROP_REASONS: readonly DropReason[] = [
-  "length",
-  "magic",
-  "type",
-  "source",
-  "netmask",
-  "alias",
-  "range",
-  "auth",
-  "replay",
-  "stranger",
-];
-
-/** A datagram that does not parse. */
-export class WireError extends SyntaxError {
-  override name = "WireError";
-  constructor(readonly reason: DropReason, message: string) {
-    super(message);
-  }
-}
-
 const kindOfByte = new Map<number, MessageKind>(
   Object.entries(MessageType).map(([kind, byte]) => [byte, kind as MessageKind]),
 );
-
-/** True for a contiguous netmask (ones then zeros), 0.0.0.0 excluded. */
-function validMask(mask: number): boolean {
-  if (mask === 0) return false;
-  const inverted = ~mask >>> 0;
-  return (inverted & (inverted + 1)) === 0;
-}
-
-/** True for an address a node can have: not 0.0.0.0, not multicast/reserved, node id not 0. */
-export function validHost(address: number): boolean {
-  const first = address >>> 24;
-  return address !== 0 && first !== 0 && first < 224 && (address & 0xffff) !== 0;
-}
 
 /** Encodes an announcement into its 53 bytes. */
 export function encodeAnnouncement(message: Announcement): Uint8Array {

@@ -19,8 +19,8 @@
  * |     40 |    8 | tmem   | total memory, bytes                                        |
  */
 import { Reader, Writer } from "../base/cursor.ts";
-import { formatIPv4, parseIPv4 } from "../base/ipv4.ts";
-import { validHost, WireError } from "../discovery/datagram.ts";
+import { formatIPv4, parseIPv4, validHost } from "../base/ipv4.ts";
+import { WireError } from "../base/wireerror.ts";
 
 export const INFO_MAGIC = 0x4f4d4e49;
 export const INFO_VERSION = 1;

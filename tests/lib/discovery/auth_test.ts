@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ReplayGuard, seal, Sequencer, TRAILER_SIZE, unseal } from "../../../lib/discovery/auth.ts";
 import { importKey, newKeyText, parseKeyText } from "../../../lib/base/key.ts";
-import type { WireError } from "../../../lib/discovery/datagram.ts";
+import type { WireError } from "../../../lib/base/wireerror.ts";
 
 const key = async () => await importKey(parseKeyText(newKeyText(), "k"));
 

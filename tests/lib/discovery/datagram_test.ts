@@ -6,8 +6,8 @@ import {
   encodeAnnouncement,
   MAGIC,
   MessageType,
-  WireError,
 } from "../../../lib/discovery/datagram.ts";
+import { WireError } from "../../../lib/base/wireerror.ts";
 
 const hex = (bytes: Uint8Array) =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { decodeInfo, encodeInfo, INFO_MAGIC, INFO_SIZE } from "../../../lib/info/message.ts";
-import { WireError } from "../../../lib/discovery/datagram.ts";
+import { WireError } from "../../../lib/base/wireerror.ts";
 
 const hex = (bytes: Uint8Array) =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
