@@ -9,9 +9,10 @@
  */
 import { parseArgs } from "node:util";
 import { LAB_PARENT, startDaemons, withBenchLab } from "./benchlab.ts";
-import { findCriu } from "../lib/criu/criu.ts";
+import { findCriu } from "../lib/criu/preflight.ts";
 import { type JobRecord, readJobRecords } from "../lib/jobs/table.ts";
-import { execInNode, type Lab, nodeRoot } from "../lib/lab/lab.ts";
+import { type Lab, nodeRoot } from "../lib/lab/record.ts";
+import { execInNode } from "../lib/lab/exec.ts";
 import { omCommand } from "../lib/base/selfexec.ts";
 import {
   benchMain,

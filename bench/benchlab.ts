@@ -3,15 +3,12 @@
  * machine has it (report.ts labParent), their daemons started and agreed, always removed.
  * bench/discover.ts makes its labs its own way: it measures their making.
  */
-import {
-  createLab,
-  destroyLab,
-  type Lab,
-  nodeRoot,
-  planLab,
-  startDaemon,
-  waitForAgreement,
-} from "../lib/lab/lab.ts";
+import { planLab } from "../lib/lab/plan.ts";
+import { type Lab, nodeRoot } from "../lib/lab/record.ts";
+import { createLab } from "../lib/lab/create.ts";
+import { destroyLab } from "../lib/lab/destroy.ts";
+import { startDaemon } from "../lib/lab/daemons.ts";
+import { waitForAgreement } from "../lib/lab/maps.ts";
 import { readNodeInfo } from "../lib/state/nodestate.ts";
 import { retryUntil } from "../lib/base/retry.ts";
 import { labParent } from "./report.ts";

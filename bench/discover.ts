@@ -20,20 +20,13 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { decodeConfig } from "../lib/state/hpcmap.ts";
 import { nodeIdOf } from "../lib/base/ipv4.ts";
-import {
-  createLab,
-  destroyLab,
-  execInNode,
-  findNode,
-  isAlive,
-  type Lab,
-  labNodeIds,
-  mapNodeIds,
-  nodeStatePaths,
-  planLab,
-  startDaemon,
-  stopDaemon,
-} from "../lib/lab/lab.ts";
+import { planLab } from "../lib/lab/plan.ts";
+import { findNode, type Lab, labNodeIds, nodeStatePaths } from "../lib/lab/record.ts";
+import { execInNode } from "../lib/lab/exec.ts";
+import { createLab } from "../lib/lab/create.ts";
+import { destroyLab } from "../lib/lab/destroy.ts";
+import { isAlive, startDaemon, stopDaemon } from "../lib/lab/daemons.ts";
+import { mapNodeIds } from "../lib/lab/maps.ts";
 import { omCommand } from "../lib/base/selfexec.ts";
 import {
   benchMain,

@@ -12,7 +12,9 @@
  */
 import { parseArgs } from "node:util";
 import { LAB_PARENT, startDaemons, withBenchLab } from "./benchlab.ts";
-import { execInNode, findNode, type Lab, nodeRoot, stopDaemon } from "../lib/lab/lab.ts";
+import { findNode, type Lab, nodeRoot } from "../lib/lab/record.ts";
+import { execInNode } from "../lib/lab/exec.ts";
+import { stopDaemon } from "../lib/lab/daemons.ts";
 import { retryUntil } from "../lib/base/retry.ts";
 import { omCommand } from "../lib/base/selfexec.ts";
 import { benchMain, goalLine, machine, median, ms, renderTable, saveResults } from "./report.ts";

@@ -23,17 +23,13 @@
  */
 import { parseArgs } from "node:util";
 import { LAB_PARENT, startDaemons, withBenchLab } from "./benchlab.ts";
-import {
-  type Criu,
-  dump,
-  fdKey,
-  findCriu,
-  type InheritFd,
-  restore,
-  startJob,
-} from "../lib/criu/criu.ts";
+import type { InheritFd } from "../lib/criu/args.ts";
+import { findCriu } from "../lib/criu/preflight.ts";
+import { type Criu, dump, restore } from "../lib/criu/run.ts";
+import { fdKey, startJob } from "../lib/criu/startjob.ts";
 import { readJobRecords } from "../lib/jobs/table.ts";
-import { execInNode, type Lab, nodeRoot } from "../lib/lab/lab.ts";
+import { type Lab, nodeRoot } from "../lib/lab/record.ts";
+import { execInNode } from "../lib/lab/exec.ts";
 import { retryUntil } from "../lib/base/retry.ts";
 import { omCommand } from "../lib/base/selfexec.ts";
 import {

@@ -17,7 +17,10 @@
  *   deno run -A --unstable-net bench/pagepath.ts [MB] [--rounds 10]
  */
 import { parseArgs } from "node:util";
-import { type Criu, dump, dumpArgs, findCriu, pageServerArgs, startJob } from "../lib/criu/criu.ts";
+import { dumpArgs, pageServerArgs } from "../lib/criu/args.ts";
+import { findCriu } from "../lib/criu/preflight.ts";
+import { type Criu, dump } from "../lib/criu/run.ts";
+import { startJob } from "../lib/criu/startjob.ts";
 import { linkPages, listenForPages, newPageToken } from "../lib/migration/pagelink.ts";
 import { pageReservation, receiverArgs, reservePages } from "../lib/migration/pagereceiver.ts";
 import { LAB_PARENT } from "./benchlab.ts";

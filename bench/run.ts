@@ -12,7 +12,7 @@
  * bench/balance.ts take their own arguments.
  */
 import { parseArgs } from "node:util";
-import { findCriu } from "../lib/criu/criu.ts";
+import { findCriu } from "../lib/criu/preflight.ts";
 import { parseDiscoverArgs, runDiscover } from "./discover.ts";
 import { benchMain } from "./report.ts";
 import { parseInfoArgs, runInfo } from "./info.ts";

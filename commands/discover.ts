@@ -3,40 +3,14 @@
  * keeps the cluster map in the state tree, the kernel's /proc/hpc, or the ALPHA files.
  */
 import { type CommandSpec, type Parsed, unparse, UsageError } from "../lib/cli/parser.ts";
-import { systemClock } from "../lib/base/clock.ts";
 import { type FlagSettings, loadSettings, type Settings } from "../lib/cli/config.ts";
 import type { Context } from "../lib/cli/context.ts";
-import { DiscoveryDaemon } from "../lib/discovery/daemon.ts";
-import { formatNodeId, nodeIdOf } from "../lib/base/ipv4.ts";
 import { type Logging, setupLogging } from "../lib/base/log.ts";
-import {
-  listInterfaces,
-  type NetInterface,
-  NetworkSetupError,
-  resolveInterfaces,
-} from "../lib/discovery/interfaces.ts";
-import { acquirePidFile, AlreadyRunningError } from "../lib/base/pidfile.ts";
 import { omCommand } from "../lib/base/selfexec.ts";
-import { mapWriter, replaceFile, resolveStatePaths, type StatePaths } from "../lib/state/tree.ts";
-import { readFlag, readNumber } from "../lib/state/admin.ts";
-import { InfoExchange } from "../lib/info/exchange.ts";
-import { makeAcl } from "../lib/channel/access.ts";
-import {
-  type ChannelServer,
-  connectChannel,
-  type Handler,
-  serveChannel,
-} from "../lib/channel/channel.ts";
-import { findCriu } from "../lib/criu/criu.ts";
-import { Migration } from "../lib/migration/migration.ts";
-import { Balancer } from "../lib/balance/balancer.ts";
-import { type ClusterKey, loadKey } from "../lib/base/key.ts";
-import { serveLocal } from "../lib/jobs/deputy.ts";
-import { Meter, REFERENCE_SPEED, speedOfCpuinfo } from "../lib/info/measure.ts";
-import { nodeInfoWriter } from "../lib/state/nodestate.ts";
 import { openSyslog } from "../lib/base/syslog.ts";
-import { openMulticast } from "../lib/discovery/udp.ts";
 import { ALPHA_OPTION, ROOT_OPTION } from "../lib/cli/stateflags.ts";
+import type { MigrationFaults } from "../lib/migration/faults.ts";
+import { NodeStartError, type RunningNode, startNode } from "../lib/node.ts";
 import { meta } from "./index.ts";
 
 export const spec: CommandSpec = {
@@ -206,104 +180,6 @@ function flagSettings(parsed: Parsed): FlagSettings {
 
 const READY = "\u0000om-discover-ready\n";
 
-/** The channel commands lib/migration/migration.ts answers (PROTOCOL.md §11). */
-const MIGRATION_COMMANDS = [
-  "mig.request",
-  "mig.check",
-  "mig.pages",
-  "mig.begin",
-  "mig.file",
-  "mig.restore",
-  "mig.commit",
-  "mig.status",
-  "mig.abort",
-  "mig.move",
-  "job.push",
-  "job.exited",
-  "job.input",
-  "job.signal",
-];
-
-/**
- * The node-to-node channel: ping, version and this node's figures; with a key every connection
- * proves it, without one only the map's members and the allowed networks get in.
- */
-function openChannel(
-  settings: Settings,
-  node: {
-    key?: ClusterKey;
-    id: number;
-    talk: readonly NetInterface[];
-    daemon: DiscoveryDaemon;
-    info?: InfoExchange;
-    logger: Logging["logger"];
-    /** The migration's commands (mig.*, job.push/exited, guests' job.input/signal). */
-    migration: () => Migration | undefined;
-  },
-): ChannelServer {
-  const encoder = new TextEncoder();
-  const members = () =>
-    new Set(
-      node.daemon.membership.members().flatMap((m) => [
-        m.address,
-        ...m.aliases.map((a) => a.address),
-      ]),
-    );
-  return serveChannel({
-    port: settings.channelPort,
-    key: node.key,
-    nodeId: node.id,
-    logger: node.logger,
-    handlers: new Map<string, Handler>([
-      [
-        "info",
-        () => Promise.resolve(encoder.encode(JSON.stringify(node.info?.own ?? { id: node.id }))),
-      ],
-      ...MIGRATION_COMMANDS.map((name): [string, Handler] => [name, async (body, peer) => {
-        const handler = node.migration()?.channelHandlers().get(name);
-        if (!handler) throw new Error(`${name}: this node is still starting`);
-        return await handler(body, peer);
-      }]),
-    ]),
-    acl: node.key ? undefined : makeAcl({
-      members,
-      allowed: settings.allow.length ? settings.allow : undefined,
-      interfaces: node.talk,
-    }),
-  });
-}
-
-/** The node-information exchange: measures the machine, or the node's cgroup in a lab. */
-function infoExchange(
-  settings: Settings,
-  paths: StatePaths,
-  ctx: Context,
-  address: string,
-): InfoExchange {
-  const meter = new Meter({
-    cgroup: {
-      cpu: ctx.env("OM_CGROUP_CPU"),
-      cpuacct: ctx.env("OM_CGROUP_CPUACCT"),
-      memory: ctx.env("OM_CGROUP_MEMORY"),
-    },
-    now: () => Date.now(),
-  });
-  let defaultSpeed = REFERENCE_SPEED;
-  try {
-    defaultSpeed = speedOfCpuinfo(Deno.readTextFileSync("/proc/cpuinfo"));
-  } catch { /* no /proc/cpuinfo: the reference speed */ }
-  return new InfoExchange({
-    sample: () => meter.sample(),
-    admin: async () => ({
-      quiet: await readFlag(paths, "quiet"),
-      block: await readFlag(paths, "block"),
-      speed: await readNumber(paths, "speed"),
-    }),
-    write: nodeInfoWriter(paths.nodes),
-    defaultSpeed,
-  }, { id: nodeIdOf(address), address, interval: settings.infoInterval });
-}
-
 /** Starts the daemon again, detached in its own session, and reports whether it came up. */
 async function detach(parsed: Parsed, ctx: Context): Promise<number> {
   // Deno's `detached` does not make a new session on Linux (checked): setsid(1) does.
@@ -377,6 +253,19 @@ function handleSignals(
 }
 
 export async function run(parsed: Parsed, ctx: Context): Promise<number> {
+  return await serve(parsed, ctx, {});
+}
+
+/**
+ * `om discover` once parsed: detaches unless -n, sets up logging, starts the node (lib/node.ts)
+ * and keeps it until SIGTERM or SIGINT. `options.faults`: what a test makes the node's migrations
+ * suffer (tests/tools/faultnode.ts); never set by the command itself.
+ */
+export async function serve(
+  parsed: Parsed,
+  ctx: Context,
+  options: { faults?: MigrationFaults },
+): Promise<number> {
   const flags = flagSettings(parsed);
   const detached = ctx.env("OM_DISCOVER_DETACHED") === "1";
   if (!parsed.options.nodaemon && !detached) return await detach(parsed, ctx);
@@ -388,90 +277,11 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
     await logging.close();
     return code;
   };
-
-  let nics: NetInterface[];
-  try {
-    const routes = await Deno.readTextFile("/proc/net/route").catch(() => "");
-    nics = resolveInterfaces(settings.interfaces, listInterfaces(), routes);
-  } catch (error) {
-    if (!(error instanceof NetworkSetupError)) throw error;
-    for (const line of error.lines) {
-      logger.error(line);
-      if (detached) ctx.err(`omdiscd: ${line}\n`);
-    }
-    return await finish(1);
-  }
-  const talk = settings.multicastTtl === undefined ? nics : nics.slice(0, 1);
-  const self = {
-    address: nics[0].address,
-    netmask: nics[0].netmask,
-    aliases: nics.slice(1).map((n) => ({ address: n.address, netmask: n.netmask })),
-  };
-  const paths = resolveStatePaths(settings);
-  let key: ClusterKey | undefined;
-  if (settings.key) {
-    try {
-      key = await loadKey(settings.key);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      logger.error(message);
-      if (detached) ctx.err(`om discover: ${message}\n`);
-      return await finish(1);
-    }
-  }
-  let pidFile;
-  try {
-    pidFile = acquirePidFile(`${settings.root}/omdiscd.pid`, Deno.pid);
-  } catch (error) {
-    if (!(error instanceof AlreadyRunningError)) throw error;
-    logger.error(error.message);
-    if (detached) ctx.err(`om discover: ${error.message}\n`);
-    return await finish(1);
-  }
-
-  // On an openMosix kernel the kernel exchanges load itself.
-  const info = paths.backend === "kernel"
-    ? undefined
-    : infoExchange(settings, paths, ctx, self.address);
-  let channel: ChannelServer | undefined;
-  const daemon = new DiscoveryDaemon({
-    self,
-    talk,
-    relay: talk.length > 1,
-    announceInterval: settings.announceInterval,
-    expireAfter: settings.expireAfter,
-    key,
-  }, {
-    openTransport: (handler) =>
-      openMulticast({
-        group: settings.group,
-        port: settings.port,
-        interfaces: talk,
-        ttl: settings.multicastTtl,
-        loopback: ctx.env("OM_MULTICAST_LOOPBACK") === "1",
-        onError: (error) => logger.warn("Socket error: {error}", { error: String(error) }),
-      }, handler),
-    writeMap: mapWriter(paths),
-    writeStats: (stats) =>
-      replaceFile(
-        `${settings.root}/omdiscd.stats`,
-        new TextEncoder().encode(
-          JSON.stringify({ pid: Deno.pid, ...stats, channel: channel?.stats }) + "\n",
-        ),
-      ),
-    logger,
-    clock: systemClock,
-    info,
-  });
-
+  let node: RunningNode | undefined;
   const reload = async () => {
     try {
       const next = await loadSettings(flags, (name) => ctx.env(name));
-      daemon.reconfigure({
-        announceInterval: next.announceInterval,
-        expireAfter: next.expireAfter,
-        infoInterval: next.infoInterval,
-      });
+      node?.reconfigure(next);
       if (next.debug !== settings.debug) await logging.setDebug(next.debug);
       for (
         const key of [
@@ -503,113 +313,22 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
     }
   };
   const signals = handleSignals(logging, reload);
-
   try {
-    await daemon.start();
+    node = await startNode(settings, { logger, env: (name) => ctx.env(name), ...options });
   } catch (error) {
     signals.remove();
-    pidFile.release();
-    logger.error("Unable to initialize network.  Exiting. ({error})", { error: String(error) });
-    if (detached) ctx.err(`om discover: Cannot open the network: ${error}\n`);
+    if (!(error instanceof NodeStartError)) throw error;
+    for (const line of error.logged) logger.error(line);
+    if (detached) { for (const line of error.said) ctx.err(`${line}\n`); }
     return await finish(1);
-  }
-  const id = nodeIdOf(self.address);
-  let local: ReturnType<typeof serveLocal> | undefined;
-  let migration: Migration | undefined;
-  let balancer: Balancer | undefined;
-  const connectNode = (node: number, address?: string) => {
-    const member = daemon.membership.members().find((m) => m.id === node);
-    const hostname = member?.address ?? address;
-    if (!hostname) throw new Error(`node ${node} is not in the cluster map`);
-    return connectChannel({ hostname, port: settings.channelPort, key, nodeId: id });
-  };
-  try {
-    channel = openChannel(settings, {
-      key,
-      id,
-      talk,
-      daemon,
-      info,
-      logger,
-      migration: () => migration,
-    });
-    local = serveLocal({
-      root: settings.root,
-      nodeId: id,
-      logger,
-      clock: systemClock,
-      nodesDir: paths.nodes,
-      more: (deputy) => {
-        migration = new Migration({
-          nodeId: id,
-          root: settings.root,
-          deputy,
-          logger,
-          criuBinary: findCriu(ctx.env),
-          connect: async (node, address) => await connectNode(node, address),
-          blocked: () => readFlag(paths, "block"),
-          env: ctx.env,
-        });
-        migration.sweepLeftovers();
-        // On an openMosix kernel the kernel balances (and there is no exchange to read).
-        if (!info) return migration.localHandlers();
-        balancer = new Balancer({ nodeId: id, paths, info, deputy, migration, logger });
-        balancer.start();
-        return new Map([...migration.localHandlers(), ...balancer.localHandlers()]);
-      },
-    });
-  } catch (error) {
-    await channel?.close();
-    await daemon.stop();
-    signals.remove();
-    pidFile.release();
-    const message = `Cannot open the ${
-      channel ? "local socket" : `node-to-node channel on TCP port ${settings.channelPort}`
-    }: ${error instanceof Error ? error.message : error}`;
-    logger.error(message);
-    if (detached) ctx.err(`om discover: ${message}\n`);
-    return await finish(1);
-  }
-  logger.info(
-    "This is node {hex} ({id}) at {address}; talking on {nics} to {group}:{port}{mode}",
-    {
-      hex: formatNodeId(id),
-      id,
-      address: self.address,
-      nics: talk.map((n) => n.name).join(","),
-      group: settings.group,
-      port: settings.port,
-      mode: talk.length > 1
-        ? ", relaying"
-        : settings.multicastTtl
-        ? `, ttl ${settings.multicastTtl}`
-        : "",
-    },
-  );
-  if (paths.backend === "kernel") logger.info("Notified kernel to activate openMosix");
-  if (paths.backend === "alpha") logger.info("Simulated notification to activate openMosix");
-  if (key) {
-    logger.info("Cluster key {fingerprint}: every datagram is authenticated", {
-      fingerprint: key.fingerprint,
-    });
-  } else {
-    logger.warn(
-      "This cluster is unauthenticated: any host on the network can join it (om keygen, --key)",
-    );
   }
   if (detached) {
     // The parent stops reading here; nothing is written to stderr after this.
     ctx.err(READY);
   }
-
   const signal = await signals.stopped;
   logger.info("{signal}: leaving the cluster", { signal });
-  await balancer?.stop();
-  await migration?.close();
-  await local.close();
-  await channel.close();
-  await daemon.stop();
+  await node.close();
   signals.remove();
-  pidFile.release();
   return await finish(0);
 }

@@ -1,34 +1,28 @@
 /**
  * `om lab`: a local virtual cluster. `up` makes N nodes in network namespaces on one machine and
  * starts `om discover -n` in each; `exec` runs a command inside a node; `status` lists the
- * nodes; `down` removes exactly what `up` made. The work is done by lib/lab/lab.ts, which tests and
+ * nodes; `down` removes exactly what `up` made. The work is done by lib/lab/, which tests and
  * benchmarks use directly.
  */
 import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
 import type { Context } from "../lib/cli/context.ts";
 import { formatNodeId } from "../lib/base/ipv4.ts";
+import { MAX_NETS, MAX_NODES, parseSize, planLab } from "../lib/lab/plan.ts";
 import {
-  type Agreement,
-  createLab,
   DEFAULT_LAB_DIR,
   DEFAULT_LAB_NAME,
-  destroyLab,
-  execInNode,
   findNode,
   type Lab,
-  LabExistsError,
   labNodeIds,
-  type LabStatus,
-  labStatus,
   listLabs,
   loadLab,
-  MAX_NETS,
-  MAX_NODES,
-  parseSize,
-  planLab,
-  startDaemon,
-  waitForAgreement,
-} from "../lib/lab/lab.ts";
+} from "../lib/lab/record.ts";
+import { execInNode } from "../lib/lab/exec.ts";
+import { createLab, LabExistsError } from "../lib/lab/create.ts";
+import { destroyLab } from "../lib/lab/destroy.ts";
+import { startDaemon } from "../lib/lab/daemons.ts";
+import { type Agreement, waitForAgreement } from "../lib/lab/maps.ts";
+import { type LabStatus, labStatus } from "../lib/lab/status.ts";
 import { renderShowmap, showmapView } from "../lib/views/showmap.ts";
 import { meta } from "./index.ts";
 

@@ -1,17 +1,18 @@
 /**
  * `om migrate` (openMosix's migrate): asks this node's om discover to move one of its jobs to
- * another node, stop-and-copy with CRIU, and prints what it took. Protocol: PROTOCOL.md §10-11.
+ * another node, stop-and-copy with CRIU, and prints what it took; with balance, to the node the
+ * daemon's balancer would send it to (`job.place`). Protocol: PROTOCOL.md §10-12.
  */
-import { connectLocal, LocalAuthError } from "../lib/jobs/localauth.ts";
+import { connectLocal, LocalAuthError, localSocketPath } from "../lib/jobs/localauth.ts";
 import type { CommandSpec, Parsed } from "../lib/cli/parser.ts";
 import { UsageError } from "../lib/cli/parser.ts";
 import { loadSettings, type Settings } from "../lib/cli/config.ts";
 import type { Context } from "../lib/cli/context.ts";
-import { localSocketPath } from "../lib/jobs/deputy.ts";
-import type { MigrationReport } from "../lib/migration/migration.ts";
+import type { MigrationReport } from "../lib/migration/errors.ts";
 import { readJobRecords } from "../lib/jobs/table.ts";
-import { listNodeInfo, type NodeInfo } from "../lib/state/nodestate.ts";
-import { chooseTarget, loadAfterLeaving, loadPerCpu } from "../lib/balance/placement.ts";
+import type { JobPlacement } from "../lib/balance/balancer.ts";
+import { type ChannelClient, RemoteError } from "../lib/channel/client.ts";
+import { jsonBytes } from "../lib/base/json.ts";
 import { ROOT_OPTION } from "../lib/cli/stateflags.ts";
 import { readMap, resolveStatePaths } from "../lib/state/tree.ts";
 import { meta } from "./index.ts";
@@ -38,11 +39,14 @@ user's job runs in a mount namespace of its own (with its own /proc) and is chec
 run as its user; every mount it sees must exist on NODE too (the restore binds each from NODE's
 same path), or the restore fails and the job goes on where it was.
 
-om migrate PID balance lets this node choose: among the nodes that are up, other than the one the
-job runs on, with at least the job's resident memory available, the one least loaded per CPU (load
-is already relative to speed), drawn at random among those within 0.1 of the best; and only when
-it is less loaded per CPU than the job's node would be without the job. It says which node it
-chose and why, then moves the job there; when no node is better, it says so, and the job stays.`,
+om migrate PID balance sends the job where this node's load balancer would send it now, by the
+balancer's own rule and figures: among the nodes that are up, do not block guests (mosctl block)
+and have the job's resident memory available, one that with the job would still be less loaded
+per CPU than the job's node is now, by more than half the job's own load per CPU and at least 0.1
+(load is relative to speed), drawn at random among those within 0.1 of the least loaded; when the
+job's node is short of memory, one that keeps a fifth of its memory available after taking it. It
+says which node it chose and why, then moves the job there; when no node is better, it says so,
+and the job stays.`,
   options: [ROOT_OPTION],
   args: [
     { name: "PID", help: "the job's PID, as om ps lists it", complete: "none" },
@@ -59,7 +63,6 @@ chose and why, then moves the job there; when no node is better, it says so, and
   ],
 };
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Reads NODE: a node id (decimal or 0x hex) or home. */
@@ -72,7 +75,7 @@ export function parseTarget(text: string): number | "home" {
   throw new UsageError(`Cannot migrate to "${text}": not a node id (1-65535), home or balance`);
 }
 
-/** Moves the job and prints the step times. */
+/** Moves the job (to the node balancing chooses, for balance) and prints the step times. */
 export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   const [pidText, nodeText, ...rest] = parsed.args;
   if (pidText === undefined || nodeText === undefined || rest.length > 0) {
@@ -84,95 +87,39 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
   const id = Number(pidText);
   const to = nodeText === "balance" ? "balance" : parseTarget(nodeText);
   const settings = await loadSettings({ root: parsed.options.root as string | undefined }, ctx.env);
-  if (to !== "balance") return await migrate(settings.root, id, to, ctx);
-  const chosen = await balance(settings, id, ctx);
-  return chosen === undefined
-    ? 0
-    : typeof chosen === "number"
-    ? migrate(settings.root, id, chosen, ctx)
-    : 1;
-}
-
-/** The job's resident memory (VmRSS of PID on this node), in bytes; 0 when unknown. */
-async function residentBytes(pid: number): Promise<number> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const match = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
-    return match ? Number(match[1]) * 1024 : 0;
-  } catch {
-    return 0;
+  if (to !== "balance") {
+    return await withDaemon(settings.root, ctx, (client) => migrate(client, id, to, ctx));
   }
+  const self = await homeOf(settings, id, ctx);
+  if (self === undefined) return 1;
+  return await withDaemon(settings.root, ctx, async (client) => {
+    const target = await balance(client, id, self, ctx);
+    return target === undefined ? 0 : await migrate(client, id, target, ctx);
+  });
 }
 
 /**
- * The job's own share of this node's load: 100 × 10000 / speed times the fraction of 5 samples,
- * 20 ms apart, in which its PID is runnable (state R); 0 when it cannot be read.
+ * This node's id when job `id` is one of its jobs (it is the job's home); undefined, said on
+ * stderr, when it is not.
  */
-async function jobLoadHere(pid: number, here: NodeInfo | undefined): Promise<number> {
-  let runnable = 0;
-  const samples = 5;
-  for (let i = 0; i < samples; i++) {
-    if (i > 0) await new Promise((resolve) => setTimeout(resolve, 20));
-    try {
-      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-      const end = stat.lastIndexOf(")");
-      if (stat.slice(end + 2, end + 3) === "R") runnable++;
-    } catch {
-      return 0;
-    }
-  }
-  return (runnable / samples) * 100 * 10000 / Math.max(1, here?.speed || 10000);
-}
-
-const perCpu = (load: number) => (load / 100).toFixed(2);
-
-/**
- * Chooses where job `id` should go (lib/balance/placement.ts) and says why: the node id, undefined when
- * it stays (said on stdout), or "failed" (said on stderr).
- */
-async function balance(
-  settings: Settings,
-  id: number,
-  ctx: Context,
-): Promise<number | undefined | "failed"> {
-  const paths = resolveStatePaths(settings);
-  const self = (await readMap(paths).catch(() => undefined))?.self;
+async function homeOf(settings: Settings, id: number, ctx: Context): Promise<number | undefined> {
+  const self = (await readMap(resolveStatePaths(settings)).catch(() => undefined))?.self;
   const job = (await readJobRecords(`${settings.root}/jobs`)).find((j) => j.pid === id);
   if (!job || self === undefined || job.home !== self) {
     ctx.err(
       `om migrate: Cannot balance job ${id}: no such job on this node (run it on the job's home)\n`,
     );
-    return "failed";
-  }
-  const nodes = await listNodeInfo(paths.nodes);
-  const current = job.node;
-  const runsHere = current === self;
-  const needMem = runsHere ? await residentBytes(id) : 0;
-  const jobLoad = runsHere ? await jobLoadHere(id, nodes.find((n) => n.id === current)) : 0;
-  const target = chooseTarget(nodes, { current, needMem, jobLoad });
-  const stay = loadAfterLeaving(nodes, current, jobLoad);
-  if (target === undefined) {
-    ctx.out(`balance: no node is better than node ${current} for job ${id}; it stays\n`);
     return undefined;
   }
-  const chosen = nodes.find((n) => n.id === target)!;
-  const where = runsHere ? "here" : `on node ${current}`;
-  ctx.out(
-    `balance: node ${target} (load ${perCpu(loadPerCpu(chosen))} per CPU against ${
-      stay === undefined ? "unknown" : perCpu(stay)
-    } ${where} without the job)\n`,
-  );
-  return target;
+  return self;
 }
 
-/** Asks this node's om discover to move job `id` to `to`; prints the step times. */
-async function migrate(
+/** Runs `work` over a connection to this node's om discover; a failure is said on stderr. */
+async function withDaemon(
   root: string,
-  id: number,
-  to: number | "home",
   ctx: Context,
+  work: (client: ChannelClient) => Promise<number>,
 ): Promise<number> {
-  const path = localSocketPath(root);
   let client;
   try {
     client = await connectLocal(root, { timeoutMs: 5000 });
@@ -180,26 +127,15 @@ async function migrate(
     ctx.err(
       error instanceof LocalAuthError
         ? `om migrate: ${error.message}\n`
-        : `om migrate: Cannot reach om discover at ${path}: is it running?\n`,
+        : `om migrate: Cannot reach om discover at ${localSocketPath(root)}: is it running?\n`,
     );
     return 1;
   }
   try {
-    const reply = await client.request(
-      "job.migrate",
-      encoder.encode(JSON.stringify({ id, to })),
-      { timeoutMs: 0 },
-    );
-    const report: MigrationReport = JSON.parse(decoder.decode(reply));
-    ctx.out(
-      `job ${report.id}: node ${report.from} -> node ${report.to}: frozen ${report.frozenMs} ms, ` +
-        `transfer ${report.transferMs} ms, restore ${report.restoreMs} ms, ` +
-        `total ${report.totalMs} ms (${(report.bytes / 1048576).toFixed(1)} MiB)\n`,
-    );
-    return 0;
+    return await work(client);
   } catch (error) {
-    const text = error instanceof Error && "error" in error
-      ? String((error as { error: unknown }).error)
+    const text = error instanceof RemoteError
+      ? error.error
       : error instanceof Error
       ? error.message
       : String(error);
@@ -208,4 +144,51 @@ async function migrate(
   } finally {
     await client.close().catch(() => {});
   }
+}
+
+/** Load per CPU as printed: in CPUs (100 load units = one busy reference-speed CPU). */
+const perCpu = (load: number) => (load / 100).toFixed(2);
+
+/**
+ * Asks this node's balancer where job `id` should go (`job.place`: lib/balance/placement.ts, the
+ * rule of its own moves) and says why: the node id, or undefined when the job stays.
+ */
+async function balance(
+  client: ChannelClient,
+  id: number,
+  self: number,
+  ctx: Context,
+): Promise<number | undefined> {
+  const reply = await client.request("job.place", jsonBytes({ id }));
+  const placement: JobPlacement = JSON.parse(decoder.decode(reply));
+  const { from, to, here, there = 0 } = placement;
+  if (to === undefined) {
+    ctx.out(`balance: no node is better than node ${from} for job ${id}; it stays\n`);
+    return undefined;
+  }
+  const where = from === self ? "here" : `on node ${from}`;
+  const short = placement.reason === "memory" ? `; node ${from} is short of memory` : "";
+  ctx.out(
+    `balance: node ${to} (load ${perCpu(there)} per CPU against ${
+      here === null || here === undefined ? "unknown" : perCpu(here)
+    } ${where}, each with the job${short})\n`,
+  );
+  return to;
+}
+
+/** Asks this node's om discover to move job `id` to `to`; prints the step times. */
+async function migrate(
+  client: ChannelClient,
+  id: number,
+  to: number | "home",
+  ctx: Context,
+): Promise<number> {
+  const reply = await client.request("job.migrate", jsonBytes({ id, to }), { timeoutMs: 0 });
+  const report: MigrationReport = JSON.parse(decoder.decode(reply));
+  ctx.out(
+    `job ${report.id}: node ${report.from} -> node ${report.to}: frozen ${report.frozenMs} ms, ` +
+      `transfer ${report.transferMs} ms, restore ${report.restoreMs} ms, ` +
+      `total ${report.totalMs} ms (${(report.bytes / 1048576).toFixed(1)} MiB)\n`,
+  );
+  return 0;
 }

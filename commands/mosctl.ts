@@ -2,105 +2,426 @@
  * `om mosctl`: the openMosix main configuration utility. Sets this node's admin flags and tuning
  * in admin/ (om's state tree, or /proc/hpc/admin on an openMosix kernel) and reads every node's
  * figures from nodes/<id>/, with the original verbs and spellings (HOWTO table 8-6).
+ *
+ * Every verb is one row of VERBS: its name and help (the declaration, so the help text and the
+ * shell completions), the numbers of arguments it takes, whether it prints something to read
+ * (and so takes --json), and what it does. run() finds the row and calls it; the reading and
+ * writing are lib/views/'s and lib/state/admin.ts's, and this file parses and prints.
  */
 import {
-  ADMIN_FLAGS,
-  type AdminFlag,
-  readAdmin,
-  readFlag,
+  type AdminRequest,
+  setFlag,
   writeAdmin,
+  writeDecay,
+  writeRequest,
 } from "../lib/state/admin.ts";
-import { type ArgSpec, type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
+import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
 import { loadSettings } from "../lib/cli/config.ts";
 import type { Context } from "../lib/cli/context.ts";
-import type { ClusterMap } from "../lib/state/hpcmap.ts";
-import { formatNodeId } from "../lib/base/ipv4.ts";
-import { DASH_SPELLINGS, FLAG_VERBS, type FlagVerb } from "../lib/views/flags.ts";
-import { clusterSummary, renderStatus, statusJson, type StatusView } from "../lib/views/status.ts";
+import { DASH_SPELLINGS, FLAG_VERBS } from "../lib/views/flags.ts";
+import { isUp, upFigures } from "../lib/views/figures.ts";
+import { readStatus, renderStatus, statusJson } from "../lib/views/status.ts";
+import { SYSTEM_RESOLVER } from "../lib/views/systemresolver.ts";
+import { requireSelf, selfId } from "../lib/views/thisnode.ts";
 import {
-  DECAY_FILES,
   DECAY_INTERVAL_RANGE,
   DECAY_RATE_RANGE,
-  DEFAULT_DECAY,
-  DEFAULT_OVERHEADS,
-  DEFAULT_YARDSTICK,
   formatYardstick,
-  parseYardstick,
+  ownSpeed,
   PROCESSOR_TYPES,
+  readDecay,
+  readOverheads,
+  readYardstick,
   SPEED_RANGE,
+  writeYardstick,
   type Yardstick,
+  yardstickOf,
 } from "../lib/views/tuning.ts";
 import {
-  addressesOf,
   type HostResolver,
-  nameAddresses,
   type NodeQuery,
   parseNodeId,
   parseNodeQuery,
-  renderAddresses,
-  renderId,
-  renderSelf,
-  whois,
-  type WhoisAnswer,
-  whoisJson,
+  whoisView,
 } from "../lib/views/whois.ts";
-import { listNodeInfo, type NodeInfo, readNodeInfo } from "../lib/state/nodestate.ts";
 import { readMap, resolveStatePaths, type StatePaths } from "../lib/state/tree.ts";
 import { ALPHA_OPTION, ROOT_OPTION } from "../lib/cli/stateflags.ts";
 import { meta } from "./index.ts";
 import type { SweepReport } from "../lib/balance/balancer.ts";
 
-/** Per-node figures: the file of nodes/<id>/ each verb prints, and how messages name it. */
-const FIGURE_VERBS = {
-  getload: { key: "load", what: "load" },
-  getmem: { key: "mem", what: "available memory" },
-  getfree: { key: "rmem", what: "free memory" },
-  getutil: { key: "util", what: "utilisation" },
-} as const;
+/** One run: where the state is, who to talk to, whether to print JSON, how to look up names. */
+interface Job {
+  readonly paths: StatePaths;
+  readonly ctx: Context;
+  readonly json: boolean;
+  readonly resolver: HostResolver;
+}
 
-const VERBS: readonly ArgSpec[] = [
-  { name: "stay", help: "no automatic process migration (admin/stay 1)" },
-  { name: "nostay", help: "automatic process migration, the default (also -stay)" },
-  { name: "lstay", help: "local processes stay here (admin/lstay 1)" },
-  { name: "nolstay", help: "local processes may migrate (also -lstay)" },
-  { name: "block", help: "block the arrival of guest processes (admin/block 1)" },
-  { name: "noblock", help: "allow the arrival of guest processes (also -block)" },
-  { name: "quiet", help: "stop gathering load-balancing information (admin/quiet 1)" },
-  { name: "noquiet", help: "gather load-balancing information (also -quiet)" },
-  { name: "nomfs", help: "disable MFS (admin/nomfs 1)" },
-  { name: "mfs", help: "enable MFS (admin/nomfs 0)" },
-  { name: "expel", help: "send guest jobs home, return when done; implies block" },
-  { name: "bring", help: "bring this node's jobs home, return when done; implies lstay" },
-  { name: "gettune", help: "show the overhead parameters (admin/overheads)" },
-  { name: "getyard", help: "show the yardstick: NAME SPEED" },
-  { name: "setyard", help: "set the yardstick: PIII-1000, node ID's speed, or this node's" },
-  { name: "getdecay", help: "show the decay parameters: INTERVAL SLOW FAST" },
-  { name: "setdecay", help: "set the decay interval in seconds [and slow and fast, per mille]" },
-  { name: "setspeed", help: "set this node's speed, 1 to 1000000 (10000 = PIII at 1 GHz)" },
-  { name: "getspeed", help: "show the speed of node ID (default: this node)" },
-  { name: "getload", help: "show the load of node ID (100 = one busy PIII at 1 GHz)" },
-  { name: "getmem", help: "show the available memory of node ID, in bytes" },
-  { name: "getfree", help: "show the free memory of node ID, in bytes" },
-  { name: "getutil", help: "show the utilisation of node ID, in percent" },
-  { name: "isup", help: "print yes and exit 0 when node ID is up, else no and exit 1" },
-  { name: "whois", help: "node id <-> address <-> host name; alone: this node" },
-  { name: "status", help: "this node's flags and figures and the cluster's (or node ID's)" },
+/** One verb of mosctl, the one place that says what it is and what it does. */
+interface Verb {
+  readonly name: string;
+  /** Its line in the help and in the shells' completions. */
+  readonly help: string;
+  /** The numbers of arguments it takes. */
+  readonly args: readonly number[];
+  /** It prints something to read, and so takes --json: that printed as one JSON object. */
+  readonly json: boolean;
+  /** Does it; returns the exit code (failures throw). */
+  readonly run: (job: Job, args: readonly string[]) => Promise<number>;
+}
+
+/** Prints the text, or with --json the JSON form, of what a verb shows. */
+function print(job: Job, text: string, json: unknown): void {
+  job.ctx.out(job.json ? JSON.stringify(json) + "\n" : text);
+}
+
+/** A node id argument; a malformed one is a usage mistake. */
+function nodeIdArg(text: string): number {
+  try {
+    return parseNodeId(text);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** A whole number argument in a range; anything else is a usage mistake. */
+function numberArg(text: string, what: string, [min, max]: readonly [number, number]): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(
+      `Cannot use "${text}" as ${what}: not a whole number from ${min} to ${max}`,
+    );
+  }
+  return Number(text);
+}
+
+/** The node an optional ID argument names: that one, or this node. */
+async function nodeOf(job: Job, args: readonly string[]): Promise<number> {
+  return args.length ? nodeIdArg(args[0]) : await selfId(job.paths);
+}
+
+/** An on/off verb of FLAG_VERBS: sets its flag, or says it is so already. */
+function onOff(name: string): Verb["run"] {
+  const flag = FLAG_VERBS[name];
+  if (flag === undefined) throw new TypeError(`Cannot declare "${name}": not an on/off verb`);
+  return async (job) => {
+    if (!await setFlag(job.paths, flag.file, flag.on)) job.ctx.out(`${flag.already}\n`);
+    return 0;
+  };
+}
+
+/** getload, getmem, getfree, getutil: the figure `key` of nodes/<ID>/, called `what`. */
+function figure(key: "load" | "mem" | "rmem" | "util", what: string): Verb["run"] {
+  return async (job, args) => {
+    const id = await nodeOf(job, args);
+    const value = (await upFigures(job.paths.nodes, id, what))[key];
+    print(job, `${value}\n`, { id, [key]: value });
+    return 0;
+  };
+}
+
+/**
+ * expel (with block) or bring (with lstay): the files, then om discover does it (`node.expel`,
+ * `node.bring` on the local socket) and replies when done. The kernel acts on the files itself.
+ */
+async function request(job: Job, name: AdminRequest): Promise<number> {
+  await writeRequest(job.paths, name);
+  if (job.paths.backend === "kernel") return 0;
+  // Loaded here only: every other verb starts without the channel's code.
+  const { connectLocal, localSocketPath, LocalAuthError } = await import(
+    "../lib/jobs/localauth.ts"
+  );
+  const path = localSocketPath(job.paths.root);
+  let client;
+  try {
+    client = await connectLocal(job.paths.root, { timeoutMs: 5000 });
+  } catch (error) {
+    job.ctx.err(
+      error instanceof LocalAuthError
+        ? `mosctl: ${error.message}\n`
+        : `mosctl: Cannot reach om discover at ${path}: is it running?\n`,
+    );
+    return 1;
+  }
+  try {
+    const reply: SweepReport = JSON.parse(
+      new TextDecoder().decode(
+        await client.request(`node.${name}`, new Uint8Array(), { timeoutMs: 0 }),
+      ),
+    );
+    if (job.json) job.ctx.out(JSON.stringify(reply) + "\n");
+    for (const failed of reply.failed) {
+      job.ctx.err(
+        `mosctl: Cannot ${
+          name === "expel" ? "send job" : "bring job"
+        } ${failed.id} home: ${failed.error}\n`,
+      );
+    }
+    return reply.failed.length ? 1 : 0;
+  } catch (error) {
+    job.ctx.err(`mosctl: ${name} failed: ${error instanceof Error ? error.message : error}\n`);
+    return 1;
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+/** setyard's argument: a processor type, a node id or this; anything else is a usage mistake. */
+async function yardstickArg(job: Job, arg: string): Promise<Yardstick> {
+  if (arg === "this") return await yardstickOf(job.paths, "this");
+  if (/^(\d+|0[xX][0-9a-fA-F]+)$/.test(arg)) return await yardstickOf(job.paths, nodeIdArg(arg));
+  if (Object.hasOwn(PROCESSOR_TYPES, arg)) return { name: arg, speed: PROCESSOR_TYPES[arg] };
+  throw new UsageError(
+    `Cannot use "${arg}" as a yardstick: give a processor type ` +
+      `(${Object.keys(PROCESSOR_TYPES).join(", ")}), a node id or this`,
+  );
+}
+
+/** whois [ID|ADDRESS|HOST]. */
+async function whoisVerb(job: Job, args: readonly string[]): Promise<number> {
+  let asked: { text: string; query: NodeQuery } | undefined;
+  if (args.length) {
+    try {
+      asked = { text: args[0], query: parseNodeQuery(args[0]) };
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  const { text, json } = await whoisView(job.paths, asked, {
+    resolver: job.resolver,
+    json: job.json,
+  });
+  print(job, text, json);
+  return 0;
+}
+
+/** status [ID]: this node's or node ID's. */
+async function status(job: Job, args: readonly string[]): Promise<number> {
+  const state = await readMap(job.paths);
+  const id = args.length ? nodeIdArg(args[0]) : requireSelf(job.paths, state).self;
+  const view = await readStatus(job.paths, id, state);
+  print(job, renderStatus(view), statusJson(view));
+  return 0;
+}
+
+/** The verbs, in the order the help lists them. */
+const VERBS: readonly Verb[] = [
+  {
+    name: "stay",
+    help: "no automatic process migration (admin/stay 1)",
+    args: [0],
+    json: false,
+    run: onOff("stay"),
+  },
+  {
+    name: "nostay",
+    help: "automatic process migration, the default (also -stay)",
+    args: [0],
+    json: false,
+    run: onOff("nostay"),
+  },
+  {
+    name: "lstay",
+    help: "local processes stay here (admin/lstay 1)",
+    args: [0],
+    json: false,
+    run: onOff("lstay"),
+  },
+  {
+    name: "nolstay",
+    help: "local processes may migrate (also -lstay)",
+    args: [0],
+    json: false,
+    run: onOff("nolstay"),
+  },
+  {
+    name: "block",
+    help: "block the arrival of guest processes (admin/block 1)",
+    args: [0],
+    json: false,
+    run: onOff("block"),
+  },
+  {
+    name: "noblock",
+    help: "allow the arrival of guest processes (also -block)",
+    args: [0],
+    json: false,
+    run: onOff("noblock"),
+  },
+  {
+    name: "quiet",
+    help: "stop gathering load-balancing information (admin/quiet 1)",
+    args: [0],
+    json: false,
+    run: onOff("quiet"),
+  },
+  {
+    name: "noquiet",
+    help: "gather load-balancing information (also -quiet)",
+    args: [0],
+    json: false,
+    run: onOff("noquiet"),
+  },
+  {
+    name: "nomfs",
+    help: "disable MFS (admin/nomfs 1)",
+    args: [0],
+    json: false,
+    run: onOff("nomfs"),
+  },
+  { name: "mfs", help: "enable MFS (admin/nomfs 0)", args: [0], json: false, run: onOff("mfs") },
+  {
+    name: "expel",
+    help: "send guest jobs home, return when done; implies block",
+    args: [0],
+    json: false,
+    run: (job) => request(job, "expel"),
+  },
+  {
+    name: "bring",
+    help: "bring this node's jobs home, return when done; implies lstay",
+    args: [0],
+    json: false,
+    run: (job) => request(job, "bring"),
+  },
+  {
+    name: "gettune",
+    help: "show the overhead parameters (admin/overheads)",
+    args: [0],
+    json: true,
+    run: async (job) => {
+      const tune = await readOverheads(job.paths);
+      print(job, `${tune.overheads}\n`, tune);
+      return 0;
+    },
+  },
+  {
+    name: "getyard",
+    help: "show the yardstick: NAME SPEED",
+    args: [0],
+    json: true,
+    run: async (job) => {
+      const yardstick = await readYardstick(job.paths);
+      print(job, `${formatYardstick(yardstick)}\n`, {
+        yardstick: yardstick.name,
+        speed: yardstick.speed,
+      });
+      return 0;
+    },
+  },
+  {
+    name: "setyard",
+    help: "set the yardstick: PIII-1000, node ID's speed, or this node's",
+    args: [1],
+    json: false,
+    run: async (job, [arg]) => {
+      await writeYardstick(job.paths, await yardstickArg(job, arg));
+      return 0;
+    },
+  },
+  {
+    name: "getdecay",
+    help: "show the decay parameters: INTERVAL SLOW FAST",
+    args: [0],
+    json: true,
+    run: async (job) => {
+      const { interval, slow, fast } = await readDecay(job.paths);
+      print(job, `${interval} ${slow} ${fast}\n`, { interval, slow, fast });
+      return 0;
+    },
+  },
+  {
+    name: "setdecay",
+    help: "set the decay interval in seconds [and slow and fast, per mille]",
+    args: [1, 3],
+    json: false,
+    run: async (job, args) => {
+      const interval = numberArg(args[0], "the decay interval (seconds)", DECAY_INTERVAL_RANGE);
+      const [slow, fast] = args.slice(1).map((arg, i) =>
+        numberArg(arg, `the ${i === 0 ? "slow" : "fast"} decay (per mille)`, DECAY_RATE_RANGE)
+      );
+      await writeDecay(job.paths, { interval, slow, fast });
+      return 0;
+    },
+  },
+  {
+    name: "setspeed",
+    help: "set this node's speed, 1 to 1000000 (10000 = PIII at 1 GHz)",
+    args: [1],
+    json: false,
+    run: async (job, [arg]) => {
+      await writeAdmin(job.paths, "speed", String(numberArg(arg, "the speed", SPEED_RANGE)));
+      return 0;
+    },
+  },
+  {
+    name: "getspeed",
+    help: "show the speed of node ID (default: this node)",
+    args: [0, 1],
+    json: true,
+    run: async (job, args) => {
+      const id = args.length ? nodeIdArg(args[0]) : undefined;
+      const answer = id === undefined
+        ? await ownSpeed(job.paths)
+        : { id, speed: (await upFigures(job.paths.nodes, id, "speed")).speed };
+      print(job, `${answer.speed}\n`, answer);
+      return 0;
+    },
+  },
+  {
+    name: "getload",
+    help: "show the load of node ID (100 = one busy PIII at 1 GHz)",
+    args: [0, 1],
+    json: true,
+    run: figure("load", "load"),
+  },
+  {
+    name: "getmem",
+    help: "show the available memory of node ID, in bytes",
+    args: [0, 1],
+    json: true,
+    run: figure("mem", "available memory"),
+  },
+  {
+    name: "getfree",
+    help: "show the free memory of node ID, in bytes",
+    args: [0, 1],
+    json: true,
+    run: figure("rmem", "free memory"),
+  },
+  {
+    name: "getutil",
+    help: "show the utilisation of node ID, in percent",
+    args: [0, 1],
+    json: true,
+    run: figure("util", "utilisation"),
+  },
+  {
+    name: "isup",
+    help: "print yes and exit 0 when node ID is up, else no and exit 1",
+    args: [0, 1],
+    json: true,
+    run: async (job, args) => {
+      const id = await nodeOf(job, args);
+      const up = await isUp(job.paths.nodes, id);
+      print(job, up ? "yes\n" : "no\n", { id, up });
+      return up ? 0 : 1;
+    },
+  },
+  {
+    name: "whois",
+    help: "node id <-> address <-> host name; alone: this node",
+    args: [0, 1],
+    json: true,
+    run: whoisVerb,
+  },
+  {
+    name: "status",
+    help: "this node's flags and figures and the cluster's (or node ID's)",
+    args: [0, 1],
+    json: true,
+    run: status,
+  },
 ];
-
-/** The verbs that print something to read, and so take --json. */
-const JSON_VERBS = new Set([
-  "gettune",
-  "getyard",
-  "getdecay",
-  "getspeed",
-  "getload",
-  "getmem",
-  "getfree",
-  "getutil",
-  "isup",
-  "whois",
-  "status",
-]);
 
 export const spec: CommandSpec = {
   ...meta("mosctl"),
@@ -149,7 +470,7 @@ host name when the address resolves back to one; whois ADDRESS or HOST prints th
 
 --json: the read verbs print one JSON object instead, e.g. {"id":2,"load":123}.
 Exit status: 0 done, 1 failed (or isup: not up), 2 usage mistake.`,
-  verbs: VERBS,
+  verbs: VERBS.map(({ name, help }) => ({ name, help })),
   args: [
     {
       name: "ID",
@@ -197,410 +518,34 @@ Exit status: 0 done, 1 failed (or isup: not up), 2 usage mistake.`,
   ],
 };
 
-/** How long a host-name look-up may take before whois gives up on it. */
-const LOOKUP_TIMEOUT_MS = 3000;
-
-function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Cannot ${what}: no answer in ${LOOKUP_TIMEOUT_MS / 1000} s`)),
-      LOOKUP_TIMEOUT_MS,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The system's resolver (/etc/hosts, DNS), IPv4 only, each look-up bounded in time. */
-const SYSTEM_RESOLVER: HostResolver = {
-  async lookup(host) {
-    const { lookup } = await import("node:dns/promises");
-    const found = await withTimeout(lookup(host, { family: 4, all: true }), `look up "${host}"`);
-    return found.map((a) => a.address);
-  },
-  async reverse(address) {
-    const { reverse } = await import("node:dns/promises");
-    return await withTimeout(reverse(address), `look up the name of ${address}`);
-  },
-};
-
-/** The node id and map in force, as readMap gives them. */
-type MapState = { self: number; map: ClusterMap };
-
-/** One run: where the state is, who to talk to, and whether to print JSON. */
-interface Job {
-  readonly paths: StatePaths;
-  readonly ctx: Context;
-  readonly json: boolean;
-}
-
-function print(job: Job, text: string, json: unknown): void {
-  job.ctx.out(job.json ? JSON.stringify(json) + "\n" : text);
-}
-
 /** Finds the verb (a word, or a dash spelling) and its arguments. */
-function verbOf(parsed: Parsed): { verb: string; args: string[] } {
+function verbOf(parsed: Parsed): { verb: Verb; args: string[] } {
   const dashed = DASH_SPELLINGS.filter((d) => parsed.options[d.name] === true);
   if (dashed.length > 1 || (dashed.length === 1 && parsed.args.length > 0)) {
     const given = [...dashed.map((d) => d.flag), ...parsed.args.slice(0, 1)];
     throw new UsageError(`Cannot use ${given.join(" and ")} together: give one command`);
   }
-  if (dashed.length === 1) return { verb: dashed[0].verb, args: [] };
-  const [verb, ...args] = parsed.args;
-  if (verb === undefined) {
+  const [name, ...args] = dashed.length === 1 ? [dashed[0].verb] : parsed.args;
+  if (name === undefined) {
     throw new UsageError("Cannot tell what to do: give a command such as status");
   }
-  if (!VERBS.some((v) => v.name === verb)) {
-    throw new UsageError(`Cannot run "${verb}": no such mosctl command`);
-  }
+  const verb = VERBS.find((v) => v.name === name);
+  if (!verb) throw new UsageError(`Cannot run "${name}": no such mosctl command`);
   return { verb, args };
 }
 
 /** Checks the number of arguments of a verb. */
-function expectArgs(verb: string, args: readonly string[], counts: readonly number[]): void {
+function expectArgs(verb: Verb, args: readonly string[]): void {
+  const counts = verb.args;
   if (counts.includes(args.length)) return;
   if (args.length > Math.max(...counts)) {
     const allowed = Math.max(...counts) === 0 ? "takes no arguments" : "takes fewer arguments";
-    throw new UsageError(`Cannot use "${args[Math.max(...counts)]}": ${verb} ${allowed}`);
+    throw new UsageError(`Cannot use "${args[Math.max(...counts)]}": ${verb.name} ${allowed}`);
   }
   const needs = counts.filter((c) => c > 0).join(" or ");
   throw new UsageError(
-    `Cannot run ${verb}: it needs ${needs} argument${Math.max(...counts) === 1 ? "" : "s"}`,
+    `Cannot run ${verb.name}: it needs ${needs} argument${Math.max(...counts) === 1 ? "" : "s"}`,
   );
-}
-
-/** A node id argument; a malformed one is a usage mistake. */
-function nodeIdArg(text: string): number {
-  try {
-    return parseNodeId(text);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-}
-
-/** A whole number argument in a range; anything else is a usage mistake. */
-function numberArg(text: string, what: string, [min, max]: readonly [number, number]): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(
-      `Cannot use "${text}" as ${what}: not a whole number from ${min} to ${max}`,
-    );
-  }
-  return Number(text);
-}
-
-/** The map in force, or undefined (a map that cannot be read is an error). */
-function mapInForce(job: Job): Promise<MapState | undefined> {
-  return readMap(job.paths);
-}
-
-/** This node's id and the map; throws when no map is in force or openMosix is off. */
-function requireSelf(job: Job, state: MapState | undefined): MapState {
-  if (!state) {
-    throw new Error(
-      `Cannot tell this node's id: no map in force in "${job.paths.config}" ` +
-        `(is om discover running, or setpe -w done?)`,
-    );
-  }
-  if (state.self === 0) {
-    throw new Error("Cannot tell this node's id: openMosix is off here (node id 0, setpe -off)");
-  }
-  return state;
-}
-
-/** This node's id from the map in force (see requireSelf). */
-async function selfId(job: Job): Promise<number> {
-  return requireSelf(job, await mapInForce(job)).self;
-}
-
-/** The figures of a node that is up; throws, naming `what`, when it is unknown or down. */
-async function figuresOf(job: Job, id: number, what: string): Promise<NodeInfo> {
-  const info = await readNodeInfo(job.paths.nodes, id);
-  if (info === undefined) {
-    throw new Error(
-      `Cannot read the ${what} of node ${id}: nothing is known about it ` +
-        `(no "${job.paths.nodes}/${id}")`,
-    );
-  }
-  if (info.status !== "up") throw new Error(`Cannot read the ${what} of node ${id}: it is down`);
-  return info;
-}
-
-/** The node an optional ID argument names: that one, or this node. */
-async function nodeOf(job: Job, args: readonly string[]): Promise<number> {
-  return args.length ? nodeIdArg(args[0]) : await selfId(job);
-}
-
-async function flagVerb(job: Job, verb: FlagVerb): Promise<number> {
-  if (await readFlag(job.paths, verb.file) === verb.on) {
-    job.ctx.out(`${verb.already}\n`);
-    return 0;
-  }
-  await writeAdmin(job.paths, verb.file, verb.on ? "1" : "0");
-  return 0;
-}
-
-/**
- * expel (with block) or bring (with lstay): the files, then om discover does it (`node.expel`,
- * `node.bring` on the local socket) and replies when done. The kernel acts on the files itself.
- */
-async function request(job: Job, file: "expel" | "bring", implies: AdminFlag): Promise<number> {
-  if (!await readFlag(job.paths, implies)) await writeAdmin(job.paths, implies, "1");
-  await writeAdmin(job.paths, file, "1");
-  if (job.paths.backend === "kernel") return 0;
-  // Loaded here only: every other verb starts without the channel's code.
-  const { connectLocal, localSocketPath, LocalAuthError } = await import(
-    "../lib/jobs/localauth.ts"
-  );
-  const path = localSocketPath(job.paths.root);
-  let client;
-  try {
-    client = await connectLocal(job.paths.root, { timeoutMs: 5000 });
-  } catch (error) {
-    job.ctx.err(
-      error instanceof LocalAuthError
-        ? `mosctl: ${error.message}\n`
-        : `mosctl: Cannot reach om discover at ${path}: is it running?\n`,
-    );
-    return 1;
-  }
-  try {
-    const reply: SweepReport = JSON.parse(
-      new TextDecoder().decode(
-        await client.request(`node.${file}`, new Uint8Array(), { timeoutMs: 0 }),
-      ),
-    );
-    if (job.json) job.ctx.out(JSON.stringify(reply) + "\n");
-    for (const failed of reply.failed) {
-      job.ctx.err(
-        `mosctl: Cannot ${
-          file === "expel" ? "send job" : "bring job"
-        } ${failed.id} home: ${failed.error}\n`,
-      );
-    }
-    return reply.failed.length ? 1 : 0;
-  } catch (error) {
-    job.ctx.err(`mosctl: ${file} failed: ${error instanceof Error ? error.message : error}\n`);
-    return 1;
-  } finally {
-    await client.close().catch(() => {});
-  }
-}
-
-/** A decimal setting of admin/ in a range, its default when absent; anything else is an error. */
-async function readSetting(
-  job: Job,
-  name: string,
-  fallback: number,
-  range: readonly [number, number],
-): Promise<number> {
-  const text = await readAdmin(job.paths, name);
-  return text === undefined ? fallback : numberSetting(job, name, text, range);
-}
-
-/** This node's speed: admin/speed as set, else what nodes/<self>/speed publishes. */
-async function ownSpeed(job: Job): Promise<{ id: number | null; speed: number }> {
-  const set = await readAdmin(job.paths, "speed");
-  const state = await mapInForce(job);
-  const id = state && state.self !== 0 ? state.self : null;
-  if (set !== undefined) {
-    return { id, speed: numberSetting(job, "speed", set, SPEED_RANGE) };
-  }
-  if (id === null) {
-    throw new Error(
-      `Cannot read this node's speed: "${job.paths.admin}/speed" is not set (mosctl setspeed N) ` +
-        `and no map in force tells this node's id`,
-    );
-  }
-  return { id, speed: (await figuresOf(job, id, "speed")).speed };
-}
-
-/** The number an admin file holds, checked against its range. */
-function numberSetting(
-  job: Job,
-  name: string,
-  text: string,
-  [min, max]: readonly [number, number],
-): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new Error(
-      `Cannot read "${job.paths.admin}/${name}": "${text}" is not a number from ${min} to ${max}`,
-    );
-  }
-  return Number(text);
-}
-
-async function getspeed(job: Job, args: readonly string[]): Promise<number> {
-  let answer: { id: number | null; speed: number };
-  if (args.length) {
-    const id = nodeIdArg(args[0]);
-    answer = { id, speed: (await figuresOf(job, id, "speed")).speed };
-  } else {
-    answer = await ownSpeed(job);
-  }
-  print(job, `${answer.speed}\n`, answer);
-  return 0;
-}
-
-async function figure(
-  job: Job,
-  args: readonly string[],
-  { key, what }: (typeof FIGURE_VERBS)[keyof typeof FIGURE_VERBS],
-): Promise<number> {
-  const id = await nodeOf(job, args);
-  const value = (await figuresOf(job, id, what))[key];
-  print(job, `${value}\n`, { id, [key]: value });
-  return 0;
-}
-
-async function isup(job: Job, args: readonly string[]): Promise<number> {
-  const id = await nodeOf(job, args);
-  const up = (await readNodeInfo(job.paths.nodes, id))?.status === "up";
-  print(job, up ? "yes\n" : "no\n", { id, up });
-  return up ? 0 : 1;
-}
-
-async function gettune(job: Job): Promise<number> {
-  const text = await readAdmin(job.paths, "overheads");
-  const tuned = text !== undefined && text !== "";
-  const overheads = tuned ? text : DEFAULT_OVERHEADS;
-  print(job, `${overheads}\n`, { overheads, tuned });
-  return 0;
-}
-
-async function getyard(job: Job): Promise<number> {
-  const text = await readAdmin(job.paths, "yardstick");
-  let yardstick = DEFAULT_YARDSTICK;
-  if (text !== undefined) {
-    try {
-      yardstick = parseYardstick(text);
-    } catch {
-      throw new Error(
-        `Cannot read "${job.paths.admin}/yardstick": expected "NAME SPEED", found "${text}"`,
-      );
-    }
-  }
-  print(job, `${formatYardstick(yardstick)}\n`, {
-    yardstick: yardstick.name,
-    speed: yardstick.speed,
-  });
-  return 0;
-}
-
-async function setyard(job: Job, arg: string): Promise<number> {
-  let yardstick: Yardstick;
-  if (arg === "this") {
-    const { id, speed } = await ownSpeed(job);
-    yardstick = { name: id === null ? "this" : `node${id}`, speed };
-  } else if (/^(\d+|0[xX][0-9a-fA-F]+)$/.test(arg)) {
-    const id = nodeIdArg(arg);
-    yardstick = { name: `node${id}`, speed: (await figuresOf(job, id, "speed")).speed };
-  } else if (Object.hasOwn(PROCESSOR_TYPES, arg)) {
-    yardstick = { name: arg, speed: PROCESSOR_TYPES[arg] };
-  } else {
-    throw new UsageError(
-      `Cannot use "${arg}" as a yardstick: give a processor type ` +
-        `(${Object.keys(PROCESSOR_TYPES).join(", ")}), a node id or this`,
-    );
-  }
-  await writeAdmin(job.paths, "yardstick", formatYardstick(yardstick));
-  return 0;
-}
-
-async function getdecay(job: Job): Promise<number> {
-  const interval = await readSetting(
-    job,
-    DECAY_FILES.interval,
-    DEFAULT_DECAY.interval,
-    DECAY_INTERVAL_RANGE,
-  );
-  const slow = await readSetting(job, DECAY_FILES.slow, DEFAULT_DECAY.slow, DECAY_RATE_RANGE);
-  const fast = await readSetting(job, DECAY_FILES.fast, DEFAULT_DECAY.fast, DECAY_RATE_RANGE);
-  print(job, `${interval} ${slow} ${fast}\n`, { interval, slow, fast });
-  return 0;
-}
-
-async function setdecay(job: Job, args: readonly string[]): Promise<number> {
-  const interval = numberArg(args[0], "the decay interval (seconds)", DECAY_INTERVAL_RANGE);
-  const rates = args.slice(1).map((arg, i) =>
-    numberArg(arg, `the ${i === 0 ? "slow" : "fast"} decay (per mille)`, DECAY_RATE_RANGE)
-  );
-  await writeAdmin(job.paths, DECAY_FILES.interval, String(interval));
-  if (rates.length === 2) {
-    await writeAdmin(job.paths, DECAY_FILES.slow, String(rates[0]));
-    await writeAdmin(job.paths, DECAY_FILES.fast, String(rates[1]));
-  }
-  return 0;
-}
-
-async function setspeed(job: Job, arg: string): Promise<number> {
-  await writeAdmin(job.paths, "speed", String(numberArg(arg, "the speed", SPEED_RANGE)));
-  return 0;
-}
-
-async function whoisVerb(
-  job: Job,
-  args: readonly string[],
-  resolver: HostResolver,
-): Promise<number> {
-  let query: NodeQuery | undefined;
-  if (args.length) {
-    try {
-      query = parseNodeQuery(args[0]);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  }
-  const state = await mapInForce(job);
-  let answer: WhoisAnswer;
-  if (query === undefined) {
-    const { self, map } = requireSelf(job, state);
-    answer = { id: self, addresses: addressesOf(map.entries, self) };
-  } else if (state === undefined) {
-    throw new Error(
-      `Cannot find "${args[0]}": no map in force in "${job.paths.config}" ` +
-        `(is om discover running, or setpe -w done?)`,
-    );
-  } else {
-    answer = await whois(query, state.map.entries, resolver);
-  }
-  const named = job.json || query?.kind === "id"
-    ? await nameAddresses(answer.addresses, resolver)
-    : [];
-  const text = query === undefined
-    ? renderSelf(answer)
-    : query.kind === "id"
-    ? renderAddresses(named)
-    : renderId(answer);
-  print(job, text, whoisJson(answer, named, state?.self === answer.id));
-  return 0;
-}
-
-async function status(job: Job, args: readonly string[]): Promise<number> {
-  const state = args.length ? await mapInForce(job) : requireSelf(job, await mapInForce(job));
-  const id = args.length ? nodeIdArg(args[0]) : state!.self;
-  const entries = state?.map.entries ?? [];
-  const addresses = addressesOf(entries, id);
-  const node = await readNodeInfo(job.paths.nodes, id);
-  if (addresses.length === 0 && node === undefined) {
-    throw new Error(
-      `Cannot show node ${id} (${formatNodeId(id)}): it is neither in the map in force ` +
-        `nor in "${job.paths.nodes}"`,
-    );
-  }
-  let view: StatusView = { id, addresses, node };
-  if (state && state.self === id) {
-    const flags = Object.fromEntries(
-      await Promise.all(ADMIN_FLAGS.map(async (f) => [f, await readFlag(job.paths, f)])),
-    ) as Record<AdminFlag, boolean>;
-    const admin = job.paths.admin;
-    view = {
-      ...view,
-      local: { backend: job.paths.backend, state: admin.slice(0, admin.lastIndexOf("/")), flags },
-      cluster: clusterSummary(entries, await listNodeInfo(job.paths.nodes)),
-    };
-  }
-  print(job, renderStatus(view), statusJson(view));
-  return 0;
 }
 
 /**
@@ -614,61 +559,14 @@ export async function run(
 ): Promise<number> {
   const { verb, args } = verbOf(parsed);
   const json = parsed.options.json === true;
-  if (json && !JSON_VERBS.has(verb)) {
-    throw new UsageError(`Cannot use --json with ${verb}: it prints nothing to read`);
+  if (json && !verb.json) {
+    throw new UsageError(`Cannot use --json with ${verb.name}: it prints nothing to read`);
   }
   const settings = await loadSettings({
     root: parsed.options.root as string | undefined,
     alpha: parsed.options.alpha === true ? true : undefined,
   }, ctx.env);
-  const job: Job = { paths: resolveStatePaths(settings), ctx, json };
-
-  const flag = FLAG_VERBS[verb];
-  if (flag) {
-    expectArgs(verb, args, [0]);
-    return await flagVerb(job, flag);
-  }
-  if (verb in FIGURE_VERBS) {
-    expectArgs(verb, args, [0, 1]);
-    return await figure(job, args, FIGURE_VERBS[verb as keyof typeof FIGURE_VERBS]);
-  }
-  switch (verb) {
-    case "expel":
-      expectArgs(verb, args, [0]);
-      return await request(job, "expel", "block");
-    case "bring":
-      expectArgs(verb, args, [0]);
-      return await request(job, "bring", "lstay");
-    case "gettune":
-      expectArgs(verb, args, [0]);
-      return await gettune(job);
-    case "getyard":
-      expectArgs(verb, args, [0]);
-      return await getyard(job);
-    case "setyard":
-      expectArgs(verb, args, [1]);
-      return await setyard(job, args[0]);
-    case "getdecay":
-      expectArgs(verb, args, [0]);
-      return await getdecay(job);
-    case "setdecay":
-      expectArgs(verb, args, [1, 3]);
-      return await setdecay(job, args);
-    case "setspeed":
-      expectArgs(verb, args, [1]);
-      return await setspeed(job, args[0]);
-    case "getspeed":
-      expectArgs(verb, args, [0, 1]);
-      return await getspeed(job, args);
-    case "isup":
-      expectArgs(verb, args, [0, 1]);
-      return await isup(job, args);
-    case "whois":
-      expectArgs(verb, args, [0, 1]);
-      return await whoisVerb(job, args, options.resolver ?? SYSTEM_RESOLVER);
-    case "status":
-      expectArgs(verb, args, [0, 1]);
-      return await status(job, args);
-  }
-  throw new TypeError(`Cannot run "${verb}": declared but not handled`);
+  const paths = resolveStatePaths(settings);
+  expectArgs(verb, args);
+  return await verb.run({ paths, ctx, json, resolver: options.resolver ?? SYSTEM_RESOLVER }, args);
 }

@@ -1,6 +1,6 @@
 /**
  * `om ps` (mps): processes with the node they run on, as the original mps printed them, or as
- * JSON. Both forms come from the same rows (STYLE item 12).
+ * JSON. Both forms come from the same rows, so the table and the JSON never disagree.
  */
 import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
 import { loadSettings } from "../lib/cli/config.ts";

@@ -3,19 +3,14 @@
  * it on another node: mosrun's options, lib/jobs/runoptions.ts), and stands in for it at home: the job's output comes here, this terminal's input goes there, the
  * signals sent to `om run` reach it, and its exit status becomes ours. Protocol: PROTOCOL.md §10.
  */
-import { type ChannelClient, RemoteError } from "../lib/channel/channel.ts";
+import { type ChannelClient, RemoteError } from "../lib/channel/client.ts";
 import { connectLocal, LocalAuthError } from "../lib/jobs/localauth.ts";
 import { type CommandSpec, type Parsed, renderHelp } from "../lib/cli/parser.ts";
 import { loadSettings } from "../lib/cli/config.ts";
 import type { Context } from "../lib/cli/context.ts";
-import {
-  decodeOutput,
-  encodeBase64,
-  localSocketPath,
-  OUTPUT_POLL_MS,
-  type OutputReply,
-  type RunRequest,
-} from "../lib/jobs/deputy.ts";
+import { decodeOutput, encodeBase64, type OutputReply } from "../lib/jobs/jobwire.ts";
+import { localSocketPath } from "../lib/jobs/localauth.ts";
+import { OUTPUT_POLL_MS, type RunRequest } from "../lib/jobs/deputy.ts";
 import { callerLockOf, parseRunOptions, type RunOptions } from "../lib/jobs/runoptions.ts";
 import { exitStatus } from "../lib/jobs/table.ts";
 import { ROOT_OPTION } from "../lib/cli/stateflags.ts";

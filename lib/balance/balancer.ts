@@ -7,7 +7,9 @@
  * of the two nodes corrected until their figures show the move.
  *
  * It also carries out `mosctl expel` (every guest goes home) and `mosctl bring` (every job of
- * this node comes home), on the local socket (`node.expel`, `node.bring`), replying when done.
+ * this node comes home), on the local socket (`node.expel`, `node.bring`), replying when done; and
+ * it says where it would send a job of this node now (`job.place`, for `om migrate PID balance`),
+ * by the same placement rule (lib/balance/placement.ts) and from the same figures as its own moves.
  */
 import { readFlag, readNumber, writeAdmin } from "../state/admin.ts";
 import {
@@ -17,19 +19,22 @@ import {
   decayFactor,
   DEFAULT_DECAY,
   JobLoad,
-  type JobView,
   type Move,
-  type NodeView,
   planMove,
   STAY_INTERVALS,
 } from "./policy.ts";
-import type { Handler } from "../channel/channel.ts";
+import { type JobView, type NodeView, placeJob } from "./placement.ts";
+import { measureJob } from "./jobmeasure.ts";
+import { bodyOf, isId } from "../channel/body.ts";
+import type { Handler } from "../channel/server.ts";
 import type { Deputy } from "../jobs/deputy.ts";
 import type { InfoExchange } from "../info/exchange.ts";
-import type { JobDecay, JobPolicy } from "../jobs/table.ts";
+import { type JobDecay, type JobPolicy, NoSuchJobError } from "../jobs/table.ts";
 import type { Logger } from "../base/log.ts";
-import { stateOfStat } from "../info/measure.ts";
-import { type Migration, MigrationError } from "../migration/migration.ts";
+import { jsonBytes } from "../base/json.ts";
+import { sleep } from "../base/time.ts";
+import type { Migration } from "../migration/migration.ts";
+import { MigrationError } from "../migration/errors.ts";
 import type { NodeInfo } from "../state/nodestate.ts";
 import type { StatePaths } from "../state/tree.ts";
 
@@ -91,7 +96,7 @@ export async function sweep(options: {
     );
     if (ids.length === 0) {
       if (arriving() === 0 || Date.now() >= until) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       continue;
     }
     let failedNow = false;
@@ -106,7 +111,7 @@ export async function sweep(options: {
       }
     }
     if (failedNow) {
-      await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? SWEEP_RETRY_MS));
+      await sleep(options.retryMs ?? SWEEP_RETRY_MS);
     }
   }
   const left = new Set(pending());
@@ -120,45 +125,22 @@ export interface SweepReport {
   readonly failed: { id: number; error: string }[];
 }
 
-const encoder = new TextEncoder();
-const json = (value: unknown) => encoder.encode(JSON.stringify(value));
-const message = (error: unknown) => error instanceof Error ? error.message : String(error);
-
-// Synchronous reads of small /proc files, as lib/info/measure.ts does (no worker-thread hand-offs).
-function read(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * Runnable tasks (threads) and resident bytes of a job: its PID 1 and every descendant, found
- * through /proc/<pid>/task/<tid>/children, each task's directory listed once.
+ * What `job.place` replies (PROTOCOL.md §12): where the balancer would send a job of this node now.
+ * Loads per CPU in load units (100 = one busy reference-speed CPU).
  */
-export function measureJob(pid: number): { runnable: number; rss: number } {
-  let runnable = 0;
-  let rss = 0;
-  const queue = [pid];
-  for (let seen = 0; queue.length > 0 && seen < 10_000; seen++) {
-    const process = queue.shift()!;
-    const status = read(`/proc/${process}/status`) ?? "";
-    rss += Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
-    let tasks: string[] = [];
-    try {
-      tasks = [...Deno.readDirSync(`/proc/${process}/task`)].map((e) => e.name);
-    } catch { /* gone */ }
-    for (const tid of tasks) {
-      const stat = read(`/proc/${process}/task/${tid}/stat`);
-      if (stat && stateOfStat(stat) === "R") runnable++;
-      for (const child of (read(`/proc/${process}/task/${tid}/children`) ?? "").split(" ")) {
-        if (/^\d+$/.test(child)) queue.push(Number(child));
-      }
-    }
-  }
-  return { runnable, rss };
+export interface JobPlacement {
+  /** The node the job runs on. */
+  readonly from: number;
+  /** Where it would go; absent when it stays. */
+  readonly to?: number;
+  readonly reason?: "load" | "memory";
+  /** Load per CPU at `from` now (null when its figures are unknown), and at `to` with the job. */
+  readonly here?: number | null;
+  readonly there?: number;
 }
+
+const message = (error: unknown) => error instanceof Error ? error.message : String(error);
 
 export class Balancer {
   readonly #options: BalancerOptions;
@@ -204,9 +186,52 @@ export class Balancer {
   /** The local socket's `node.expel` and `node.bring`. */
   localHandlers(): Map<string, Handler> {
     return new Map<string, Handler>([
-      ["node.expel", async () => json(await this.#exclusive(() => this.#expel()))],
-      ["node.bring", async () => json(await this.#exclusive(() => this.#bring()))],
+      ["node.expel", async () => jsonBytes(await this.#exclusive(() => this.#expel()))],
+      ["node.bring", async () => jsonBytes(await this.#exclusive(() => this.#bring()))],
+      ["job.place", async (body) => {
+        const { id } = bodyOf<{ id: number }>("job.place", body, (r) => isId(r.id));
+        return jsonBytes(await this.place(id));
+      }],
     ]);
+  }
+
+  /**
+   * Where the balancer would send job `id` of this home node now (`job.place`); moves nothing. The
+   * rule and the figures are its own moves' (placement.ts `placeJob` over what a decision reads:
+   * the nodes' steady loads, corrected after moves, their block flags, the nodes that failed a move
+   * lately); which job goes and when (lock, stay, the stay-put time) are left to whoever asks. The
+   * job's load is its history when it runs here and has one, else measured now (measureJob); a job
+   * that runs on another node counts as its policy says (a cpu job as one busy task), its figures
+   * being that node's.
+   */
+  async place(id: number): Promise<JobPlacement> {
+    const { deputy, nodeId } = this.#options;
+    const job = deputy.jobs.list().find((j) => j.id === id);
+    if (!job) throw new NoSuchJobError(id);
+    if (job.output.exit) throw new Error(`Cannot place job ${id}: it has ended`);
+    const view = await this.#view();
+    if (!view) {
+      throw new Error(`Cannot place job ${id}: node ${nodeId} has not measured itself yet`);
+    }
+    const here = this.#jobsHere().find((j) => j.id === id && !j.guest);
+    const history = here ? this.#loads.get(id) : undefined;
+    const measured = here && !history?.known ? measureJob(here.pid) : undefined;
+    const placement = placeJob(view.nodes, {
+      id,
+      home: job.home,
+      policy: job.policy,
+      tasks: history?.known ? history.tasks : measured?.runnable ?? 0,
+      rss: (history?.known ? this.#rss.get(id) : undefined) ?? measured?.rss ?? 0,
+      since: job.movedAt,
+    }, { from: job.node, exclude: view.exclude });
+    if (!placement) return { from: job.node };
+    return {
+      from: job.node,
+      to: placement.to,
+      reason: placement.reason,
+      here: Number.isFinite(placement.here) ? placement.here : null,
+      there: placement.there,
+    };
   }
 
   /** The jobs running on this node now. */

@@ -8,3 +8,10 @@ const encoder = new TextEncoder();
 export function jsonBytes(value: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(value));
 }
+
+const decoder = new TextDecoder();
+
+/** The value whose JSON `bytes` hold (a reply's body); throws SyntaxError when it is not JSON. */
+export function jsonOf<T = unknown>(bytes: Uint8Array): T {
+  return JSON.parse(decoder.decode(bytes));
+}

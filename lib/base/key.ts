@@ -1,7 +1,7 @@
 /**
  * The cluster key: 32 random bytes that every node of an authenticated cluster shares. The file
  * is one line, `om-cluster-key-v1 <64 hex digits>`, mode 0600 (PROTOCOL.md §9). HMAC-SHA-256
- * with it authenticates datagrams (lib/discovery/auth.ts) and channel connections (lib/channel/channel.ts).
+ * with it authenticates datagrams (lib/discovery/auth.ts) and channel connections (lib/channel/handshake.ts).
  */
 
 const PREFIX = "om-cluster-key-v1";

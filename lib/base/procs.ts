@@ -1,10 +1,11 @@
 /**
  * The local processes as Linux shows them in `/proc/<pid>/{stat,status,cmdline}`: pure parsers of
- * each file, one reader over a proc directory (tests point it at a fake tree), and the processes
- * below one (`descendants`, for what a migration continues or kills). `om ps` builds its rows
- * from these; where a process runs (the NODE column) is not a /proc fact and is added by the
- * caller.
+ * each file (om's one `stat` parser), readers over a proc directory (tests point them at a fake
+ * tree), and the processes below one (`descendants`, for what a migration continues or kills).
+ * `om ps` builds its rows from these; where a process runs (the NODE column) is not a /proc fact
+ * and is added by the caller.
  */
+import { exists } from "./fs.ts";
 
 /** Clock ticks per second of the times in `stat`: USER_HZ, 100 on every Linux architecture. */
 export const CLOCK_TICKS = 100;
@@ -33,6 +34,12 @@ export interface ProcStat {
   readonly nice: number;
   /** Field 20. */
   readonly threads: number;
+  /**
+   * Field 22: when the process started, in clock ticks since boot. With the pid, it tells a
+   * process from a later one that reuses the pid. Every kernel writes it; absent only from a line
+   * cut short before it.
+   */
+  readonly startTime?: number;
 }
 
 /** Everything ps knows about one local process. */
@@ -45,6 +52,8 @@ export interface ProcessInfo extends ProcStat {
 
 /** The number of fields after `(comm)` that parseStat needs: fields 3 to 20. */
 const FIELDS_AFTER_COMM = 18;
+/** Field 22 (the start time) is the 20th after `(comm)`. */
+const START_TIME_AFTER_COMM = 20;
 
 /**
  * Parses one `/proc/<pid>/stat` line. The name in parentheses may itself hold spaces and
@@ -88,7 +97,16 @@ export function parseStat(text: string): ProcStat {
     cpuTicks: field(14) + field(15),
     nice: field(19),
     threads: field(20),
+    ...(rest.length >= START_TIME_AFTER_COMM ? { startTime: field(22) } : {}),
   };
+}
+
+/**
+ * Reads and parses `/proc/<pid>/stat` of one process (`procDir` is the proc directory, for tests).
+ * Throws what reading throws (NotFound when there is no such process) and parseStat's SyntaxError.
+ */
+export async function readStat(pid: number, procDir = "/proc"): Promise<ProcStat> {
+  return parseStat(await Deno.readTextFile(`${procDir}/${pid}/stat`));
 }
 
 /** Splits `/proc/<pid>/cmdline` (arguments ended by NUL bytes) into the argument list. */
@@ -146,15 +164,6 @@ export async function listPids(procDir: string): Promise<number[]> {
     if (/^\d+$/.test(entry.name)) pids.push(Number(entry.name));
   }
   return pids.sort((a, b) => a - b);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -67,13 +67,15 @@ import { Reader, Writer } from "../base/cursor.ts";
 export const CHANNEL_MAGIC = 0x4f4d4348;
 /** The one protocol version this node speaks. */
 export const PROTOCOL_VERSION = 1;
-/** Size of a nonce and of a proof (an HMAC-SHA-256). */
+/** Size of a nonce. */
 export const NONCE_SIZE = 32;
+/** Size of a proof (an HMAC-SHA-256). */
 export const PROOF_SIZE = 32;
 /** The largest payload accepted or sent: 16 MiB. Larger data goes in several requests. */
 export const MAX_FRAME_SIZE = 16 * 1024 * 1024;
-/** Bytes before the body of a REQUEST (plus the command) and of a REPLY (plus the error). */
+/** Bytes before the body of a REQUEST, plus the command. */
 export const REQUEST_OVERHEAD = 6;
+/** Bytes before the body of a REPLY, plus the error. */
 export const REPLY_OVERHEAD = 7;
 
 /** Frame types: the byte values are on the wire and never change. */
@@ -85,6 +87,7 @@ export const FrameType = {
   reply: 0x05,
   refused: 0x06,
 } as const;
+/** A frame type's name ("hello", "request", ...). */
 export type FrameKind = keyof typeof FrameType;
 
 /** Bits of HELLO's flags; unknown bits are sent as 0 and ignored. */

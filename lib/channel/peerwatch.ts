@@ -8,11 +8,14 @@
  * without an answer the wait fails with a PeerSilentError. A short wait (every wait of a migration
  * that goes well, mostly) makes no connection at all.
  */
-import { type ChannelClient, RemoteError } from "./channel.ts";
+import { type ChannelClient, RemoteError } from "./client.ts";
+import { withTimeout } from "../base/time.ts";
 
-/** The defaults: the first ping after 1 s of waiting, then every 3 s; the third miss fails. */
+/** The default wait before the first ping: 1 s. */
 export const WATCH_AFTER_MS = 1000;
+/** The default time between pings, and each ping's limit: 3 s. */
 export const WATCH_PING_MS = 3000;
+/** The default number of pings in a row without an answer that fails the wait: the third. */
 export const WATCH_MISSES = 3;
 
 /** The peer answered none of `misses` pings in a row. */
@@ -20,13 +23,17 @@ export class PeerSilentError extends Error {
   override name = "PeerSilentError";
 }
 
+/** Options of {@linkcode watched}: how to reach the peer, and the watch's times. */
 export interface PeerWatchOptions {
   /** Connects to the peer's channel (a new connection). */
   readonly connect: () => Promise<ChannelClient>;
   /** What the peer is called in errors, e.g. "node 2". */
   readonly where: string;
+  /** Default WATCH_AFTER_MS. */
   readonly afterMs?: number;
+  /** Default WATCH_PING_MS. */
   readonly pingMs?: number;
+  /** Default WATCH_MISSES. */
   readonly misses?: number;
 }
 
@@ -128,16 +135,10 @@ export class Pinger {
 
 /** `connecting`, or a rejection after `ms` (a connection made later is closed). */
 async function within(connecting: Promise<ChannelClient>, ms: number): Promise<ChannelClient> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) =>
-    timer = setTimeout(() => reject(new Error(`no connection within ${ms} ms`)), ms)
-  );
   try {
-    return await Promise.race([connecting, late]);
+    return await withTimeout(connecting, ms, `no connection within ${ms} ms`);
   } catch (error) {
     void connecting.then((client) => client.close(), () => {});
     throw error;
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -13,8 +13,11 @@
  * asked (SIGTERM) and when the daemon that started it is gone, so that a criu held at its gate
  * never outlives the migration.
  */
-import { criuFailure, restoreArgs } from "./criu.ts";
+import { restoreArgs } from "./args.ts";
+import { criuFailure } from "./criuerror.ts";
 import { descendants } from "../base/procs.ts";
+import { exists } from "../base/fs.ts";
+import { sleep } from "../base/time.ts";
 
 /**
  * The restored job's parent on the target: `perl -e RESTORE_WAITER MARKER PIDFILE WINDOW GATE criu
@@ -25,6 +28,11 @@ import { descendants } from "../base/procs.ts";
  * (the PID criu wrote to PIDFILE, the job's PID 1, so its whole namespace goes), so that a copy
  * nobody let run never runs, even when the daemon that restored it is gone. Then it waits for the
  * job and exits with its status (128+N for signal N; 125 when the restore failed or was stopped).
+ * A waiter, because criu itself cannot give the status back: with `--restore-detached` the job's
+ * parent becomes the host's init (or nearest subreaper) and its status is lost; without it criu
+ * waits for the job but exits 0 whatever its status (criu only `wait(NULL)`s); and Deno cannot
+ * wait for a child it did not spawn. With `--restore-sibling` the job is a child of criu's
+ * parent, this waiter, which waits for any child.
  */
 export const RESTORE_WAITER = "my ($m, $p, $w, $g) = splice(@ARGV, 0, 4); my $go = 0; " +
   "my ($c, $stop) = (0, 0); $SIG{USR1} = sub { $go = 1 }; " +
@@ -50,7 +58,7 @@ export interface RestoreStart {
   readonly dir: string;
   /** The job's stdio pipe keys (`pipe:[INODE]` or null, for fds 0-2), for `--inherit-fd`. */
   readonly fds: readonly (string | null)[];
-  /** The images hold a mount namespace of the job's own (lib/criu/criu.ts hasOwnMounts). */
+  /** The images hold a mount namespace of the job's own (hasOwnMounts in startjob.ts). */
   readonly ownMounts: boolean;
   /** The waiter's window for the commit, in seconds. */
   readonly windowSeconds: number;
@@ -207,7 +215,7 @@ export class WaitedRestore {
     const marker = `${this.dir}/restored`;
     // Polled every millisecond: this wait is frozen time (a restore takes 30 ms and more).
     while (!this.#exited && !this.#expired && !(await exists(marker))) {
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await sleep(1);
     }
     clearTimeout(this.#limit);
     const ms = performance.now() - this.#started;
@@ -282,15 +290,6 @@ async function killBelow(pid: number): Promise<void> {
         Deno.kill(each, "SIGKILL");
       } catch { /* gone */ }
     }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
+    await sleep(10);
   }
 }

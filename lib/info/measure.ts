@@ -5,11 +5,22 @@
  * another. PROTOCOL.md §2.10 defines the figures.
  *
  * Parsing is pure (tested on fixed texts); `Meter` reads the files and keeps the previous sample
- * to turn CPU time into rates.
+ * to turn CPU time into rates. A task's state comes from lib/base/procs.ts `parseStat`, om's one
+ * reader of `/proc/<pid>/stat`.
  */
+import { parseStat } from "../base/procs.ts";
 
 /** The reference speed: 10000 = a 1 GHz CPU (HOWTO: "speed relative to PIII/1GHz"). */
 export const REFERENCE_SPEED = 10000;
+
+/**
+ * The load of `tasks` runnable tasks (on average) at a node of speed `speed`, in openMosix's load
+ * units: 100 per task at REFERENCE_SPEED, less on a faster node, more on a slower one. A node's
+ * load (figures) and a job's share of it (lib/balance/) are both this.
+ */
+export function loadAt(tasks: number, speed: number): number {
+  return tasks * 100 * REFERENCE_SPEED / Math.max(1, speed);
+}
 
 /** Where a cgroup node's figures come from (cgroup v1 directories). */
 export interface CgroupPaths {
@@ -74,11 +85,6 @@ export function cpusOfQuota(quotaUs: number, periodUs: number): number | undefin
   return quotaUs > 0 && periodUs > 0 ? quotaUs / periodUs : undefined;
 }
 
-/** The state letter of a `/proc/<pid>/stat` line (the field after the parenthesised name). */
-export function stateOfStat(text: string): string {
-  return text.slice(text.lastIndexOf(")") + 2, text.lastIndexOf(")") + 3);
-}
-
 /** The default speed from the CPU's clock: 1 GHz = REFERENCE_SPEED. */
 export function speedOfCpuinfo(text: string): number {
   const match = /^cpu MHz\s*:\s*([\d.]+)/m.exec(text);
@@ -103,7 +109,7 @@ export function figures(
   const util = Math.min(100, Math.round((used / (elapsed * current.cpus)) * 100));
   return {
     cpus: Math.max(1, Math.ceil(current.cpus - 1e-9)),
-    load: Math.round(runnable * 100 * REFERENCE_SPEED / Math.max(1, speed)),
+    load: Math.round(loadAt(runnable, speed)),
     util,
     mem: wholeMiB(current.mem),
     rmem: wholeMiB(current.rmem),
@@ -132,8 +138,8 @@ async function runnableIn(tasksFile: string): Promise<number> {
   await Promise.all(ids.map(async (id) => {
     if (own.has(id)) return;
     try {
-      if (stateOfStat(await readText(`/proc/${id}/stat`)) === "R") runnable++;
-    } catch { /* the task ended */ }
+      if (parseStat(await readText(`/proc/${id}/stat`)).state === "R") runnable++;
+    } catch { /* the task ended (its stat unreadable, or empty) */ }
   }));
   return runnable;
 }

@@ -1,6 +1,6 @@
 /**
  * The home daemon's side of `om run` (openMosix's deputy): the job commands of the local control
- * socket (PROTOCOL.md §10). `job.run` starts a job as lib/criu/criu.ts says jobs must run to move
+ * socket (PROTOCOL.md §10). `job.run` starts a job as lib/criu/startjob.ts says jobs must run to move
  * (PID 1 of its own PID namespace, its own session, stdio on pipes); the deputy pumps its
  * stdout and stderr into the job's output log (lib/jobs/table.ts), writes to its stdin, delivers
  * signals, and records its exit. While a job lives, `<root>/jobs/<id>` holds its record for
@@ -11,13 +11,19 @@
  * instead of touching a local process (held, in order, while it moves: holdInput). A job that
  * comes back home is adopted: its restored copy (under lib/migration/migration.ts's waiter) is followed
  * like a job started here.
+ *
+ * Longer than 600 lines: one class, the job table's keeper, whose commands (run, output, input,
+ * signal) and migration hooks (hold, detach, adopt, moved) share its per-job state; the start
+ * gate (startgate.ts), the wire forms (jobwire.ts) and the socket (localsocket.ts) are apart.
  */
-import { builtinHandlers, type Handler, serveChannel } from "../channel/channel.ts";
-import { guardLocal, localSocketPath, sessionUid } from "./localauth.ts";
-import { prepareUsersDir, usersDirPath } from "./usertoken.ts";
+import type { Handler } from "../channel/server.ts";
+import { sessionUid } from "./localauth.ts";
+import { jsonBytes } from "../base/json.ts";
+import { envScript, START_GATE, WRAPPER_ENV } from "./startgate.ts";
+import { decodeBase64, encodeOutput, handlesSignal } from "./jobwire.ts";
 import { lookupUser } from "../base/users.ts";
 import type { Clock } from "../base/clock.ts";
-import { namespacePid1, startJobArgs } from "../criu/criu.ts";
+import { namespacePid1, startJobArgs } from "../criu/startjob.ts";
 import {
   isJobPolicy,
   type Job,
@@ -38,44 +44,6 @@ import type { JobPlace } from "./runoptions.ts";
 
 /** How long `job.output` waits for output before answering with none. */
 export const OUTPUT_POLL_MS = 20_000;
-
-/** The whole environment of the root-run wrappers of a job (unshare, setsid, setpriv). */
-export const WRAPPER_ENV: Readonly<Record<string, string>> = {
-  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-};
-
-/**
- * The environment block the start gate reads from the job's stdin and evaluates as the job's
- * user: its length in bytes on a line, then one `export NAME='VALUE'` per variable (single quotes
- * escaped; a value may span lines). The gate reads the length with `read` and the rest with
- * `head -c` (one read, where `read` takes a byte at a time). Names a shell cannot export are
- * left out.
- */
-export function envScript(env: Readonly<Record<string, string>>): string {
-  let script = "";
-  for (const [name, value] of Object.entries(env)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
-    script += `export ${name}='${value.replaceAll("'", "'\\''")}'\n`;
-  }
-  return `${encoder.encode(script).length}\n${script}`;
-}
-
-/**
- * The start gate: the job's PID 1 is first a shell that waits for one line on stdin and then
- * execs the command (staying PID 1). The deputy finds the PID 1 and records the job before it
- * lets it go, so even a job that ends at once (`true`) is found, and no output is missed; a job
- * started elsewhere (job.run's `place`) is moved there while it waits. The line is the job's id,
- * which the job gets as $OM_JOB (its PID is known only once it runs). `read` takes bytes up to
- * the newline only (POSIX), so the job's stdin starts after it. Before that it enters the job's
- * directory (its first argument), and takes the job's environment from stdin ({@linkcode
- * envScript}): both as the job's user, so that a user cannot start a job where it may not go, and
- * so that the user's environment (LD_PRELOAD...) never reaches unshare, setsid and setpriv, which
- * run as root (they get WRAPPER_ENV; the daemon starts them in /).
- */
-export const START_GATE = 'cd -- "$1" 2>/dev/null || ' +
-  `{ echo "Cannot start in \\"$1\\": no such directory or permission denied" >&2; exit 125; }; ` +
-  'shift; read -r om_n || exit 125; om_e=$(head -c "$om_n") || exit 125; eval "$om_e"; ' +
-  'unset om_n om_e; read -r OM_JOB || exit 125; export OM_JOB; exec "$@"';
 
 /** Signals that kill by default and that `om run` forwards; see {@linkcode deliverSignal}. */
 const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
@@ -99,13 +67,6 @@ export function isJobPlace(value: unknown): value is JobPlace {
     typeof v.fallback === "boolean";
 }
 
-/** Body of a `job.output` reply: the chunks' data in base64. */
-export interface OutputReply {
-  readonly offset: number;
-  readonly chunks: readonly { readonly fd: OutputFd; readonly data: string }[];
-  readonly exit?: JobExit;
-}
-
 /** Options of {@linkcode Deputy}. */
 export interface DeputyOptions {
   /** This node's id: home and node of the jobs started here. */
@@ -120,6 +81,16 @@ export interface DeputyOptions {
   readonly nodesDir?: string;
   /** A number in [0, 1), for drawing the node a job starts on; default Math.random. */
   readonly random?: () => number;
+  /**
+   * Relays stdin and signals to the node a moved job runs on (the migration's home); without it,
+   * every job runs here.
+   */
+  readonly remote?: RemoteJobs;
+  /**
+   * Moves a job that still waits in its start gate to `node` (job.run's `place`). Throws when it
+   * cannot: the job is then still here. Without it, job.run refuses a place elsewhere.
+   */
+  readonly placer?: (id: number, node: number) => Promise<void>;
 }
 
 interface Running {
@@ -145,56 +116,6 @@ export interface RemoteJobs {
   signal(job: Job, signal: Deno.Signal): Promise<Deno.Signal | undefined>;
 }
 
-const encoder = new TextEncoder();
-
-function base64(bytes: Uint8Array): string {
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(text);
-}
-
-function unbase64(text: string): Uint8Array {
-  const raw = atob(text);
-  const bytes = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-  return bytes;
-}
-
-/** Encodes an output read as the `job.output` reply (PROTOCOL.md §10). */
-export function encodeOutput(read: OutputRead): OutputReply {
-  return {
-    offset: read.offset,
-    chunks: read.chunks.map((c) => ({ fd: c.fd, data: base64(c.data) })),
-    ...(read.exit ? { exit: read.exit } : {}),
-  };
-}
-
-/** Decodes a `job.output` reply's chunks back to bytes. */
-export function decodeOutput(
-  reply: OutputReply,
-): { offset: number; chunks: { fd: OutputFd; data: Uint8Array }[]; exit?: JobExit } {
-  return {
-    offset: reply.offset,
-    chunks: reply.chunks.map((c) => ({ fd: c.fd, data: unbase64(c.data) })),
-    ...(reply.exit ? { exit: reply.exit } : {}),
-  };
-}
-
-export { base64 as encodeBase64, unbase64 as decodeBase64 };
-
-/** The signal masks of /proc/<pid>/status: does the process catch or ignore signal `n`? */
-export function handlesSignal(status: string, signal: number): boolean {
-  const mask = (name: string) =>
-    BigInt(`0x${
-      new RegExp(`^${name}:\\s*([0-9a-f]+)`, "m")
-        .exec(status)?.[1] ?? "0"
-    }`);
-  const bit = 1n << BigInt(signal - 1);
-  return ((mask("SigCgt") | mask("SigIgn")) & bit) !== 0n;
-}
-
 /** The jobs of this home node and the handlers of the local socket's job commands. */
 export class Deputy {
   readonly jobs: JobTable;
@@ -206,13 +127,6 @@ export class Deputy {
   readonly #inputs = new Map<number, Promise<void>>();
   /** Jobs restored here on their way home, until the move is done. */
   readonly #adopting = new Map<number, Running>();
-  /** Relays stdin and signals to the node a moved job runs on; set by the migration. */
-  remote: RemoteJobs | undefined;
-  /**
-   * Moves a job that still waits in its start gate to `node` (job.run's `place`); set by the
-   * migration. Throws when it cannot: the job is then still here.
-   */
-  placer?: (id: number, node: number) => Promise<void>;
   readonly #stopExpiry: () => void;
 
   constructor(options: DeputyOptions) {
@@ -225,7 +139,7 @@ export class Deputy {
 
   /** The handlers to serve on the local socket. */
   handlers(): Map<string, Handler> {
-    const json = (value: unknown) => Promise.resolve(encoder.encode(JSON.stringify(value)));
+    const json = (value: unknown) => Promise.resolve(jsonBytes(value));
     return new Map<string, Handler>([
       ["job.run", async (body, peer) => {
         const request = bodyOf<RunRequest>(
@@ -256,7 +170,7 @@ export class Deputy {
           body,
           (r) => isId(r.id) && (typeof r.data === "string" || r.eof === true),
         );
-        await this.input(request.id, request.data ? unbase64(request.data) : undefined);
+        await this.input(request.id, request.data ? decodeBase64(request.data) : undefined);
         if (request.eof) await this.closeInput(request.id);
         return await json({});
       }],
@@ -275,7 +189,7 @@ export class Deputy {
   /**
    * Starts a job as user `uid` (root's jobs as today, another user's through setpriv, with its
    * primary group and its groups, in a mount namespace and /proc of its own so that CRIU can dump
-   * it: lib/criu/criu.ts startJobArgs); resolves with its id once its PID 1 exists.
+   * it: lib/criu/startjob.ts startJobArgs); resolves with its id once its PID 1 exists.
    */
   async start(request: RunRequest, options: { readonly uid: number }): Promise<number> {
     const { uid } = options;
@@ -356,7 +270,7 @@ export class Deputy {
     }
     // Through the input path: it reaches the job wherever it was placed.
     const env = { ...request.env, OM_JOB_LOCK: request.policy?.lock ? "1" : "0" };
-    await this.input(id, encoder.encode(`${envScript(env)}${id}\n`));
+    await this.input(id, new TextEncoder().encode(`${envScript(env)}${id}\n`));
     this.#options.logger.info("job {id}: started {command} on node {node}", {
       id,
       command: request.argv.join(" "),
@@ -390,8 +304,8 @@ export class Deputy {
       const [node] = up.splice(Math.min(up.length - 1, Math.floor(random() * up.length)), 1);
       if (node === here) return;
       try {
-        if (!this.placer) throw new Error("this node cannot migrate jobs");
-        await this.placer(job.id, node);
+        if (!this.#options.placer) throw new Error("this node cannot migrate jobs");
+        await this.#options.placer(job.id, node);
         return;
       } catch (error) {
         // A migration error says the job goes on here: true now, not once it is discarded.
@@ -498,7 +412,7 @@ export class Deputy {
     if (!data?.length) return Promise.resolve();
     return this.#queueInput(id, async () => {
       const job = this.jobs.get(id);
-      if (this.#elsewhere(job)) return await this.remote!.input(job, data, false);
+      if (this.#elsewhere(job)) return await this.#options.remote!.input(job, data, false);
       const running = this.#running.get(id);
       if (!running || running.eof) return;
       await running.stdin.write(data).catch(() => {});
@@ -510,7 +424,7 @@ export class Deputy {
     this.jobs.get(id);
     return this.#queueInput(id, async () => {
       const job = this.jobs.get(id);
-      if (this.#elsewhere(job)) return await this.remote!.input(job, undefined, true);
+      if (this.#elsewhere(job)) return await this.#options.remote!.input(job, undefined, true);
       const running = this.#running.get(id);
       if (!running || running.eof) return;
       running.eof = true;
@@ -625,7 +539,7 @@ export class Deputy {
    */
   async signal(id: number, signal: Deno.Signal): Promise<Deno.Signal | undefined> {
     const job = this.jobs.get(id);
-    if (this.#elsewhere(job)) return await this.remote!.signal(job, signal);
+    if (this.#elsewhere(job)) return await this.#options.remote!.signal(job, signal);
     const running = this.#running.get(id);
     if (!running) return undefined;
     const number = SIGNAL_NUMBERS[signal];
@@ -658,7 +572,8 @@ export class Deputy {
 
   /** Whether a job (not ended) runs on another node, whose deputy gets its stdin and signals. */
   #elsewhere(job: Job): boolean {
-    return job.node !== this.#options.nodeId && !job.output.exit && this.remote !== undefined;
+    return job.node !== this.#options.nodeId && !job.output.exit &&
+      this.#options.remote !== undefined;
   }
 
   /**
@@ -705,7 +620,7 @@ export class Deputy {
       await Deno.mkdir(this.#options.jobsDir, { recursive: true });
       await replaceFile(
         `${this.#options.jobsDir}/${job.id}`,
-        encoder.encode(JSON.stringify(jobRecord(job)) + "\n"),
+        new TextEncoder().encode(JSON.stringify(jobRecord(job)) + "\n"),
       );
     } catch (error) {
       this.#options.logger.warn("job {id}: cannot write its record: {error}", {
@@ -727,72 +642,4 @@ export class Deputy {
     this.#stopExpiry();
     for (const job of this.jobs.list()) await this.#removeRecord(job.id);
   }
-}
-
-export { localSocketPath };
-
-/**
- * Opens the local control socket `<root>/omdiscd.sock` with the deputy's job commands: mode
- * 0666, every user may connect, and proves who they are with a token in `<root>/users`
- * (lib/jobs/localauth.ts says who may then do what). Closing stops both.
- */
-export function serveLocal(
-  options: {
-    root: string;
-    nodeId: number;
-    logger: Logger;
-    clock: Clock;
-    /** `$OM_ROOT/nodes` unless given (the kernel backend's are elsewhere). */
-    nodesDir?: string;
-    /** More commands for the socket, made once the deputy exists (e.g. job.migrate). */
-    more?: (deputy: Deputy) => ReadonlyMap<string, Handler>;
-  },
-): { readonly deputy: Deputy; close(): Promise<void> } {
-  const deputy = new Deputy({
-    ...options,
-    jobsDir: `${options.root}/jobs`,
-    nodesDir: options.nodesDir ?? `${options.root}/nodes`,
-  });
-  let server;
-  try {
-    // Users must reach the socket: the state tree's root is searchable by all.
-    Deno.mkdirSync(options.root, { recursive: true });
-    const root = Deno.statSync(options.root);
-    if (((root.mode ?? 0) & 0o011) !== 0o011) {
-      Deno.chmodSync(options.root, ((root.mode ?? 0) & 0o7777) | 0o011);
-    }
-    // ... but not the migrations' images (CRIU writes them 0644: the jobs' memory).
-    Deno.mkdirSync(`${options.root}/migrations`, { recursive: true });
-    Deno.chmodSync(`${options.root}/migrations`, 0o700);
-    const usersDir = usersDirPath(options.root);
-    prepareUsersDir(usersDir);
-    server = serveChannel({
-      path: localSocketPath(options.root),
-      mode: 0o666,
-      nodeId: options.nodeId,
-      logger: options.logger,
-      handlers: guardLocal(
-        new Map([
-          ...builtinHandlers(options.nodeId),
-          ...deputy.handlers(),
-          ...(options.more?.(deputy) ?? []),
-        ]),
-        {
-          usersDir,
-          clock: options.clock,
-          ownerOf: (id) => deputy.jobs.find(id)?.uid,
-        },
-      ),
-    });
-  } catch (error) {
-    void deputy.close();
-    throw error;
-  }
-  return {
-    deputy,
-    async close() {
-      await server.close();
-      await deputy.close();
-    },
-  };
 }

@@ -6,7 +6,9 @@
  * let users move their own processes, root any; the kernel refused others with EPERM); only
  * root may expel or bring jobs, and use any command not named here.
  */
-import { type ChannelClient, connectChannel, type Handler, type Peer } from "../channel/channel.ts";
+import { type ChannelClient, connectChannel } from "../channel/client.ts";
+import type { Peer } from "../channel/handshake.ts";
+import type { Handler } from "../channel/server.ts";
 import type { Clock } from "../base/clock.ts";
 import { checkToken, createToken, usersDirPath } from "./usertoken.ts";
 import { userName } from "../base/users.ts";

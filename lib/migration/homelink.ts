@@ -16,7 +16,7 @@
  * rejects with a HomeUnreachableError: the job has nowhere to send its output, and its copy here
  * is ended by the caller (as an openMosix process died with its home node).
  */
-import { type ChannelClient, RemoteError } from "../channel/channel.ts";
+import { type ChannelClient, RemoteError } from "../channel/client.ts";
 import { Pinger } from "../channel/peerwatch.ts";
 
 /** Time between pings while a request waits, and a ping's limit. */

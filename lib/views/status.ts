@@ -1,14 +1,17 @@
 /**
  * The `mosctl status` listing: one view object (this node's flags and figures, and a summary of
- * the cluster in the map), rendered as readable text or as JSON, so the two never disagree.
+ * the cluster in the map), read from the state tree and rendered as readable text or as JSON, so
+ * the two never disagree.
  * `status ID` of another node shows that node's figures only: flags are known only here.
  */
-import type { AdminFlag } from "../state/admin.ts";
+import { ADMIN_FLAGS, type AdminFlag, readFlag } from "../state/admin.ts";
 import type { MapEntry } from "../state/hpcmap.ts";
 import { formatNodeId } from "../base/ipv4.ts";
 import { listNodes } from "../state/mapfile.ts";
-import type { NodeInfo } from "../state/nodestate.ts";
-import type { Backend } from "../state/tree.ts";
+import { listNodeInfo, type NodeInfo, readNodeInfo } from "../state/nodestate.ts";
+import type { Backend, StatePaths } from "../state/tree.ts";
+import type { MapState } from "./thisnode.ts";
+import { addressesOf } from "./whois.ts";
 
 /** This node's side of the view: where its state is and its admin flags. */
 export interface LocalState {
@@ -171,5 +174,37 @@ export function statusJson(view: StatusView): StatusJson {
       ? { backend: view.local.backend, state: view.local.state, flags: { ...view.local.flags } }
       : {}),
     ...(view.cluster ? { cluster: { ...view.cluster } } : {}),
+  };
+}
+
+/**
+ * Reads what status shows of node `id`: its addresses in the map in force (`state`, when there is
+ * one) and its figures; for this node also its admin flags and the cluster's summary. Throws when
+ * neither the map nor nodes/ knows the node.
+ */
+export async function readStatus(
+  paths: StatePaths,
+  id: number,
+  state: MapState | undefined,
+): Promise<StatusView> {
+  const entries = state?.map.entries ?? [];
+  const addresses = addressesOf(entries, id);
+  const node = await readNodeInfo(paths.nodes, id);
+  if (addresses.length === 0 && node === undefined) {
+    throw new Error(
+      `Cannot show node ${id} (${formatNodeId(id)}): it is neither in the map in force ` +
+        `nor in "${paths.nodes}"`,
+    );
+  }
+  const view: StatusView = { id, addresses, node };
+  if (!state || state.self !== id) return view;
+  const flags = Object.fromEntries(
+    await Promise.all(ADMIN_FLAGS.map(async (f) => [f, await readFlag(paths, f)])),
+  ) as Record<AdminFlag, boolean>;
+  const admin = paths.admin;
+  return {
+    ...view,
+    local: { backend: paths.backend, state: admin.slice(0, admin.lastIndexOf("/")), flags },
+    cluster: clusterSummary(entries, await listNodeInfo(paths.nodes)),
   };
 }

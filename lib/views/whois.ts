@@ -7,6 +7,8 @@
 import type { MapEntry } from "../state/hpcmap.ts";
 import { formatNodeId, isIPv4 } from "../base/ipv4.ts";
 import { listNodes, MAX_NODE_ID } from "../state/mapfile.ts";
+import { readMap, type StatePaths } from "../state/tree.ts";
+import { noMapInForce, requireSelf } from "./thisnode.ts";
 
 /** Host-name look-ups (the system's resolver in om, a table in tests). */
 export interface HostResolver {
@@ -145,11 +147,51 @@ export function renderId(answer: WhoisAnswer): string {
   return `${answer.id} (${formatNodeId(answer.id)})\n`;
 }
 
+/** The `--json` form of a whois answer. */
+export interface WhoisJson {
+  id: number;
+  idHex: string;
+  /** The node is this one. */
+  self: boolean;
+  addresses: NamedAddress[];
+}
+
 /** The `--json` form of every whois answer. */
 export function whoisJson(
   answer: WhoisAnswer,
   named: readonly NamedAddress[],
   self: boolean,
-): { id: number; idHex: string; self: boolean; addresses: NamedAddress[] } {
+): WhoisJson {
   return { id: answer.id, idHex: formatNodeId(answer.id), self, addresses: [...named] };
+}
+
+/**
+ * `mosctl whois` against the map in force: this node without a question, else the node the
+ * question (its text as given, and what it names) asks for; as text and as JSON. Addresses are
+ * named (a reverse look-up each) where the text shows them, after an id, and always in JSON.
+ * Throws when no map is in force or the map does not have what was asked.
+ */
+export async function whoisView(
+  paths: StatePaths,
+  asked: { readonly text: string; readonly query: NodeQuery } | undefined,
+  options: { readonly resolver: HostResolver; readonly json: boolean },
+): Promise<{ text: string; json: WhoisJson }> {
+  const state = await readMap(paths);
+  let answer: WhoisAnswer;
+  if (asked === undefined) {
+    const { self, map } = requireSelf(paths, state);
+    answer = { id: self, addresses: addressesOf(map.entries, self) };
+  } else if (state === undefined) {
+    throw new Error(`Cannot find "${asked.text}": ${noMapInForce(paths)}`);
+  } else {
+    answer = await whois(asked.query, state.map.entries, options.resolver);
+  }
+  const byId = asked?.query.kind === "id";
+  const named = options.json || byId ? await nameAddresses(answer.addresses, options.resolver) : [];
+  const text = asked === undefined
+    ? renderSelf(answer)
+    : byId
+    ? renderAddresses(named)
+    : renderId(answer);
+  return { text, json: whoisJson(answer, named, state?.self === answer.id) };
 }

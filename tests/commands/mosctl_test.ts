@@ -672,6 +672,11 @@ Deno.test("the declaration lists every verb of the HOWTO's table", () => {
   assert.deepEqual(spec.links, ["mosctl"]);
 });
 
+Deno.test("the usage lines name every verb of the table", () => {
+  const words = new Set(spec.usage.flatMap((line) => line.split(/[ |]/)));
+  for (const verb of spec.verbs ?? []) assert.ok(words.has(verb.name), verb.name);
+});
+
 Deno.test("through the launcher and the mosctl link, with the exit codes of main.ts", async () => {
   await using box = await sandbox();
   await Deno.symlink(LAUNCHER, `${box.dir}/mosctl`);

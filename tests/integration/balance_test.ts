@@ -5,9 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { STAY_INTERVALS } from "../../lib/balance/policy.ts";
-import { findCriu } from "../../lib/criu/criu.ts";
+import { findCriu } from "../../lib/criu/preflight.ts";
 import { type JobRecord, readJobRecords } from "../../lib/jobs/table.ts";
-import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab/lab.ts";
+import { planLab } from "../../lib/lab/plan.ts";
+import { type Lab, nodeRoot } from "../../lib/lab/record.ts";
+import { execInNode } from "../../lib/lab/exec.ts";
 import { retryUntil } from "../../lib/base/retry.ts";
 import { omCommand } from "../../lib/base/selfexec.ts";
 import { ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";

@@ -3,18 +3,10 @@
  * expiry, relaying, garbage, the pid file, detaching, syslog and signals.
  */
 import assert from "node:assert/strict";
-import {
-  findNode,
-  killDaemon,
-  type Lab,
-  nodeRoot,
-  planLab,
-  readNodeMap,
-  signalDaemon,
-  startDaemon,
-  stopDaemon,
-  waitForAgreement,
-} from "../../lib/lab/lab.ts";
+import { planLab } from "../../lib/lab/plan.ts";
+import { findNode, type Lab, nodeRoot } from "../../lib/lab/record.ts";
+import { killDaemon, signalDaemon, startDaemon, stopDaemon } from "../../lib/lab/daemons.ts";
+import { readNodeMap, waitForAgreement } from "../../lib/lab/maps.ts";
 import { retryUntil } from "../../lib/base/retry.ts";
 import { omCommand } from "../../lib/base/selfexec.ts";
 import { ROOT, runIn, startAll, stats, withLab } from "../tools/labkit.ts";

@@ -4,17 +4,11 @@
  * key or none never enters a map, and a replayed datagram is refused.
  */
 import assert from "node:assert/strict";
-import {
-  execInNode,
-  findNode,
-  type Lab,
-  nodeRoot,
-  planLab,
-  readNodeMap,
-  startDaemon,
-  stopDaemon,
-  waitForAgreement,
-} from "../../lib/lab/lab.ts";
+import { planLab } from "../../lib/lab/plan.ts";
+import { findNode, type Lab, nodeRoot } from "../../lib/lab/record.ts";
+import { execInNode } from "../../lib/lab/exec.ts";
+import { startDaemon, stopDaemon } from "../../lib/lab/daemons.ts";
+import { readNodeMap, waitForAgreement } from "../../lib/lab/maps.ts";
 import { newKeyText } from "../../lib/base/key.ts";
 import { readNodeInfo } from "../../lib/state/nodestate.ts";
 import { retryUntil } from "../../lib/base/retry.ts";

@@ -6,20 +6,13 @@
 import assert from "node:assert/strict";
 import { parse } from "../../lib/cli/parser.ts";
 import { captureContext } from "../../lib/cli/context.ts";
-import {
-  createLab,
-  destroyLab,
-  execInNode,
-  isAlive,
-  LabExistsError,
-  loadLab,
-  type NodeSpec,
-  planLab,
-  readNodeMap,
-  startDaemon,
-  stopDaemon,
-  waitForAgreement,
-} from "../../lib/lab/lab.ts";
+import { type NodeSpec, planLab } from "../../lib/lab/plan.ts";
+import { loadLab } from "../../lib/lab/record.ts";
+import { execInNode } from "../../lib/lab/exec.ts";
+import { createLab, LabExistsError } from "../../lib/lab/create.ts";
+import { destroyLab } from "../../lib/lab/destroy.ts";
+import { isAlive, startDaemon, stopDaemon } from "../../lib/lab/daemons.ts";
+import { readNodeMap, waitForAgreement } from "../../lib/lab/maps.ts";
 import { run, spec } from "../../commands/lab.ts";
 import {
   cgroupsOf,

@@ -13,34 +13,30 @@
  * whose home daemon restarted (and so forgot it) is killed where it runs.
  */
 import assert from "node:assert/strict";
-import {
-  execInNode,
-  findNode,
-  type Lab,
-  nodeRoot,
-  planLab,
-  startDaemon,
-  stopDaemon,
-  waitForAgreement,
-} from "../../lib/lab/lab.ts";
-import { findCriu } from "../../lib/criu/criu.ts";
-import {
-  decodeFileChunk,
-  encodeFileChunk,
-  stepOf,
-  TEST_COMMIT_DELAY_ENV,
-  TEST_FILE_DELAY_ENV,
-  TEST_MOVE_LOSE_REPLY_ENV,
-  TEST_RESTORE_LIMIT_ENV,
-  TEST_WRONG_PLAN_ENV,
-} from "../../lib/migration/migration.ts";
+import { planLab } from "../../lib/lab/plan.ts";
+import { findNode, type Lab, nodeRoot } from "../../lib/lab/record.ts";
+import { execInNode } from "../../lib/lab/exec.ts";
+import { startDaemon, stopDaemon } from "../../lib/lab/daemons.ts";
+import { waitForAgreement } from "../../lib/lab/maps.ts";
+import { findCriu } from "../../lib/criu/preflight.ts";
+import { decodeFileChunk, encodeFileChunk } from "../../lib/migration/files.ts";
+import type { MigrationFaults } from "../../lib/migration/faults.ts";
 import { parseTarget } from "../../commands/migrate.ts";
 import { readJobRecords } from "../../lib/jobs/table.ts";
 import { listNodeInfo } from "../../lib/state/nodestate.ts";
 import { readProcess, readProcesses } from "../../lib/base/procs.ts";
 import { retryUntil } from "../../lib/base/retry.ts";
 import { omCommand } from "../../lib/base/selfexec.ts";
-import { exists, manualOnly, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
+import {
+  exists,
+  faultProgram,
+  manualOnly,
+  ROOT,
+  runIn,
+  startAll,
+  startIn,
+  withLab,
+} from "../tools/labkit.ts";
 
 const criu = findCriu((name) => Deno.env.get(name));
 const ignore = !ROOT || !criu;
@@ -72,16 +68,21 @@ function startRunWith(lab: Lab, stdin: "null" | "piped", ...argv: string[]) {
 }
 
 /**
- * Starts the daemons of nodes 1 to `count` with OM_CRIU and, for node i, the variables `env[i]`
- * (test-only hooks; OM_CRIU may be replaced there), and waits until their maps agree.
+ * Starts the daemons of nodes 1 to `count` with OM_CRIU and, for node i, the variables
+ * `nodes[i].env` (OM_CRIU may be replaced there) and the faults `nodes[i].faults` of its
+ * migrations (tests/tools/faultnode.ts), and waits until their maps agree.
  */
 async function startNodes(
   lab: Lab,
   count: number,
-  env: Record<number, Record<string, string>> = {},
+  nodes: Record<number, { env?: Record<string, string>; faults?: MigrationFaults }> = {},
 ): Promise<void> {
   for (let i = 1; i <= count; i++) {
-    await startDaemon(lab, i, { env: { OM_CRIU: criu!, ...env[i] } });
+    const faults = nodes[i]?.faults;
+    await startDaemon(lab, i, {
+      env: { OM_CRIU: criu!, ...nodes[i]?.env },
+      ...(faults ? { program: faultProgram(faults) } : {}),
+    });
   }
   const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
   assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
@@ -117,16 +118,6 @@ Deno.test("migrate: mig.file bodies carry a JSON header and raw bytes", () => {
   assert.throws(() => decodeFileChunk(new Uint8Array([0, 0, 1, 0])), TypeError);
 });
 
-Deno.test("migrate: the failed step is read back from another node's error text", () => {
-  assert.equal(
-    stepOf("Cannot migrate job 5 to node 3: dump failed on node 2: criu said no; the job goes on"),
-    "dump",
-  );
-  assert.equal(stepOf("x: target check failed on node 3: node 3 blocks guests"), "target check");
-  assert.equal(stepOf("Cannot migrate job 5: it has ended"), undefined);
-  assert.equal(stepOf("x: lunch failed on node 3"), undefined);
-});
-
 Deno.test("migrate: NODE is a node id, decimal or hex, or home", () => {
   assert.equal(parseTarget("2"), 2);
   assert.equal(parseTarget("0x0adc"), 0x0adc);
@@ -145,8 +136,8 @@ Deno.test({
       const leftover = `${nodeRoot(lab, 2)}/migrations/999-in`;
       await Deno.mkdir(leftover, { recursive: true });
       await Deno.writeFile(`${leftover}/reserve-1`, new Uint8Array(4096));
-      // Test-only hook: restores have 1.5 s; the jobs run on well past that, untouched by it.
-      await startAll(lab, [], { OM_CRIU: criu!, [TEST_RESTORE_LIMIT_ENV]: "1500" });
+      // A test's fault: restores have 1.5 s; the jobs run on well past that, untouched by it.
+      await startAll(lab, [], { OM_CRIU: criu! }, { restoreLimitMs: 1500 });
       assert.equal(await exists(leftover), false, "swept");
 
       // (a) a counter moved half way: complete, in order, once; its exit status arrives.
@@ -258,8 +249,8 @@ Deno.test({
   fn: () =>
     withLab("migk", planLab(2), async (lab) => {
       await manualOnly(lab);
-      // Test-only hook (lib/migration/migration.ts): node 2 stores each image chunk 2 s late.
-      await startNodes(lab, 2, { 2: { [TEST_FILE_DELAY_ENV]: "2000" } });
+      // A test's fault (lib/migration/faults.ts): node 2 stores each image chunk 2 s late.
+      await startNodes(lab, 2, { 2: { faults: { fileDelayMs: 2000 } } });
       const run = startRun(lab, "sh", "-c", counter(40));
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 10, 10_000);
@@ -472,8 +463,8 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migf", planLab(3), async (lab) => {
-      // Test-only hook (lib/migration/migration.ts): node 3 stores each image chunk 2 s late.
-      await startNodes(lab, 3, { 3: { [TEST_FILE_DELAY_ENV]: "2000" } });
+      // A test's fault (lib/migration/faults.ts): node 3 stores each image chunk 2 s late.
+      await startNodes(lab, 3, { 3: { faults: { fileDelayMs: 2000 } } });
       const run = startRun(lab, "sh", "-c", counter(60));
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 8, 10_000);
@@ -504,15 +495,11 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migc", planLab(3), async (lab) => {
-      // Test-only hooks (lib/migration/migration.ts): node 2 holds its first mig.commit answer past the
+      // A test's faults (lib/migration/faults.ts): node 2 holds its first mig.commit answer past the
       // source's 10 s timeout, and answers mig.move with an error once the move is done; as a
       // source it tells the target the wrong mount namespace, so node 3 restores afresh.
       await startNodes(lab, 3, {
-        2: {
-          [TEST_COMMIT_DELAY_ENV]: "12000",
-          [TEST_MOVE_LOSE_REPLY_ENV]: "1",
-          [TEST_WRONG_PLAN_ENV]: "1",
-        },
+        2: { faults: { commitDelayMs: 12000, loseMoveReply: true, wrongPlan: true } },
       });
       const run = startRun(lab, "sh", "-c", counter(250));
       const job = await jobOn(lab, 1, "while");
@@ -547,9 +534,9 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migp", planLab(2), async (lab) => {
-      // Test-only hook: node 2 holds its first mig.commit answer 2 s, long enough to cut its
+      // A test's fault: node 2 holds its first mig.commit answer 2 s, long enough to cut its
       // cable between the commit and the answer.
-      await startNodes(lab, 2, { 2: { [TEST_COMMIT_DELAY_ENV]: "2000" } });
+      await startNodes(lab, 2, { 2: { faults: { commitDelayMs: 2000 } } });
       // Lines of 2 KiB: a copy whose output cannot get home blocks once its pipe is full. Every
       // copy also writes each number to a file (the nodes share it): what each copy did.
       const trace = `${lab.record.dir}/trace`;
@@ -664,8 +651,8 @@ Deno.test({
   ignore,
   fn: () =>
     withLab("migt", planLab(2), async (lab) => {
-      // Test-only hook (lib/migration/migration.ts): node 2 stores each image chunk 2 s late.
-      await startNodes(lab, 2, { 2: { [TEST_FILE_DELAY_ENV]: "2000" } });
+      // A test's fault (lib/migration/faults.ts): node 2 stores each image chunk 2 s late.
+      await startNodes(lab, 2, { 2: { faults: { fileDelayMs: 2000 } } });
       const run = startRun(lab, "sh", "-c", counter(60));
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);
@@ -707,7 +694,9 @@ Deno.test({
           `exec ${criu} "$@"\n`,
         { mode: 0o755 },
       );
-      await startNodes(lab, 2, { 2: { OM_CRIU: `${dir}/criu`, [TEST_RESTORE_LIMIT_ENV]: "3000" } });
+      await startNodes(lab, 2, {
+        2: { env: { OM_CRIU: `${dir}/criu` }, faults: { restoreLimitMs: 3000 } },
+      });
       const run = startRun(lab, "sh", "-c", counter(50));
       const job = await jobOn(lab, 1, "while");
       await retryUntil(() => lines(run.sink.out).length >= 5, 10_000);

@@ -7,8 +7,10 @@
  * and mosrun, and -k inside a job.
  */
 import assert from "node:assert/strict";
-import { type Lab, nodeRoot, planLab, stopDaemon } from "../../lib/lab/lab.ts";
-import { findCriu } from "../../lib/criu/criu.ts";
+import { planLab } from "../../lib/lab/plan.ts";
+import { type Lab, nodeRoot } from "../../lib/lab/record.ts";
+import { stopDaemon } from "../../lib/lab/daemons.ts";
+import { findCriu } from "../../lib/criu/preflight.ts";
 import { readJobRecords } from "../../lib/jobs/table.ts";
 import { readNodeInfo } from "../../lib/state/nodestate.ts";
 import { retryUntil } from "../../lib/base/retry.ts";

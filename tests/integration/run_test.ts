@@ -4,9 +4,11 @@
  * job in `om ps --json` while it runs.
  */
 import assert from "node:assert/strict";
-import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab/lab.ts";
+import { planLab } from "../../lib/lab/plan.ts";
+import { type Lab, nodeRoot } from "../../lib/lab/record.ts";
+import { execInNode } from "../../lib/lab/exec.ts";
 import { readJobRecords } from "../../lib/jobs/table.ts";
-import { handlesSignal } from "../../lib/jobs/deputy.ts";
+import { handlesSignal } from "../../lib/jobs/jobwire.ts";
 import { retryUntil } from "../../lib/base/retry.ts";
 import { omCommand } from "../../lib/base/selfexec.ts";
 import { ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";

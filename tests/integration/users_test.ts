@@ -7,8 +7,10 @@
  * with a token it did not make (a symbolic link to root's, a path).
  */
 import assert from "node:assert/strict";
-import { execInNode, type Lab, nodeRoot, planLab } from "../../lib/lab/lab.ts";
-import { findCriu } from "../../lib/criu/criu.ts";
+import { planLab } from "../../lib/lab/plan.ts";
+import { type Lab, nodeRoot } from "../../lib/lab/record.ts";
+import { execInNode } from "../../lib/lab/exec.ts";
+import { findCriu } from "../../lib/criu/preflight.ts";
 import { readJobRecords } from "../../lib/jobs/table.ts";
 import { lookupUser } from "../../lib/base/users.ts";
 import { readNodeInfo } from "../../lib/state/nodestate.ts";

@@ -3,7 +3,8 @@
  *   deno run -A chanreq.ts HOST COMMAND [KEYFILE]
  * Prints the reply body, or "refused: REASON" / "error: MESSAGE" (exit 1).
  */
-import { ChannelRefusedError, connectChannel } from "../../lib/channel/channel.ts";
+import { ChannelRefusedError } from "../../lib/channel/handshake.ts";
+import { connectChannel } from "../../lib/channel/client.ts";
 import { importKey, parseKeyText } from "../../lib/base/key.ts";
 
 const [hostname, command, keyFile] = Deno.args;

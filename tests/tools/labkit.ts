@@ -3,18 +3,21 @@
  * afterwards, with a sweep of anything left carrying its name.
  */
 import assert from "node:assert/strict";
-import {
-  CGROUP_CONTROLLERS,
-  cgroupParent,
-  createLab,
-  destroyLab,
-  execInNode,
-  type Lab,
-  nodeRoot,
-  type NodeSpec,
-  startDaemon,
-  waitForAgreement,
-} from "../../lib/lab/lab.ts";
+import type { NodeSpec } from "../../lib/lab/plan.ts";
+import { CGROUP_CONTROLLERS, type Lab, nodeRoot } from "../../lib/lab/record.ts";
+import { cgroupParent } from "../../lib/lab/cgroups.ts";
+import { execInNode } from "../../lib/lab/exec.ts";
+import { createLab } from "../../lib/lab/create.ts";
+import { destroyLab } from "../../lib/lab/destroy.ts";
+import { startDaemon } from "../../lib/lab/daemons.ts";
+import { waitForAgreement } from "../../lib/lab/maps.ts";
+import { exists } from "../../lib/base/fs.ts";
+import { sleep } from "../../lib/base/time.ts";
+import { omCommand } from "../../lib/base/selfexec.ts";
+import type { MigrationFaults } from "../../lib/migration/faults.ts";
+
+/** Whether something is at a path (lib/base/fs.ts's answer; the tests import it from here). */
+export { exists };
 
 /** Integration tests need root (namespaces, cgroups). */
 export const ROOT = Deno.uid() === 0;
@@ -24,15 +27,6 @@ let serial = 0;
 /** A lab name no other test (or run) uses. */
 export function uniqueName(tag: string): string {
   return `t${tag}${Deno.pid}x${serial++}`;
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function sh(command: string): Promise<{ code: number; out: string }> {
@@ -82,7 +76,7 @@ export async function sweep(name: string): Promise<void> {
           await Deno.remove(`${group}/${entry.name}`);
           break;
         } catch {
-          await new Promise((resolve) => setTimeout(resolve, 20));
+          await sleep(20);
         }
       }
     }
@@ -173,10 +167,29 @@ export async function startAll(
   lab: Lab,
   args: string[] = [],
   env: Record<string, string> = {},
+  faults?: MigrationFaults,
 ): Promise<void> {
-  for (const node of lab.record.nodes) await startDaemon(lab, node.index, { args, env });
+  const program = faults ? faultProgram(faults) : undefined;
+  for (const node of lab.record.nodes) {
+    await startDaemon(lab, node.index, { args, env, ...(program ? { program } : {}) });
+  }
   const agreement = await waitForAgreement(lab, { timeoutMs: 20_000 });
   assert.ok(agreement.agreed, `maps do not agree: ${JSON.stringify(agreement.views)}`);
+}
+
+/**
+ * What the lab runs in place of `om discover` for a node whose migrations suffer `faults`
+ * (tests/tools/faultnode.ts, under the same Deno and flags as om itself).
+ */
+export function faultProgram(faults: MigrationFaults): string[] {
+  const [deno, ...rest] = omCommand([]);
+  const main = rest.findIndex((arg) => arg.endsWith("/main.ts"));
+  return [
+    deno,
+    ...rest.slice(0, main),
+    decodeURIComponent(new URL("./faultnode.ts", import.meta.url).pathname),
+    JSON.stringify(faults),
+  ];
 }
 
 /**

@@ -4,7 +4,7 @@
  * Authenticates with a fresh token, or sends `auth` with TOKEN as given (a forgery). Prints the
  * reply body, or "error: MESSAGE" (exit 1).
  */
-import { connectChannel, RemoteError } from "../../lib/channel/channel.ts";
+import { connectChannel, RemoteError } from "../../lib/channel/client.ts";
 import { connectLocal, localSocketPath } from "../../lib/jobs/localauth.ts";
 
 const [root, command, body = "", token] = Deno.args;

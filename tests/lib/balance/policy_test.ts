@@ -1,16 +1,14 @@
 import assert from "node:assert/strict";
 import {
-  BALANCE_MARGIN,
   type BalanceView,
   decayFactor,
   JobLoad,
-  jobLoadAt,
-  type JobView,
   movable,
-  type NodeView,
   planMove,
   STAY_INTERVALS,
 } from "../../../lib/balance/policy.ts";
+import { BALANCE_MARGIN, type JobView, type NodeView } from "../../../lib/balance/placement.ts";
+import { loadAt as jobLoadAt } from "../../../lib/info/measure.ts";
 import { DEFAULT_POLICY } from "../../../lib/jobs/table.ts";
 
 const GiB = 2 ** 30;

@@ -8,6 +8,7 @@ import {
   privateMemory,
   readProcess,
   readProcesses,
+  readStat,
   statFlags,
 } from "../../../lib/base/procs.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
@@ -35,6 +36,7 @@ Deno.test("parseStat reads the fields ps needs from a real line", () => {
     cpuTicks: 19,
     nice: 0,
     threads: 1,
+    startTime: 290112,
   });
 });
 
@@ -52,11 +54,13 @@ Deno.test("parseStat: a kernel thread and a zombie", () => {
     "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 3 0 0 20 0 1 0 3 0 0 18446744073709551615",
   );
   assert.deepEqual([kthread.pid, kthread.ppid, kthread.ttyNr, kthread.tpgid], [2, 0, 0, -1]);
+  assert.equal(kthread.startTime, 3);
   const zombie = parseStat(
     "99 (defunct thing) Z 4618 99 4618 34816 6291 4227084 0 0 0 0 1 1 0 0 20 0 1 0",
   );
   assert.equal(zombie.state, "Z");
   assert.equal(zombie.session, 4618);
+  assert.equal(zombie.startTime, undefined, "a line cut short before field 22");
 });
 
 Deno.test("parseStat rejects what is not a stat line, saying where", () => {
@@ -150,6 +154,21 @@ Deno.test("readProcess reads this very test process from /proc", async () => {
   assert.match(self.argv[0], /deno/);
   assert.ok(self.argv.includes("test"));
   assert.ok(self.threads >= 1);
+});
+
+Deno.test("readStat reads one process's stat, start time included", async () => {
+  const self = await readStat(Deno.pid);
+  assert.equal(self.pid, Deno.pid);
+  assert.ok(Number.isInteger(self.startTime) && self.startTime! > 0);
+  const again = await readStat(Deno.pid, "/proc");
+  assert.equal(again.startTime, self.startTime, "a process's start time does not change");
+  const dir = await fakeProc([{ stat: BASH, uid: 0, cmdline: "" }]);
+  try {
+    assert.equal((await readStat(4618, dir)).startTime, 290112);
+    await assert.rejects(readStat(3, dir), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("descendants lists children and grandchildren, parents first", async () => {

@@ -3,7 +3,8 @@
  * that can go silent as a cut cable does.
  */
 import assert from "node:assert/strict";
-import { connectChannel, type Handler, serveChannel } from "../../../lib/channel/channel.ts";
+import { connectChannel } from "../../../lib/channel/client.ts";
+import { type Handler, serveChannel } from "../../../lib/channel/server.ts";
 import { silentLogger } from "../../../lib/base/log.ts";
 import { PeerSilentError, watched } from "../../../lib/channel/peerwatch.ts";
 import { proxy } from "../../tools/proxy.ts";

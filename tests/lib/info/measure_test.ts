@@ -2,12 +2,16 @@ import assert from "node:assert/strict";
 import {
   cpusOfQuota,
   figures,
+  loadAt,
   Meter,
   parseMeminfo,
   parseProcStat,
   speedOfCpuinfo,
-  stateOfStat,
 } from "../../../lib/info/measure.ts";
+import { parseStat } from "../../../lib/base/procs.ts";
+
+/** Fields 7 to 22 of a stat line, zeros: parseStat reads whole lines only. */
+const REST = " 0".repeat(16);
 
 Deno.test("measure: the /proc parsers", () => {
   assert.deepEqual(
@@ -24,8 +28,9 @@ Deno.test("measure: the /proc parsers", () => {
   );
   assert.equal(cpusOfQuota(50000, 100000), 0.5);
   assert.equal(cpusOfQuota(-1, 100000), undefined);
-  assert.equal(stateOfStat("42 (a (weird) name) R 1 2 3"), "R");
-  assert.equal(stateOfStat("42 (sleepy) S 1 2 3"), "S");
+  // A task's state, as the runnable count reads it: the one stat parser's field 3.
+  assert.equal(parseStat(`42 (a (weird) name) R 1 2 3${REST}`).state, "R");
+  assert.equal(parseStat(`42 (sleepy) S 1 2 3${REST}`).state, "S");
   assert.equal(speedOfCpuinfo("processor: 0\ncpu MHz\t\t: 2596.130\n"), 25961);
   assert.equal(speedOfCpuinfo("processor: 0\n"), 10000);
 });
@@ -46,6 +51,10 @@ Deno.test("measure: load is runnable tasks at the reference speed, util the shar
   assert.equal(figures(before, after, 1, 20000).load, 50, "twice as fast: half the load");
   assert.equal(figures(before, after, 8, 10000).load, 800, "a queue of eight");
   assert.equal(figures(before, { ...after, cpus: 0.5 }, 1, 10000).cpus, 1, "quota rounds up");
+  // The same rule for a share of a node (a job's): unrounded.
+  assert.equal(loadAt(1, 10000), 100);
+  assert.equal(loadAt(0.5, 40000), 12.5);
+  assert.equal(loadAt(1, 0), 100 * 10000, "a speed below 1 counts as 1");
 });
 
 Deno.test("measure: a real sample of this machine", async () => {

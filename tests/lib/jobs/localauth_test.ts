@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  builtinHandlers,
-  type ChannelClient,
-  connectChannel,
-  type Handler,
-  serveChannel,
-} from "../../../lib/channel/channel.ts";
+import { type ChannelClient, connectChannel } from "../../../lib/channel/client.ts";
+import { builtinHandlers, type Handler, serveChannel } from "../../../lib/channel/server.ts";
 import { systemClock } from "../../../lib/base/clock.ts";
 import { guardLocal, LOCAL_ACCESS, sessionUid } from "../../../lib/jobs/localauth.ts";
 import { silentLogger as logger } from "../../../lib/base/log.ts";

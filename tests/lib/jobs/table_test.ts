@@ -7,14 +7,8 @@ import {
   OutputLog,
   parseJobRecord,
 } from "../../../lib/jobs/table.ts";
-import {
-  decodeOutput,
-  encodeOutput,
-  envScript,
-  handlesSignal,
-  START_GATE,
-  WRAPPER_ENV,
-} from "../../../lib/jobs/deputy.ts";
+import { decodeOutput, encodeOutput, handlesSignal } from "../../../lib/jobs/jobwire.ts";
+import { envScript, START_GATE, WRAPPER_ENV } from "../../../lib/jobs/startgate.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array) => new TextDecoder().decode(data);

@@ -4,12 +4,8 @@
  * reset every connection.
  */
 import assert from "node:assert/strict";
-import {
-  connectChannel,
-  type Handler,
-  RemoteError,
-  serveChannel,
-} from "../../../lib/channel/channel.ts";
+import { connectChannel, RemoteError } from "../../../lib/channel/client.ts";
+import { type Handler, serveChannel } from "../../../lib/channel/server.ts";
 import {
   disownedText,
   HomeLink,

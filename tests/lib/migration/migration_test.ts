@@ -7,18 +7,16 @@
  * restore_test.ts, the guest's way home in homelink_test.ts.
  */
 import assert from "node:assert/strict";
-import { type Peer, RemoteError } from "../../../lib/channel/channel.ts";
+import type { Peer } from "../../../lib/channel/handshake.ts";
+import { RemoteError } from "../../../lib/channel/client.ts";
 import { systemClock } from "../../../lib/base/clock.ts";
 import type { Deputy } from "../../../lib/jobs/deputy.ts";
 import { disownedText, isDisowned } from "../../../lib/migration/homelink.ts";
 import { JobTable } from "../../../lib/jobs/table.ts";
 import { createLogger } from "../../../lib/base/log.ts";
-import {
-  dumpRounds,
-  Migration,
-  PAGE_SERVER_ENV,
-  roundArgs,
-} from "../../../lib/migration/migration.ts";
+import { Migration } from "../../../lib/migration/migration.ts";
+import { dumpRounds, roundArgs } from "../../../lib/migration/rounds.ts";
+import { PAGE_SERVER_ENV } from "../../../lib/migration/target.ts";
 import { newPageToken } from "../../../lib/migration/pagelink.ts";
 import { readProcess, readProcesses } from "../../../lib/base/procs.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
