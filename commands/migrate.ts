@@ -12,7 +12,7 @@ import type { MigrationReport } from "../lib/migration/errors.ts";
 import { readJobRecords } from "../lib/jobs/table.ts";
 import type { JobPlacement } from "../lib/balance/balancer.ts";
 import { type ChannelClient, RemoteError } from "../lib/channel/client.ts";
-import { jsonBytes } from "../lib/base/json.ts";
+import { jsonBytes, jsonOf } from "../lib/base/json.ts";
 import { ROOT_OPTION } from "../lib/cli/stateflags.ts";
 import { readMap, resolveStatePaths } from "../lib/state/tree.ts";
 import { meta } from "./index.ts";
@@ -59,11 +59,9 @@ and the job stays.`,
   examples: [
     { command: "om migrate 4711 2", says: "moves job 4711 to node 2 and prints the times" },
     { command: "om migrate 4711 0x0adc", says: "the same, with a node id as showmap prints it" },
-    { command: "om migrate 4711 balance", says: "moves job 4711 to the least loaded node" },
+    { command: "om migrate 4711 balance", says: "moves job 4711 where the balancer would send it" },
   ],
 };
-
-const decoder = new TextDecoder();
 
 /** Reads NODE: a node id (decimal or 0x hex) or home. */
 export function parseTarget(text: string): number | "home" {
@@ -160,7 +158,7 @@ async function balance(
   ctx: Context,
 ): Promise<number | undefined> {
   const reply = await client.request("job.place", jsonBytes({ id }));
-  const placement: JobPlacement = JSON.parse(decoder.decode(reply));
+  const placement = jsonOf<JobPlacement>(reply);
   const { from, to, here, there = 0 } = placement;
   if (to === undefined) {
     ctx.out(`balance: no node is better than node ${from} for job ${id}; it stays\n`);
@@ -184,7 +182,7 @@ async function migrate(
   ctx: Context,
 ): Promise<number> {
   const reply = await client.request("job.migrate", jsonBytes({ id, to }), { timeoutMs: 0 });
-  const report: MigrationReport = JSON.parse(decoder.decode(reply));
+  const report = jsonOf<MigrationReport>(reply);
   ctx.out(
     `job ${report.id}: node ${report.from} -> node ${report.to}: frozen ${report.frozenMs} ms, ` +
       `transfer ${report.transferMs} ms, restore ${report.restoreMs} ms, ` +

@@ -3,6 +3,7 @@
  * it on another node: mosrun's options, lib/jobs/runoptions.ts), and stands in for it at home: the job's output comes here, this terminal's input goes there, the
  * signals sent to `om run` reach it, and its exit status becomes ours. Protocol: PROTOCOL.md §10.
  */
+import { jsonBytes, jsonOf } from "../lib/base/json.ts";
 import { type ChannelClient, RemoteError } from "../lib/channel/client.ts";
 import { connectLocal, LocalAuthError } from "../lib/jobs/localauth.ts";
 import { type CommandSpec, type Parsed, renderHelp } from "../lib/cli/parser.ts";
@@ -100,14 +101,9 @@ om run with one preset each.`,
   ],
 };
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const FORWARDED: readonly Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];
 /** Bytes of standard input per job.input request. */
 const INPUT_CHUNK = 64 * 1024;
-
-const json = (value: unknown) => encoder.encode(JSON.stringify(value));
-const parseJson = <T>(bytes: Uint8Array): T => JSON.parse(decoder.decode(bytes));
 
 /** Writes all of `bytes` to an output of this process (binary-safe; a gone reader ends it). */
 async function writeAll(file: { write(p: Uint8Array): Promise<number> }, bytes: Uint8Array) {
@@ -133,10 +129,10 @@ async function forwardInput(
       if (ended) break;
       for (let i = 0; i < value.length; i += INPUT_CHUNK) {
         const data = encodeBase64(value.subarray(i, i + INPUT_CHUNK));
-        await client.request("job.input", json({ id, data }), { timeoutMs: 0 });
+        await client.request("job.input", jsonBytes({ id, data }), { timeoutMs: 0 });
       }
     }
-    await client.request("job.input", json({ id, eof: true }));
+    await client.request("job.input", jsonBytes({ id, eof: true }));
   } catch {
     // The job ended (its id is gone) or the daemon went away: the output side reports it.
   } finally {
@@ -186,7 +182,7 @@ export async function runJob(options: RunOptions, ctx: Context): Promise<number>
       signal: Deno.Signal,
       { id, control }: { id: number; control: ChannelClient },
     ) =>
-      void control.request("job.signal", json({ id, signal })).catch((error) =>
+      void control.request("job.signal", jsonBytes({ id, signal })).catch((error) =>
         ctx.err(`om run: Cannot deliver ${signal} to job ${id}: ${error.message}\n`)
       );
     for (const signal of FORWARDED) {
@@ -203,10 +199,10 @@ export async function runJob(options: RunOptions, ctx: Context): Promise<number>
         ...(options.place ? { place: options.place } : {}),
       };
       // Starting elsewhere is a migration (or several): longer than a request usually may take.
-      const reply = await output.request("job.run", json(request), {
+      const reply = await output.request("job.run", jsonBytes(request), {
         timeoutMs: options.place ? 0 : undefined,
       });
-      id = parseJson<{ id: number }>(reply).id;
+      id = jsonOf<{ id: number }>(reply).id;
     } catch (error) {
       // The daemon's own words when it answered (a node that cannot take the job, ...).
       const text = error instanceof RemoteError
@@ -230,8 +226,8 @@ export async function runJob(options: RunOptions, ctx: Context): Promise<number>
     try {
       for (;;) {
         const reply = decodeOutput(
-          parseJson<OutputReply>(
-            await output.request("job.output", json({ id, offset }), {
+          jsonOf<OutputReply>(
+            await output.request("job.output", jsonBytes({ id, offset }), {
               timeoutMs: OUTPUT_POLL_MS + 10_000,
             }),
           ),

@@ -183,7 +183,7 @@ export class Balancer {
     await this.#busy?.catch(() => {});
   }
 
-  /** The local socket's `node.expel` and `node.bring`. */
+  /** The local socket's `node.expel`, `node.bring` and `job.place`. */
   localHandlers(): Map<string, Handler> {
     return new Map<string, Handler>([
       ["node.expel", async () => jsonBytes(await this.#exclusive(() => this.#expel()))],

@@ -2,18 +2,25 @@
  * Time as lib/ sees it: handed in, never read directly, so tests can drive it (std FakeTime).
  */
 
-/** A clock with repeating timers. */
+/** A clock with timers: the one clock interface of lib/. */
 export interface Clock {
+  /** Milliseconds since the epoch. */
   now(): number;
+  /** Resolves after `ms` milliseconds. */
+  sleep(ms: number): Promise<void>;
   /** Calls `fn` every `ms` milliseconds until the returned function is called. */
   every(ms: number, fn: () => void): () => void;
   /** Calls `fn` once after `ms` milliseconds unless the returned function is called first. */
   after(ms: number, fn: () => void): () => void;
 }
 
+/** The part of a clock a wait needs (lib/base/retry.ts): the time, and a pause. */
+export type WaitClock = Pick<Clock, "now" | "sleep">;
+
 /** The real clock. */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   every: (ms, fn) => {
     const handle = setInterval(fn, ms);
     return () => clearInterval(handle);
@@ -41,6 +48,10 @@ export class FakeClock implements Clock {
     const timer = { next: this.#now + ms, ms, fn };
     this.#timers.add(timer);
     return () => this.#timers.delete(timer);
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.after(ms, resolve));
   }
 
   after(ms: number, fn: () => void): () => void {

@@ -3,18 +3,7 @@
  * tests and `om lab up` wait this way instead of sleeping a fixed time (memberlist's retry
  * helper), so they finish as soon as the cluster is ready and fail with the reason when not.
  */
-
-/** The time source of a wait: a monotonic `now` in milliseconds and a way to pause. */
-export interface WaitClock {
-  now(): number;
-  sleep(ms: number): Promise<void>;
-}
-
-/** The real clock (performance.now and timers); tests of timing logic pass their own. */
-export const realClock: WaitClock = {
-  now: () => performance.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-};
+import { systemClock, type WaitClock } from "./clock.ts";
 
 /** A wait that ran out of time; `cause` is the condition's last error, if it threw. */
 export class RetryTimeoutError extends Error {
@@ -48,7 +37,7 @@ export async function retryUntil<T>(
   timeoutMs: number,
   options: RetryOptions = {},
 ): Promise<T> {
-  const clock = options.clock ?? realClock;
+  const clock = options.clock ?? systemClock;
   const interval = options.intervalMs ?? 20;
   const start = clock.now();
   let lastError: unknown = undefined;

@@ -9,6 +9,7 @@
  * its handlers tell users apart (lib/jobs/localauth.ts) by what they keep in the connection's
  * `session`.
  */
+import { jsonBytes } from "../base/json.ts";
 import { type Acl, makeAcl } from "./access.ts";
 import { type Clock, systemClock } from "../base/clock.ts";
 import {
@@ -45,7 +46,7 @@ export function errorDetails(error: unknown): Uint8Array {
   if (typeof details !== "object" || details === null || Array.isArray(details)) return EMPTY;
   const fields = Object.entries(details).filter(([, v]) => typeof v === "string");
   if (fields.length === 0) return EMPTY;
-  return new TextEncoder().encode(JSON.stringify(Object.fromEntries(fields)));
+  return jsonBytes(Object.fromEntries(fields));
 }
 
 /** Answers one command: the request's body in, the reply's body out; a throw is an error reply. */
@@ -58,7 +59,6 @@ export interface VersionInfo {
   readonly node: number;
 }
 
-const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -69,7 +69,7 @@ export function builtinHandlers(nodeId: number): Map<string, Handler> {
   const info: VersionInfo = { om: VERSION, protocol: PROTOCOL_VERSION, node: nodeId };
   return new Map<string, Handler>([
     ["ping", (body) => Promise.resolve(body)],
-    ["version", () => Promise.resolve(encoder.encode(JSON.stringify(info)))],
+    ["version", () => Promise.resolve(jsonBytes(info))],
   ]);
 }
 

@@ -9,7 +9,8 @@
  * argv that starts such a job ({@linkcode startJobArgs}), the start itself, and the questions a
  * dump asks about a running job (its PID 1, its mounts, its descriptors' keys).
  */
-import { retryUntil, type WaitClock } from "../base/retry.ts";
+import { retryUntil } from "../base/retry.ts";
+import type { WaitClock } from "../base/clock.ts";
 
 /** A job started by {@linkcode startJob}. */
 export interface StartedJob {

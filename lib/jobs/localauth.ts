@@ -6,6 +6,7 @@
  * let users move their own processes, root any; the kernel refused others with EPERM); only
  * root may expel or bring jobs, and use any command not named here.
  */
+import { jsonBytes, jsonOf } from "../base/json.ts";
 import { type ChannelClient, connectChannel } from "../channel/client.ts";
 import type { Peer } from "../channel/handshake.ts";
 import type { Handler } from "../channel/server.ts";
@@ -26,6 +27,7 @@ export const LOCAL_ACCESS: Readonly<Record<string, Access>> = {
   "job.input": "owner",
   "job.signal": "owner",
   "job.migrate": "owner",
+  "job.place": "owner",
   "node.expel": "root",
   "node.bring": "root",
 };
@@ -36,11 +38,10 @@ const VERBS: Readonly<Record<string, string>> = {
   "job.input": "write to",
   "job.signal": "signal",
   "job.migrate": "migrate",
+  "job.place": "place",
 };
 
 const UID = "uid";
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** The daemon's local control socket in the state tree `root`. */
 export function localSocketPath(root: string): string {
@@ -56,8 +57,8 @@ export function sessionUid(peer: Peer): number | undefined {
 /** The job id of an owner command's body; undefined when there is none (the handler says so). */
 function jobIdOf(body: Uint8Array): number | undefined {
   try {
-    const id = JSON.parse(decoder.decode(body))?.id;
-    return Number.isInteger(id) && id > 0 ? id : undefined;
+    const id: unknown = jsonOf<{ id?: unknown } | null>(body)?.id;
+    return typeof id === "number" && Number.isInteger(id) && id > 0 ? id : undefined;
   } catch {
     return undefined;
   }
@@ -105,14 +106,14 @@ export function guardLocal(
     if (known !== undefined) throw new Error(`Cannot authenticate: already uid ${known}`);
     let token: unknown;
     try {
-      token = JSON.parse(decoder.decode(body))?.token;
+      token = jsonOf<{ token?: unknown } | null>(body)?.token;
     } catch { /* below */ }
     if (typeof token !== "string") {
       throw new TypeError("Cannot read the body of auth: fields missing or of the wrong type");
     }
     const { uid } = await checkToken(options.usersDir, token, { now: options.clock.now() });
     peer.session.set(UID, uid);
-    return encoder.encode(JSON.stringify({ uid }));
+    return jsonBytes({ uid });
   });
   return guarded;
 }
@@ -136,7 +137,7 @@ export async function connectLocal(
   let token: string | undefined;
   try {
     token = await createToken(dir);
-    await client.request("auth", encoder.encode(JSON.stringify({ token })));
+    await client.request("auth", jsonBytes({ token }));
     return client;
   } catch (error) {
     if (token !== undefined) await Deno.remove(`${dir}/${token}`).catch(() => {});

@@ -5,7 +5,8 @@
  * removing them. Each group is recorded in lab.json before it is made; only recorded groups are
  * ever removed.
  */
-import { retryUntil, type WaitClock } from "../base/retry.ts";
+import { retryUntil } from "../base/retry.ts";
+import type { WaitClock } from "../base/clock.ts";
 import {
   CGROUP_CONTROLLERS,
   type CgroupController,

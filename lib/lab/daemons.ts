@@ -6,7 +6,8 @@
  * daemon this process started is also reaped by it.
  */
 import { readStat } from "../base/procs.ts";
-import { RetryTimeoutError, retryUntil, type WaitClock } from "../base/retry.ts";
+import { RetryTimeoutError, retryUntil } from "../base/retry.ts";
+import type { WaitClock } from "../base/clock.ts";
 import { omCommand } from "../base/selfexec.ts";
 import { findNode, type Lab, type LabDaemon, saveLab } from "./record.ts";
 import { enterScript, nodeEnv } from "./exec.ts";

@@ -3,7 +3,7 @@
  * its directory, exactly as lab.json lists them and nothing else. When a step fails, the others
  * are still done and lab.json keeps what remains, so `om lab down` can be run again.
  */
-import type { WaitClock } from "../base/retry.ts";
+import type { WaitClock } from "../base/clock.ts";
 import { type Lab, type LabLog, saveLab } from "./record.ts";
 import { killNodeProcesses, removeCgroups } from "./cgroups.ts";
 import { removeNamespaces } from "./netns.ts";

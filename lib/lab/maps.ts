@@ -5,7 +5,8 @@
  * daemon has died, saying who saw what; a disagreement is a result, not an error.
  */
 import type { ClusterMap } from "../state/hpcmap.ts";
-import { realClock, RetryTimeoutError, retryUntil, type WaitClock } from "../base/retry.ts";
+import { RetryTimeoutError, retryUntil } from "../base/retry.ts";
+import { systemClock, type WaitClock } from "../base/clock.ts";
 import { readMap } from "../state/tree.ts";
 import { findNode, type Lab, labNodeIds, nodeStatePaths } from "./record.ts";
 import { isAlive } from "./daemons.ts";
@@ -86,7 +87,7 @@ export async function waitForAgreement(
 ): Promise<Agreement> {
   const expected = [...(options.ids ?? labNodeIds(lab))].sort((a, b) => a - b);
   const indices = options.nodes ?? lab.record.nodes.map((n) => n.index);
-  const clock = options.clock ?? realClock;
+  const clock = options.clock ?? systemClock;
   const start = clock.now();
   let views: NodeMapView[] = [];
   let dead: number[] = [];

@@ -26,9 +26,28 @@ import type { Incoming, RestoredCopy } from "./target.ts";
 /** No move from here under way (Home.migrate). */
 const noArrival = () => {};
 
+/**
+ * What the home needs of the deputy (lib/jobs/deputy.ts): its job table, and its hooks for a move
+ * (hold and detach the stdin, the local copy's end, adopting a job come home, recording a move).
+ */
+export type HomeDeputy = Pick<
+  Deputy,
+  | "jobs"
+  | "holdInput"
+  | "localPid"
+  | "detachInput"
+  | "reattachInput"
+  | "moved"
+  | "adopted"
+  | "placed"
+  | "dropAdoption"
+  | "drained"
+  | "adopt"
+>;
+
 /** What the home needs of the rest of the node. */
 export interface HomeLinks {
-  readonly deputy: Deputy;
+  readonly deputy: HomeDeputy;
   readonly source: Source;
   /** Where job `id` is as this node sees it (mig.status of this node). */
   readonly stateHere: (id: number) => MoveState;

@@ -18,6 +18,7 @@
  */
 import { type ChannelClient, RemoteError } from "../channel/client.ts";
 import { Pinger } from "../channel/peerwatch.ts";
+import { sleep } from "../base/time.ts";
 
 /** Time between pings while a request waits, and a ping's limit. */
 export const HOME_PING_MS = 5000;
@@ -113,7 +114,7 @@ export class HomeLink {
             `Cannot send "${command}" home: ${this.#options.where} did not answer for ${this.#giveUpMs} ms`,
           );
         }
-        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+        await sleep(RETRY_MS);
       }
     } finally {
       if (--this.#waiting === 0) this.#stopWatch();

@@ -16,7 +16,6 @@
  */
 import type { ChannelClient } from "../channel/client.ts";
 import type { Handler } from "../channel/server.ts";
-import type { Deputy } from "../jobs/deputy.ts";
 import type { Job } from "../jobs/table.ts";
 import type { Logger } from "../base/log.ts";
 import type { MigrationReport, MoveState } from "./errors.ts";
@@ -24,7 +23,7 @@ import type { MigrationFaults } from "./faults.ts";
 import { CriuAccess, type RoleContext } from "./context.ts";
 import { Source } from "./source.ts";
 import { Target } from "./target.ts";
-import { Home } from "./home.ts";
+import { Home, type HomeDeputy } from "./home.ts";
 import { Guests, type GuestView } from "./guests.ts";
 import { channelHandlers, localHandlers } from "./handlers.ts";
 
@@ -33,7 +32,8 @@ export interface MigrationOptions {
   readonly nodeId: number;
   /** `$OM_ROOT`: images under `migrations/`, guest records under `jobs/`. */
   readonly root: string;
-  readonly deputy: Deputy;
+  /** The jobs of this home node (lib/jobs/deputy.ts). */
+  readonly deputy: HomeDeputy;
   readonly logger: Logger;
   /** The criu binary (`$OM_CRIU` or PATH), undefined when there is none. */
   readonly criuBinary: string | undefined;

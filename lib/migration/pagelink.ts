@@ -14,6 +14,7 @@
  * put the socket on their descriptor 0 and exec the command they are given (criu, which uses it
  * through `--ps-socket 0`, or om's receiver).
  */
+import { withTimeout } from "../base/time.ts";
 
 /** Length of a page token in bytes (64 hex characters on the wire). */
 export const PAGE_TOKEN_BYTES = 32;
@@ -252,21 +253,19 @@ export async function linkPages(
 async function firstLine(child: Deno.ChildProcess, timeoutMs: number): Promise<string> {
   const reader = child.stdout.getReader();
   let text = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const late = new Promise<never>((_, reject) =>
-      timer = setTimeout(() => reject(new Error(`nothing within ${timeoutMs} ms`)), timeoutMs)
-    );
+  const reading = async () => {
     while (!text.includes("\n")) {
-      const { value, done } = await Promise.race([reader.read(), late]);
+      const { value, done } = await reader.read();
       if (done) throw new Error("it ended first");
       text += new TextDecoder().decode(value);
     }
+  };
+  try {
+    await withTimeout(reading(), timeoutMs, `nothing within ${timeoutMs} ms`);
   } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
+    // A read still pending (the timeout won) is ended with the stream below.
+    await reader.cancel().catch(() => {});
   }
-  await child.stdout.cancel().catch(() => {});
   return text.slice(0, text.indexOf("\n"));
 }
 

@@ -4,6 +4,7 @@ import { bashCompletion, fishCompletion, zshCompletion } from "../../lib/cli/com
 import { captureContext } from "../../lib/cli/context.ts";
 import { loadDeclarations, run, SCRIPTS, spec } from "../../commands/completions.ts";
 import { COMMANDS } from "../../commands/index.ts";
+import { tempDir } from "../tools/tempdir.ts";
 
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;
 
@@ -42,37 +43,34 @@ Deno.test("om completions refuses what it cannot do", async () => {
 });
 
 Deno.test("om completions --write DIR writes what --check DIR then accepts", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "om-completions-" });
-  try {
-    const written = await om(["--write", dir]);
-    assert.equal(written.code, 0);
-    assert.equal(written.stdout, SCRIPTS.map((s) => `wrote ${dir}/${s.file}\n`).join(""));
-    assert.deepEqual(
-      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
-      ["_om", "om.bash", "om.fish"],
-    );
-    const specs = await declarations();
-    assert.equal(await Deno.readTextFile(`${dir}/_om`), zshCompletion(specs));
+  await using tmp = await tempDir("completions");
+  const dir = tmp.path;
+  const written = await om(["--write", dir]);
+  assert.equal(written.code, 0);
+  assert.equal(written.stdout, SCRIPTS.map((s) => `wrote ${dir}/${s.file}\n`).join(""));
+  assert.deepEqual(
+    [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+    ["_om", "om.bash", "om.fish"],
+  );
+  const specs = await declarations();
+  assert.equal(await Deno.readTextFile(`${dir}/_om`), zshCompletion(specs));
 
-    const checked = await om(["--check", dir]);
-    assert.equal(checked.code, 0);
-    assert.match(checked.stdout, /are up to date/);
-    assert.equal(checked.stderr, "");
+  const checked = await om(["--check", dir]);
+  assert.equal(checked.code, 0);
+  assert.match(checked.stdout, /are up to date/);
+  assert.equal(checked.stderr, "");
 
-    await Deno.writeTextFile(`${dir}/_om`, "# edited by hand\n", { append: true });
-    await Deno.remove(`${dir}/om.fish`);
-    const stale = await om(["--check", dir]);
-    assert.equal(stale.code, 1);
-    assert.equal(stale.stdout, "");
-    assert.equal(
-      stale.stderr,
-      `om completions: ${dir}/_om is stale (not what the declarations generate)\n` +
-        `om completions: ${dir}/om.fish is missing\n` +
-        `om completions: run 'om completions --write ${dir}' to regenerate\n`,
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await Deno.writeTextFile(`${dir}/_om`, "# edited by hand\n", { append: true });
+  await Deno.remove(`${dir}/om.fish`);
+  const stale = await om(["--check", dir]);
+  assert.equal(stale.code, 1);
+  assert.equal(stale.stdout, "");
+  assert.equal(
+    stale.stderr,
+    `om completions: ${dir}/_om is stale (not what the declarations generate)\n` +
+      `om completions: ${dir}/om.fish is missing\n` +
+      `om completions: run 'om completions --write ${dir}' to regenerate\n`,
+  );
 });
 
 Deno.test("a command that does not load is named", async () => {
@@ -104,30 +102,27 @@ Deno.test("the help says how to install each script", () => {
 });
 
 Deno.test("the completion of the real commands works in bash", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "om-completions-" });
-  try {
-    await Deno.writeTextFile(`${dir}/om.bash`, bashCompletion(await declarations()));
-    const driver = 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); ' +
-      `_om "$1"; printf '%s\\n' "\${COMPREPLY[@]}"`;
-    const complete = async (...words: string[]) => {
-      const output = await new Deno.Command("bash", {
-        args: ["-c", driver, "driver", `${dir}/om.bash`, ...words],
-      }).output();
-      assert.equal(new TextDecoder().decode(output.stderr), "");
-      return new TextDecoder().decode(output.stdout).split("\n").filter((w) => w !== "");
-    };
-    assert.deepEqual(await complete("om", "completions", ""), ["bash", "zsh", "fish"]);
-    assert.deepEqual(await complete("om", "completions", "--w"), ["--write"]);
-    assert.deepEqual(await complete("om", ""), [
-      ...COMMANDS.map((c) => c.name),
-      "--help",
-      "--version",
-    ]);
-    assert.deepEqual(await complete("setpe", "-o"), ["-off"]);
-    assert.deepEqual(await complete("omdiscd", "-i", "l"), ["lo"]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir("completions");
+  const dir = tmp.path;
+  await Deno.writeTextFile(`${dir}/om.bash`, bashCompletion(await declarations()));
+  const driver = 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); ' +
+    `_om "$1"; printf '%s\\n' "\${COMPREPLY[@]}"`;
+  const complete = async (...words: string[]) => {
+    const output = await new Deno.Command("bash", {
+      args: ["-c", driver, "driver", `${dir}/om.bash`, ...words],
+    }).output();
+    assert.equal(new TextDecoder().decode(output.stderr), "");
+    return new TextDecoder().decode(output.stdout).split("\n").filter((w) => w !== "");
+  };
+  assert.deepEqual(await complete("om", "completions", ""), ["bash", "zsh", "fish"]);
+  assert.deepEqual(await complete("om", "completions", "--w"), ["--write"]);
+  assert.deepEqual(await complete("om", ""), [
+    ...COMMANDS.map((c) => c.name),
+    "--help",
+    "--version",
+  ]);
+  assert.deepEqual(await complete("setpe", "-o"), ["-off"]);
+  assert.deepEqual(await complete("omdiscd", "-i", "l"), ["lo"]);
 });
 
 Deno.test("om completions --check passes on the committed completions/", async () => {

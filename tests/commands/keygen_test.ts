@@ -3,6 +3,7 @@ import { parse, renderHelp, UsageError } from "../../lib/cli/parser.ts";
 import { captureContext } from "../../lib/cli/context.ts";
 import { loadKey, parseKeyText } from "../../lib/base/key.ts";
 import { run, spec } from "../../commands/keygen.ts";
+import { tempDir } from "../tools/tempdir.ts";
 
 const LAUNCHER = new URL("../../om", import.meta.url).pathname;
 
@@ -20,12 +21,9 @@ async function keygen(argv: string[]): Promise<{ code: number; out: string; err:
 }
 
 async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "om-keygen-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir("keygen");
+  const dir = tmp.path;
+  await body(dir);
 }
 
 const modeOf = async (path: string) => (await Deno.stat(path)).mode! & 0o777;

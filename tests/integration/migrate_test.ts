@@ -19,9 +19,7 @@ import { execInNode } from "../../lib/lab/exec.ts";
 import { startDaemon, stopDaemon } from "../../lib/lab/daemons.ts";
 import { waitForAgreement } from "../../lib/lab/maps.ts";
 import { findCriu } from "../../lib/criu/preflight.ts";
-import { decodeFileChunk, encodeFileChunk } from "../../lib/migration/files.ts";
 import type { MigrationFaults } from "../../lib/migration/faults.ts";
-import { parseTarget } from "../../commands/migrate.ts";
 import { readJobRecords } from "../../lib/jobs/table.ts";
 import { listNodeInfo } from "../../lib/state/nodestate.ts";
 import { readProcess, readProcesses } from "../../lib/base/procs.ts";
@@ -108,23 +106,6 @@ const jobOn = (lab: Lab, index: number, word: string) =>
 
 const lines = (text: string) => text.split("\n").filter((line) => line !== "");
 const counts = (n: number) => Array.from({ length: n }, (_, i) => `${i}`);
-
-Deno.test("migrate: mig.file bodies carry a JSON header and raw bytes", () => {
-  const data = new Uint8Array([0, 1, 2, 255]);
-  const body = encodeFileChunk({ id: 42, name: "pages-1.img", offset: 8 }, data);
-  assert.deepEqual(decodeFileChunk(body), { id: 42, name: "pages-1.img", offset: 8, data });
-  const bad = encodeFileChunk({ id: 42, name: "../etc/passwd", offset: 0 }, data);
-  assert.throws(() => decodeFileChunk(bad), TypeError);
-  assert.throws(() => decodeFileChunk(new Uint8Array([0, 0, 1, 0])), TypeError);
-});
-
-Deno.test("migrate: NODE is a node id, decimal or hex, or home", () => {
-  assert.equal(parseTarget("2"), 2);
-  assert.equal(parseTarget("0x0adc"), 0x0adc);
-  assert.equal(parseTarget("home"), "home");
-  assert.throws(() => parseTarget("0"), /not a node id/);
-  assert.throws(() => parseTarget("node2"), /not a node id/);
-});
 
 Deno.test({
   name: "migrate: jobs moved between lab nodes with CRIU: output, exit, SIGINT, block",

@@ -2,55 +2,19 @@
  * `om mon` in a real terminal: tmux runs it in a 100x30 pane of a private tmux server, the test
  * reads the pane, presses keys, changes node files, and checks that q (and Ctrl-C) give the
  * terminal back: alternate screen off, cursor shown, the same stty settings, exit status 0.
- * Also the one-screen forms, in-process.
+ * The one-screen forms, in-process, are tests/commands/mon_test.ts.
  */
 import assert from "node:assert/strict";
-import { parse } from "../../lib/cli/parser.ts";
-import { captureContext } from "../../lib/cli/context.ts";
-import type { ClusterMap } from "../../lib/state/hpcmap.ts";
 import { NO_NODES } from "../../lib/views/mon.ts";
-import { downInfo, type NodeInfo, writeNodeInfo } from "../../lib/state/nodestate.ts";
+import { writeNodeInfo } from "../../lib/state/nodestate.ts";
 import { retryUntil } from "../../lib/base/retry.ts";
 import { omCommand } from "../../lib/base/selfexec.ts";
-import { writeMap } from "../../lib/state/tree.ts";
-import { sandbox as shared } from "../tools/sandbox.ts";
-import { NOT_OPENMOSIX, run, spec } from "../../commands/mon.ts";
+import { node, sandbox } from "../tools/monbox.ts";
 
 const decoder = new TextDecoder();
-const G = 1024 ** 3;
 
 const HAVE_TMUX = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
   .output().then((o) => o.success, () => false);
-
-const MAP: ClusterMap = {
-  gateways: 0,
-  entries: [{ base: 1, address: "10.77.0.1", count: 3 }],
-};
-
-const node = (id: number, load: number): NodeInfo => ({
-  id,
-  status: "up",
-  load,
-  speed: 10000,
-  cpus: 2,
-  mem: 2 * G,
-  rmem: G,
-  tmem: 4 * G,
-  util: 50,
-});
-
-/** A state tree with a map, nodes 1 and 2 up and 3 down, and an empty configuration file. */
-async function sandbox(options: { map?: boolean; nodes?: boolean } = {}) {
-  const box = await shared("mon");
-  const { paths } = box;
-  if (options.map ?? true) await writeMap(paths, 1, MAP);
-  if (options.nodes ?? true) {
-    await writeNodeInfo(paths.nodes, node(1, 150));
-    await writeNodeInfo(paths.nodes, node(2, 40));
-    await writeNodeInfo(paths.nodes, downInfo(3));
-  }
-  return { ...box, root: box.env.OM_ROOT };
-}
 
 const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
 
@@ -218,48 +182,4 @@ Deno.test({
       await box.cleanup();
     }
   },
-});
-
-/** Runs mon in-process (output is not a terminal, so one screen). */
-async function mon(argv: string[], env: Record<string, string>) {
-  const ctx = captureContext(env);
-  const code = await run(parse(spec, argv), ctx);
-  return { code, out: ctx.stdout(), err: ctx.stderr() };
-}
-
-Deno.test("mon --once, or output that is not a terminal, prints one screen", async () => {
-  await using box = await sandbox();
-  const once = await mon(["--once"], box.env);
-  assert.equal(once.code, 0);
-  assert.equal(once.err, "");
-  const lines = once.out.split("\n");
-  assert.equal(lines[0], "om mon: load (1.00 = one yardstick CPU fully busy)");
-  assert.equal(lines[1], "3 nodes: 2 up, 1 down (d shows them)");
-  assert.equal(lines[2], "1.50 | ###");
-  assert.deepEqual(lines.slice(-3), ["   0 +--------", "         1   2", ""]);
-  assert.equal(lines.length, 25);
-  assert.deepEqual(await mon([], box.env), once);
-  assert.deepEqual(await mon(["--root", box.root], { OM_CONFIG: box.env.OM_CONFIG }), once);
-});
-
-Deno.test("mon: a map without node information says so; no map and no nodes is mosmon's error", async () => {
-  const empty = await sandbox({ nodes: false });
-  const none = await sandbox({ map: false, nodes: false });
-  try {
-    const waiting = await mon(["--once"], empty.env);
-    assert.equal(waiting.code, 0);
-    assert.equal(waiting.out.split("\n")[2], NO_NODES);
-    assert.deepEqual(await mon([], none.env), { code: 1, out: "", err: `${NOT_OPENMOSIX}\n` });
-    assert.equal(NOT_OPENMOSIX, "mosmon: This is NOT a openMosix system!");
-  } finally {
-    await empty.cleanup();
-    await none.cleanup();
-  }
-});
-
-Deno.test("mon rejects a bad --interval and arguments", async () => {
-  await using box = await sandbox();
-  await assert.rejects(() => mon(["--interval", "0"], box.env), /--interval/);
-  await assert.rejects(() => mon(["--interval", "fast"], box.env), /--interval/);
-  await assert.rejects(() => mon(["extra"], box.env), /takes no arguments/);
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { RetryTimeoutError, retryUntil, type WaitClock } from "../../../lib/base/retry.ts";
+import { RetryTimeoutError, retryUntil } from "../../../lib/base/retry.ts";
+import type { WaitClock } from "../../../lib/base/clock.ts";
 
 /** A clock whose sleeps pass instantly, recording them. */
 function fakeClock(): WaitClock & { sleeps: number[] } {

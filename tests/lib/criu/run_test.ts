@@ -16,6 +16,7 @@ import { receiverArgs, reservePages } from "../../../lib/migration/pagereceiver.
 import { privateMemory } from "../../../lib/base/procs.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
 import { feed, PAGE_RECORDER } from "../../tools/pagestream.ts";
+import { tempDir } from "../../tools/tempdir.ts";
 
 const binary = findCriu((name) => Deno.env.get(name));
 const criu: Criu = { binary: binary ?? "criu", now: () => performance.now() };
@@ -38,12 +39,9 @@ function realTest(name: string, fn: (dir: string) => Promise<void>) {
       if (found instanceof Error) {
         throw new Error(`CRIU is required (OM_REQUIRE_CRIU=1) but unusable: ${found.message}`);
       }
-      const dir = await Deno.makeTempDir({ prefix: "om-criu-" });
-      try {
-        await fn(dir);
-      } finally {
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
-      }
+      await using tmp = await tempDir("criu");
+      const dir = tmp.path;
+      await fn(dir);
     },
   });
 }

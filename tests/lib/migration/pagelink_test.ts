@@ -17,6 +17,7 @@ import {
   PAGE_LISTENER,
   PageLinkError,
 } from "../../../lib/migration/pagelink.ts";
+import { tempDir } from "../../tools/tempdir.ts";
 
 const encoder = new TextEncoder();
 
@@ -57,32 +58,29 @@ Deno.test("pagelink: the argv of both ends, and what they refuse", () => {
 });
 
 Deno.test("pagelink: only the connection with the token reaches the command", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "om-pagelink-" });
-  try {
-    const token = newPageToken();
-    // The target's command stores what arrives on its stdin (the socket).
-    const listener = await listenForPages(["sh", "-c", `cat > ${dir}/got`], { token });
-    // A stranger first: a wrong token, then data; it gets nothing and is closed.
-    const stranger = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
-    await stranger.write(encoder.encode("0".repeat(64) + "forged pages"));
-    // Closed with its bytes unread: an end of stream, or a reset for the unread bytes.
-    const answer = await stranger.read(new Uint8Array(16)).catch((e) =>
-      e instanceof Deno.errors.ConnectionReset ? null : Promise.reject(e)
-    );
-    assert.equal(answer, null, "the stranger's connection is closed, with nothing said");
-    stranger.close();
-    // The source's end: linked first, its command runs (and writes to the socket) at the go.
-    const link = await linkPages(
-      ["sh", "-c", `printf 'the pages' >&0; echo ran > ${dir}/ran`],
-      { hostname: "127.0.0.1", port: listener.port, token },
-    );
-    assert.equal(await Deno.stat(`${dir}/ran`).catch(() => null), null, "nothing ran before go");
-    assert.equal((await link.go()).code, 0);
-    assert.equal((await listener.child.status).code, 0);
-    assert.equal(await Deno.readTextFile(`${dir}/got`), "the pages");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir("pagelink");
+  const dir = tmp.path;
+  const token = newPageToken();
+  // The target's command stores what arrives on its stdin (the socket).
+  const listener = await listenForPages(["sh", "-c", `cat > ${dir}/got`], { token });
+  // A stranger first: a wrong token, then data; it gets nothing and is closed.
+  const stranger = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+  await stranger.write(encoder.encode("0".repeat(64) + "forged pages"));
+  // Closed with its bytes unread: an end of stream, or a reset for the unread bytes.
+  const answer = await stranger.read(new Uint8Array(16)).catch((e) =>
+    e instanceof Deno.errors.ConnectionReset ? null : Promise.reject(e)
+  );
+  assert.equal(answer, null, "the stranger's connection is closed, with nothing said");
+  stranger.close();
+  // The source's end: linked first, its command runs (and writes to the socket) at the go.
+  const link = await linkPages(
+    ["sh", "-c", `printf 'the pages' >&0; echo ran > ${dir}/ran`],
+    { hostname: "127.0.0.1", port: listener.port, token },
+  );
+  assert.equal(await Deno.stat(`${dir}/ran`).catch(() => null), null, "nothing ran before go");
+  assert.equal((await link.go()).code, 0);
+  assert.equal((await listener.child.status).code, 0);
+  assert.equal(await Deno.readTextFile(`${dir}/got`), "the pages");
 });
 
 /** A command that writes its stdin socket's keepalive options and TCP_USER_TIMEOUT to `file`. */
@@ -97,25 +95,22 @@ const socketOptions = (file: string) => [
 ];
 
 Deno.test("pagelink: neither end waits for good on a silent peer", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "om-pagelink-" });
-  try {
-    const token = newPageToken();
-    const listener = await listenForPages(socketOptions(`${dir}/target`), { token });
-    const link = await linkPages(socketOptions(`${dir}/source`), {
-      hostname: "127.0.0.1",
-      port: listener.port,
-      token,
-    });
-    assert.equal((await link.go()).code, 0);
-    assert.equal((await listener.child.status).code, 0);
-    // Both ends probe a silent peer (keepalive after 5 s, then every 2 s) and give up on
-    // unanswered bytes or probes, or a window shut, after PAGE_LINK_SILENCE_MS.
-    const expected = `1 5 2 ${PAGE_LINK_SILENCE_MS}`;
-    assert.equal(await Deno.readTextFile(`${dir}/target`), expected);
-    assert.equal(await Deno.readTextFile(`${dir}/source`), expected);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir("pagelink");
+  const dir = tmp.path;
+  const token = newPageToken();
+  const listener = await listenForPages(socketOptions(`${dir}/target`), { token });
+  const link = await linkPages(socketOptions(`${dir}/source`), {
+    hostname: "127.0.0.1",
+    port: listener.port,
+    token,
+  });
+  assert.equal((await link.go()).code, 0);
+  assert.equal((await listener.child.status).code, 0);
+  // Both ends probe a silent peer (keepalive after 5 s, then every 2 s) and give up on
+  // unanswered bytes or probes, or a window shut, after PAGE_LINK_SILENCE_MS.
+  const expected = `1 5 2 ${PAGE_LINK_SILENCE_MS}`;
+  assert.equal(await Deno.readTextFile(`${dir}/target`), expected);
+  assert.equal(await Deno.readTextFile(`${dir}/source`), expected);
 });
 
 Deno.test("pagelink: the connector exits with its command's status, or 124 when cancelled", async () => {
@@ -141,77 +136,71 @@ Deno.test("pagelink: the connector exits with its command's status, or 124 when 
 });
 
 Deno.test("pagelink: a gated command starts at once, waits at its gate, and goes on at the go", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "om-pagelink-" });
-  try {
-    const token = newPageToken();
-    const listener = await listenForPages(["sh", "-c", `cat > ${dir}/got`], { token });
-    const gate = `${dir}/gate`;
-    const link = await linkPages(
-      [
-        "sh",
-        "-c",
-        `echo "$OM_GATE" > ${dir}/started; read -r go < "$OM_GATE" && [ "$go" = go ] && ` +
-        `printf 'the pages' >&0 && echo ran > ${dir}/ran`,
-      ],
-      { hostname: "127.0.0.1", port: listener.port, token },
-      { gate },
-    );
-    // Linked: the command runs and holds the gate open, and waits there.
-    assert.equal(await Deno.readTextFile(`${dir}/started`), `${gate}\n`);
-    assert.ok((await Deno.stat(gate)).isFifo, "the gate is a FIFO");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(await Deno.stat(`${dir}/ran`).catch(() => null), null, "nothing ran before go");
-    assert.equal((await link.go()).code, 0);
-    assert.equal((await listener.child.status).code, 0);
-    assert.equal(await Deno.readTextFile(`${dir}/got`), "the pages");
-    assert.equal(await Deno.stat(gate).catch(() => null), null, "the gate is removed");
+  await using tmp = await tempDir("pagelink");
+  const dir = tmp.path;
+  const token = newPageToken();
+  const listener = await listenForPages(["sh", "-c", `cat > ${dir}/got`], { token });
+  const gate = `${dir}/gate`;
+  const link = await linkPages(
+    [
+      "sh",
+      "-c",
+      `echo "$OM_GATE" > ${dir}/started; read -r go < "$OM_GATE" && [ "$go" = go ] && ` +
+      `printf 'the pages' >&0 && echo ran > ${dir}/ran`,
+    ],
+    { hostname: "127.0.0.1", port: listener.port, token },
+    { gate },
+  );
+  // Linked: the command runs and holds the gate open, and waits there.
+  assert.equal(await Deno.readTextFile(`${dir}/started`), `${gate}\n`);
+  assert.ok((await Deno.stat(gate)).isFifo, "the gate is a FIFO");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(await Deno.stat(`${dir}/ran`).catch(() => null), null, "nothing ran before go");
+  assert.equal((await link.go()).code, 0);
+  assert.equal((await listener.child.status).code, 0);
+  assert.equal(await Deno.readTextFile(`${dir}/got`), "the pages");
+  assert.equal(await Deno.stat(gate).catch(() => null), null, "the gate is removed");
 
-    // Cancelled: the gate says no, the command gives up, the connector exits 124.
-    const second = newPageToken();
-    const other = await listenForPages(["cat"], { token: second });
-    const cancelled = await linkPages(
-      ["sh", "-c", `read -r go < "$OM_GATE"; echo "$go" > ${dir}/said; [ "$go" = go ]`],
-      { hostname: "127.0.0.1", port: other.port, token: second },
-      { gate },
-    );
-    assert.equal((await cancelled.cancel()).code, PAGE_LINK_FAILED);
-    assert.equal(await Deno.readTextFile(`${dir}/said`), "no\n");
-    assert.equal((await other.child.status).code, 0);
-    assert.equal(await Deno.stat(gate).catch(() => null), null, "the gate is removed");
+  // Cancelled: the gate says no, the command gives up, the connector exits 124.
+  const second = newPageToken();
+  const other = await listenForPages(["cat"], { token: second });
+  const cancelled = await linkPages(
+    ["sh", "-c", `read -r go < "$OM_GATE"; echo "$go" > ${dir}/said; [ "$go" = go ]`],
+    { hostname: "127.0.0.1", port: other.port, token: second },
+    { gate },
+  );
+  assert.equal((await cancelled.cancel()).code, PAGE_LINK_FAILED);
+  assert.equal(await Deno.readTextFile(`${dir}/said`), "no\n");
+  assert.equal((await other.child.status).code, 0);
+  assert.equal(await Deno.stat(gate).catch(() => null), null, "the gate is removed");
 
-    // A command that ends before its gate: no link, and its status says why.
-    const third = newPageToken();
-    const last = await listenForPages(["cat"], { token: third });
-    const error = await linkPages(
-      ["sh", "-c", "exit 7"],
-      { hostname: "127.0.0.1", port: last.port, token: third },
-      { gate },
-    ).then(() => undefined, (e) => e);
-    assert.ok(error instanceof PageLinkError, String(error));
-    assert.equal(error.exitCode, 7);
-    assert.match(error.message, /it ended first \(exit code 7\)/);
-    await last.child.status;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  // A command that ends before its gate: no link, and its status says why.
+  const third = newPageToken();
+  const last = await listenForPages(["cat"], { token: third });
+  const error = await linkPages(
+    ["sh", "-c", "exit 7"],
+    { hostname: "127.0.0.1", port: last.port, token: third },
+    { gate },
+  ).then(() => undefined, (e) => e);
+  assert.ok(error instanceof PageLinkError, String(error));
+  assert.equal(error.exitCode, 7);
+  assert.match(error.message, /it ended first \(exit code 7\)/);
+  await last.child.status;
 });
 
 Deno.test("pagelink: criu's dump gate waits at pre-dump only, and passes only a go", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "om-pagelink-" });
-  try {
-    await Deno.writeTextFile(`${dir}/gate.sh`, DUMP_GATE, { mode: 0o700 });
-    const gate = async (action: string, says: string) => {
-      await Deno.writeTextFile(`${dir}/gate`, says);
-      const env = { CRTOOLS_SCRIPT_ACTION: action, OM_GATE: `${dir}/gate` };
-      return (await new Deno.Command(`${dir}/gate.sh`, { env }).output()).code;
-    };
-    assert.equal(await gate("pre-dump", "go\n"), 0);
-    assert.equal(await gate("pre-dump", "no\n"), 1);
-    assert.equal(await gate("pre-dump", ""), 1, "the end of the gate is no go");
-    assert.equal(await gate("post-dump", ""), 0, "other steps pass at once");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir("pagelink");
+  const dir = tmp.path;
+  await Deno.writeTextFile(`${dir}/gate.sh`, DUMP_GATE, { mode: 0o700 });
+  const gate = async (action: string, says: string) => {
+    await Deno.writeTextFile(`${dir}/gate`, says);
+    const env = { CRTOOLS_SCRIPT_ACTION: action, OM_GATE: `${dir}/gate` };
+    return (await new Deno.Command(`${dir}/gate.sh`, { env }).output()).code;
+  };
+  assert.equal(await gate("pre-dump", "go\n"), 0);
+  assert.equal(await gate("pre-dump", "no\n"), 1);
+  assert.equal(await gate("pre-dump", ""), 1, "the end of the gate is no go");
+  assert.equal(await gate("post-dump", ""), 0, "other steps pass at once");
 });
 
 Deno.test("pagelink: the listener gives up when nobody brings the token", async () => {

@@ -27,6 +27,7 @@ import {
   PRESENT,
   task,
 } from "../../tools/pagestream.ts";
+import { tempDir } from "../../tools/tempdir.ts";
 
 /** `count` pages of `fill`. */
 const pagesOf = (count: number, fill: number) => new Uint8Array(count * 4096).fill(fill);
@@ -70,12 +71,9 @@ async function receive(dir: string, stream: Uint8Array) {
 }
 
 async function inDir(fn: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "om-pagereceiver-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir("pagereceiver");
+  const dir = tmp.path;
+  await fn(dir);
 }
 
 Deno.test("pagereceiver: two tasks' pages become the images criu page-server would write", () =>
@@ -249,34 +247,31 @@ Deno.test("pagereceiver: a failed receiver leaves no reservation, and cuts the o
   }));
 
 Deno.test("pagereceiver: a reservation is the tasks of 1 MiB and more, the 1024 largest", async () => {
-  const proc = await Deno.makeTempDir({ prefix: "om-proc-" });
-  try {
-    /** Process `pid`, PID `nspid` in the job, with `kb` of RssAnon and `children`. */
-    const task = async (pid: number, nspid: number, kb: number, children: number[] = []) => {
-      await Deno.mkdir(`${proc}/${pid}/task/${pid}`, { recursive: true });
-      await Deno.writeTextFile(`${proc}/${pid}/task/${pid}/children`, children.join(" "));
-      await Deno.writeTextFile(
-        `${proc}/${pid}/status`,
-        `NSpid:\t${pid}\t${nspid}\nRssAnon:\t${kb} kB\nVmSwap:\t0 kB\n`,
-      );
-    };
-    // 1030 children of 1 MiB + i KiB, one of 1023 KiB, under a PID 1 of 4 MiB.
-    const children = Array.from({ length: 1031 }, (_, i) => 1001 + i);
-    await task(1000, 1, 4096, children);
-    for (const [i, pid] of children.entries()) await task(pid, i + 2, i === 0 ? 1023 : 1024 + i);
-    const reserve = (await pageReservation(1000, proc))!;
-    assert.equal(Object.keys(reserve).length, RESERVE_MAX_TASKS);
-    assert.equal(reserve[1], 4 << 20, "PID 1, by its id in the job");
-    assert.equal(reserve[2], undefined, "less than 1 MiB");
-    assert.equal(reserve[3], undefined, "the smallest left out");
-    assert.equal(reserve[9], undefined, "the smallest left out");
-    assert.equal(reserve[10], (1024 + 8) * 1024, "the largest 1024 kept");
-    assert.equal(reservedBytes(reserve), Object.values(reserve).reduce((a, b) => a + b));
-    await task(2000, 1, 1023);
-    assert.equal(await pageReservation(2000, proc), undefined, "nothing to reserve");
-  } finally {
-    await Deno.remove(proc, { recursive: true });
-  }
+  await using tmp = await tempDir("proc");
+  const proc = tmp.path;
+  /** Process `pid`, PID `nspid` in the job, with `kb` of RssAnon and `children`. */
+  const task = async (pid: number, nspid: number, kb: number, children: number[] = []) => {
+    await Deno.mkdir(`${proc}/${pid}/task/${pid}`, { recursive: true });
+    await Deno.writeTextFile(`${proc}/${pid}/task/${pid}/children`, children.join(" "));
+    await Deno.writeTextFile(
+      `${proc}/${pid}/status`,
+      `NSpid:\t${pid}\t${nspid}\nRssAnon:\t${kb} kB\nVmSwap:\t0 kB\n`,
+    );
+  };
+  // 1030 children of 1 MiB + i KiB, one of 1023 KiB, under a PID 1 of 4 MiB.
+  const children = Array.from({ length: 1031 }, (_, i) => 1001 + i);
+  await task(1000, 1, 4096, children);
+  for (const [i, pid] of children.entries()) await task(pid, i + 2, i === 0 ? 1023 : 1024 + i);
+  const reserve = (await pageReservation(1000, proc))!;
+  assert.equal(Object.keys(reserve).length, RESERVE_MAX_TASKS);
+  assert.equal(reserve[1], 4 << 20, "PID 1, by its id in the job");
+  assert.equal(reserve[2], undefined, "less than 1 MiB");
+  assert.equal(reserve[3], undefined, "the smallest left out");
+  assert.equal(reserve[9], undefined, "the smallest left out");
+  assert.equal(reserve[10], (1024 + 8) * 1024, "the largest 1024 kept");
+  assert.equal(reservedBytes(reserve), Object.values(reserve).reduce((a, b) => a + b));
+  await task(2000, 1, 1023);
+  assert.equal(await pageReservation(2000, proc), undefined, "nothing to reserve");
 });
 
 Deno.test("pagereceiver: the close removes the reservations no open took, whatever the directory's name", () =>
