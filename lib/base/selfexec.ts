@@ -16,6 +16,8 @@ export function omCommand(args: readonly string[]): string[] {
     "run",
     "-A",
     "--unstable-net",
+    // Each command's modules load when it runs, not all at start (as the ./om launcher does).
+    "--unstable-lazy-dynamic-imports",
     "--quiet",
     "--no-prompt",
     "--config",
