@@ -5,7 +5,7 @@
  *
  * - The job: perl holding N MB (a string of N MiB, every page touched) that prints a counter every
  *   100 ms, so that it is alive and its output flows.
- * - Floor: the job started as om starts jobs (lib/criu/criu.ts startJob: PID 1 of its own PID
+ * - Floor: the job started as om starts jobs (lib/criu/startjob.ts startJob: PID 1 of its own PID
  *   namespace, its own session, stdout and stderr on pipes), `criu dump` (stop-and-copy: the job
  *   is killed once dumped) into a tmpfs directory, then `criu restore` (detached, stdout and
  *   stderr re-attached to new pipes with --inherit-fd) on the same node; the restored job must

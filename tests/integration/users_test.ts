@@ -142,7 +142,7 @@ Deno.test({
         const wrapper = await Deno.readTextFile(`/proc/${ppid}/environ`);
         assert.ok(!wrapper.includes("OM_TEST_SECRET"), `unshare's environment: ${wrapper}`);
         // Its user may move it, and so may root: to node 2 and home by the user, then to node 2
-        // by root. CRIU runs as the user there (lib/criu/criu.ts asJobUser); every line still comes.
+        // by root. CRIU runs as the user there (lib/criu/jobuser.ts asJobUser); every line still comes.
         for (
           const [argv, node, word] of [
             [om("migrate", String(job.pid), "2"), 2, "there-user"],
