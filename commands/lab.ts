@@ -90,6 +90,11 @@ signal n). Needs root, ip (iproute2; installed with apt-get when missing), nsent
       help: "up: how long to wait for the maps to agree (default 30)",
     },
     { name: "noWait", flags: ["--no-wait"], help: "up: start the daemons and return" },
+    {
+      name: "noKey",
+      flags: ["--no-key"],
+      help: "up: no cluster key (the nodes find each other, but move no jobs)",
+    },
     { name: "json", flags: ["--json"], help: "status: print JSON" },
   ],
   examples: [
@@ -112,7 +117,7 @@ signal n). Needs root, ip (iproute2; installed with apt-get when missing), nsent
 };
 
 const VERB_OPTIONS: Record<string, readonly string[]> = {
-  up: ["name", "nets", "cpus", "memory", "timeout", "noWait"],
+  up: ["name", "nets", "cpus", "memory", "timeout", "noWait", "noKey"],
   exec: ["name"],
   status: ["name", "json"],
   down: ["name"],
@@ -201,6 +206,7 @@ async function up(
       nodes: plan,
       cpus,
       memory,
+      key: parsed.options.noKey !== true,
       now: ctx.now,
       log: (message) => {
         if (message.startsWith("no cgroup")) ctx.err(`om lab: ${message}\n`);
@@ -232,6 +238,11 @@ async function up(
     const first = agreement.views.find((v) => v.index === lab.record.nodes[0].index)!;
     ctx.out(`lab ${name}: ${size} up, maps agree after ${seconds} s\n`);
     ctx.out(renderShowmap(showmapView(first.self!, first.map!)));
+    ctx.out(
+      lab.record.key
+        ? `cluster key: ${lab.record.key} (named by every node's om.conf)\n`
+        : "no cluster key (--no-key): the nodes find each other, but move no jobs\n",
+    );
     return 0;
   }
   ctx.err(await disagreement(lab, agreement, seconds));

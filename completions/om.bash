@@ -401,7 +401,7 @@ _om_spec_keygen() {
 # om lab
 _om_spec_lab() {
   case $1 in
-    flags) REPLY='--name --nets --cpus --memory --timeout --no-wait --json -h --help' ;;
+    flags) REPLY='--name --nets --cpus --memory --timeout --no-wait --no-key --json -h --help' ;;
     valued) REPLY='--name --nets --cpus --memory --timeout' ;;
     value)
       case $2 in

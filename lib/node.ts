@@ -35,6 +35,7 @@ import { Deputy } from "./jobs/deputy.ts";
 import { serveLocal } from "./jobs/localsocket.ts";
 import { Migration } from "./migration/migration.ts";
 import type { MigrationFaults } from "./migration/faults.ts";
+import { keylessHandlers } from "./migration/keyless.ts";
 import { Balancer } from "./balance/balancer.ts";
 
 /**
@@ -233,14 +234,16 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
     connect,
     blocked: () => readFlag(paths, "block"),
     env,
+    keyed: key !== undefined,
     faults: options.faults,
   });
   migration.sweepLeftovers();
   // On an openMosix kernel the kernel balances (and there is no exchange to read).
   const balancer = info
-    ? new Balancer({ nodeId: id, paths, info, deputy, migration, logger })
+    ? new Balancer({ nodeId: id, paths, info, deputy, migration, logger, keyed: key !== undefined })
     : undefined;
-  const migrationHandlers = migration.channelHandlers();
+  // Without a key nothing proves who asks: every mig.* and job.* request is refused.
+  const migrationHandlers = key ? migration.channelHandlers() : keylessHandlers(MIGRATION_COMMANDS);
   let local: { close(): Promise<void> } | undefined;
   try {
     channel = serveChannel({
@@ -313,7 +316,8 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
     });
   } else {
     logger.warn(
-      "This cluster is unauthenticated: any host on the network can join it (om keygen, --key)",
+      "This cluster is unauthenticated: any host on the network can join it, and no job moves " +
+        "between nodes (om keygen, --key)",
     );
   }
 

@@ -11,6 +11,7 @@
  * it says where it would send a job of this node now (`job.place`, for `om migrate PID balance`),
  * by the same placement rule (lib/balance/placement.ts) and from the same figures as its own moves.
  */
+import { NEEDS_KEY } from "../migration/keyless.ts";
 import { readFlag, readNumber, writeAdmin } from "../state/admin.ts";
 import {
   ADJUST_INTERVALS,
@@ -46,6 +47,11 @@ export interface BalancerOptions {
   readonly deputy: Deputy;
   readonly migration: Migration;
   readonly logger: Logger;
+  /**
+   * Whether the cluster has a key: without one the balancer moves nothing (it still measures, for
+   * `job.place`), and expel and bring refuse (lib/migration/keyless.ts).
+   */
+  readonly keyed: boolean;
 }
 
 /** A job running here, with its PID 1 on this host. */
@@ -172,6 +178,10 @@ export class Balancer {
   start(): void {
     const interval = this.#options.info.interval;
     this.#timers.push(setInterval(() => void this.#sample(), Math.max(10, interval / 4)));
+    if (!this.#options.keyed) {
+      this.#options.logger.warn("Automatic balancing is off: {why}", { why: NEEDS_KEY });
+      return;
+    }
     this.#timers.push(setInterval(() => void this.#decide(), interval));
   }
 
@@ -186,13 +196,24 @@ export class Balancer {
   /** The local socket's `node.expel`, `node.bring` and `job.place`. */
   localHandlers(): Map<string, Handler> {
     return new Map<string, Handler>([
-      ["node.expel", async () => jsonBytes(await this.#exclusive(() => this.#expel()))],
-      ["node.bring", async () => jsonBytes(await this.#exclusive(() => this.#bring()))],
+      ["node.expel", async () => {
+        this.#refuseKeyless("expel");
+        return jsonBytes(await this.#exclusive(() => this.#expel()));
+      }],
+      ["node.bring", async () => {
+        this.#refuseKeyless("bring");
+        return jsonBytes(await this.#exclusive(() => this.#bring()));
+      }],
       ["job.place", async (body) => {
         const { id } = bodyOf<{ id: number }>("job.place", body, (r) => isId(r.id));
         return jsonBytes(await this.place(id));
       }],
     ]);
+  }
+
+  /** Expel and bring move jobs: without a key they refuse, saying why. */
+  #refuseKeyless(verb: string): void {
+    if (!this.#options.keyed) throw new Error(`Cannot ${verb}: ${NEEDS_KEY}`);
   }
 
   /**

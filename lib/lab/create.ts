@@ -5,6 +5,7 @@
  * already there. On any failure half-way, what was made is removed again (destroy.ts).
  */
 import { exists } from "../base/fs.ts";
+import { newKeyText } from "../base/key.ts";
 import { checkLabName, checkTopology, type NodeSpec } from "./plan.ts";
 import {
   CGROUP_CONTROLLERS,
@@ -35,6 +36,11 @@ export interface CreateLabOptions {
   readonly cpus?: number;
   /** Memory per node in bytes (memory.limit_in_bytes); default no limit. */
   readonly memory?: number;
+  /**
+   * Whether the nodes share a cluster key (default true): a new key in `<dir>/cluster.key`, named
+   * by every node's om.conf. Without one the lab's nodes find each other but move no jobs.
+   */
+  readonly key?: boolean;
   /** Milliseconds since the epoch, for the creation time. */
   readonly now?: () => number;
   readonly log?: LabLog;
@@ -116,6 +122,7 @@ export async function createLab(options: CreateLabOptions): Promise<Lab> {
       networks: nets.map((net) => ({ net, bridge: `br${net}` })),
       ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
       ...(options.memory !== undefined ? { memory: options.memory } : {}),
+      ...(options.key !== false ? { key: `${dir}/cluster.key` } : {}),
       nodes,
       made: [{ kind: "dir", path: dir }],
     },
@@ -127,11 +134,15 @@ export async function createLab(options: CreateLabOptions): Promise<Lab> {
     await checkNothingThere(lab);
     await buildNamespaces(lab, log);
     await buildCgroups(lab, options);
+    const key = lab.record.key;
+    // The key file is made with its mode, never readable by others even for a moment.
+    if (key) await Deno.writeTextFile(key, newKeyText(), { mode: 0o600, createNew: true });
     for (const node of nodes) {
       await Deno.mkdir(node.root, { recursive: true });
       await Deno.writeTextFile(
         node.config,
-        `# om configuration of lab ${name}, node ${node.index} ($OM_CONFIG inside the node).\n`,
+        `# om configuration of lab ${name}, node ${node.index} ($OM_CONFIG inside the node).\n` +
+          (key ? `key = ${key}\n` : ""),
       );
     }
   } catch (error) {

@@ -80,6 +80,11 @@ export interface LabRecord {
   readonly networks: readonly { readonly net: number; readonly bridge: string }[];
   readonly cpus?: number;
   readonly memory?: number;
+  /**
+   * The cluster key every node uses (`key = FILE` in each node's om.conf), `<dir>/cluster.key`;
+   * absent for a keyless lab, whose nodes do not move jobs.
+   */
+  readonly key?: string;
   readonly nodes: LabNode[];
   made: Made[];
 }

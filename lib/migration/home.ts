@@ -20,6 +20,7 @@ import { disownedText } from "./homelink.ts";
 import { message, MigrationError, type MigrationReport, type MoveState } from "./errors.ts";
 import { now, type RoleContext } from "./context.ts";
 import { MOVE_SETTLE_MS } from "./limits.ts";
+import { NEEDS_KEY } from "./keyless.ts";
 import type { Source } from "./source.ts";
 import type { Incoming, RestoredCopy } from "./target.ts";
 
@@ -47,6 +48,8 @@ export type HomeDeputy = Pick<
 
 /** What the home needs of the rest of the node. */
 export interface HomeLinks {
+  /** Whether the cluster has a key; without one no job moves (lib/migration/keyless.ts). */
+  readonly keyed: boolean;
   readonly deputy: HomeDeputy;
   readonly source: Source;
   /** Where job `id` is as this node sees it (mig.status of this node). */
@@ -146,6 +149,12 @@ export class Home {
     const start = now();
     const job = deputy.jobs.get(id);
     const target = to === "home" ? job.home : to;
+    if (!this.#links.keyed) {
+      throw new MigrationError(
+        `Cannot migrate job ${id} to node ${target}: ${NEEDS_KEY}; the job goes on at node ${job.node}`,
+        undefined,
+      );
+    }
     if (job.output.exit) {
       throw new MigrationError(`Cannot migrate job ${id}: it has ended`, undefined);
     }

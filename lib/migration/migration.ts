@@ -47,6 +47,11 @@ export interface MigrationOptions {
    * (default STALE_INCOMING_MS); tests shorten it.
    */
   readonly staleMs?: number;
+  /**
+   * Whether the cluster has a key: without one this node moves no job anywhere and takes none
+   * (lib/migration/keyless.ts); its moves fail with NEEDS_KEY before anything is frozen.
+   */
+  readonly keyed: boolean;
   /** Faults a test makes this node's migrations suffer (lib/migration/faults.ts); none by default. */
   readonly faults?: MigrationFaults;
 }
@@ -70,6 +75,7 @@ export class Migration {
     const source = new Source(context);
     this.#guests = new Guests(context, source);
     this.#home = new Home(context, {
+      keyed: options.keyed,
       deputy: options.deputy,
       source,
       stateHere: (id) => this.state(id),

@@ -173,7 +173,7 @@ Deno.test({
       } finally {
         await Deno.remove(dir, { recursive: true });
       }
-    }),
+    }, { key: false }),
 });
 
 const CHANREQ = new URL("../tools/chanreq.ts", import.meta.url).pathname;
@@ -245,7 +245,7 @@ Deno.test({
       } finally {
         await Deno.remove(dir, { recursive: true });
       }
-    }),
+    }, { key: false }),
 });
 
 Deno.test({

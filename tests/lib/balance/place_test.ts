@@ -74,6 +74,7 @@ function balancer(options: {
     deputy,
     migration,
     logger: silentLogger,
+    keyed: true,
   });
 }
 

@@ -136,6 +136,7 @@ function target(
     criuBinary: options.criu,
     connect: () => Promise.reject(new Error("no other node here")),
     blocked: () => Promise.resolve(false),
+    keyed: true,
     staleMs: options.staleMs,
     env: (name) => options.env?.[name],
   });
@@ -459,6 +460,7 @@ Deno.test("migration: home takes a moved job's output once, and refuses it from 
     criuBinary: undefined,
     connect: () => Promise.reject(new Error("no other node here")),
     blocked: () => Promise.resolve(false),
+    keyed: true,
   });
   const handlers = migration.channelHandlers();
   const node2: Peer = { ...peer, nodeId: 2 };

@@ -1,7 +1,7 @@
 /**
  * om's page receiver for real on loopback, behind the page link's listener (no CRIU needed): the
  * commands of CRIU's page-server protocol are made here byte by byte, and the images it writes
- * are checked byte by byte. tests/lib/criu/criu_test.ts checks it against `criu page-server` itself,
+ * are checked byte by byte. tests/lib/criu/run_test.ts checks it against `criu page-server` itself,
  * with a real dump, and restores a job from its images.
  */
 import assert from "node:assert/strict";
