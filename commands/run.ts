@@ -182,9 +182,11 @@ export async function runJob(options: RunOptions, ctx: Context): Promise<number>
       signal: Deno.Signal,
       { id, control }: { id: number; control: ChannelClient },
     ) =>
-      void control.request("job.signal", jsonBytes({ id, signal })).catch((error) =>
-        ctx.err(`om run: Cannot deliver ${signal} to job ${id}: ${error.message}\n`)
-      );
+      void control.request("job.signal", jsonBytes({ id, signal })).catch((error) => {
+        // A signal that came as the job ended has nothing left to reach: its end is reported.
+        if (error instanceof RemoteError && / it has ended$/.test(error.error)) return;
+        ctx.err(`om run: Cannot deliver ${signal} to job ${id}: ${error.message}\n`);
+      });
     for (const signal of FORWARDED) {
       const forward = () => to ? deliver(signal, to) : void waiting.push(signal);
       Deno.addSignalListener(signal, forward);

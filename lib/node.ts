@@ -32,6 +32,7 @@ import {
 import { openMulticast } from "./discovery/udp.ts";
 import { findCriu } from "./criu/preflight.ts";
 import { Deputy } from "./jobs/deputy.ts";
+import type { LocalSocket } from "./jobs/localsocket.ts";
 import { serveLocal } from "./jobs/localsocket.ts";
 import { Migration } from "./migration/migration.ts";
 import type { MigrationFaults } from "./migration/faults.ts";
@@ -165,6 +166,7 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
     ? undefined
     : infoExchange(settings, paths, env, self.address);
   let channel: ChannelServer | undefined;
+  let local: LocalSocket | undefined;
   const daemon = new DiscoveryDaemon({
     self,
     talk,
@@ -187,7 +189,13 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
       replaceFile(
         `${settings.root}/omdiscd.stats`,
         new TextEncoder().encode(
-          JSON.stringify({ pid: Deno.pid, ...stats, channel: channel?.stats }) + "\n",
+          JSON.stringify({
+            pid: Deno.pid,
+            ...stats,
+            channel: channel?.stats,
+            local: local?.stats,
+          }) +
+            "\n",
         ),
       ),
     logger,
@@ -244,7 +252,6 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
     : undefined;
   // Without a key nothing proves who asks: every mig.* and job.* request is refused.
   const migrationHandlers = key ? migration.channelHandlers() : keylessHandlers(MIGRATION_COMMANDS);
-  let local: { close(): Promise<void> } | undefined;
   try {
     channel = serveChannel({
       port: settings.channelPort,

@@ -12,6 +12,17 @@
  * comes back home is adopted: its restored copy (under lib/migration/migration.ts's waiter) is followed
  * like a job started here.
  *
+ * Processes are who they were (lib/jobs/processid.ts): the deputy knows a job's local copy by its
+ * PID 1's PID and start time, recorded when the job starts or is adopted, and forgets it the
+ * moment that process ends, whatever output is still unread (lib/jobs/pipes.ts reads the rest of
+ * the pipes without waiting for a reader); every signal and kill it sends checks, right before,
+ * that the PID still names that process, and sends nothing when it does not ("Cannot signal job
+ * N: it has ended"). The output log outlives the process, for `om run` to read; nothing that acts
+ * on the PID does.
+ *
+ * Limits (PROTOCOL.md §10): a user other than root has at most `maxJobsPerUser` jobs in the table;
+ * their jobs' unread output shares a budget (lib/jobs/outputbudget.ts).
+ *
  * Longer than 600 lines: one class, the job table's keeper, whose commands (run, output, input,
  * signal) and migration hooks (hold, detach, adopt, moved) share its per-job state; the start
  * gate (startgate.ts), the wire forms (jobwire.ts) and the socket (localsocket.ts) are apart.
@@ -21,7 +32,7 @@ import { sessionUid } from "./localauth.ts";
 import { jsonBytes } from "../base/json.ts";
 import { envScript, START_GATE, WRAPPER_ENV } from "./startgate.ts";
 import { decodeBase64, encodeOutput, handlesSignal } from "./jobwire.ts";
-import { lookupUser } from "../base/users.ts";
+import { lookupUser, userName } from "../base/users.ts";
 import type { Clock } from "../base/clock.ts";
 import { namespacePid1, startJobArgs } from "../criu/startjob.ts";
 import {
@@ -31,7 +42,6 @@ import {
   type JobPolicy,
   jobRecord,
   JobTable,
-  type OutputFd,
   type OutputRead,
   SIGNAL_NUMBERS,
 } from "./table.ts";
@@ -41,9 +51,18 @@ import { replaceFile } from "../state/tree.ts";
 import { bodyOf, isId } from "../channel/body.ts";
 import { readNodeInfo } from "../state/nodestate.ts";
 import type { JobPlace } from "./runoptions.ts";
+import {
+  identifyProcess,
+  isSameProcess,
+  type ProcessIdentity,
+  signalProcess,
+} from "./processid.ts";
+import { pumpOutput } from "./pipes.ts";
 
 /** How long `job.output` waits for output before answering with none. */
 export const OUTPUT_POLL_MS = 20_000;
+/** Jobs one user other than root may have in the table (ended ones not yet collected included). */
+export const MAX_JOBS_PER_USER = 256;
 
 /** Signals that kill by default and that `om run` forwards; see {@linkcode deliverSignal}. */
 const TERMINATING: readonly Deno.Signal[] = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM"];
@@ -91,12 +110,27 @@ export interface DeputyOptions {
    * cannot: the job is then still here. Without it, job.run refuses a place elsewhere.
    */
   readonly placer?: (id: number, node: number) => Promise<void>;
+  /** Jobs one user other than root may have; default MAX_JOBS_PER_USER. */
+  readonly maxJobsPerUser?: number;
+  /** Unread output one user's jobs may hold together; default DEFAULT_USER_OUTPUT. */
+  readonly userOutput?: number;
+}
+
+/** The deputy's counters (the local socket's `stats`). */
+export interface DeputyStats {
+  /** job.run refused: its user had maxJobsPerUser jobs. */
+  readonly jobsRefused: number;
+  /** Times a job's output waited because its user's jobs held their budget unread. */
+  readonly outputWaits: number;
 }
 
 interface Running {
   readonly process: Deno.ChildProcess;
-  /** The job's PID 1 on this host (its id, unless it came back to this node by a migration). */
-  readonly pid: number;
+  /**
+   * The job's PID 1 on this host (its PID is the job's id, unless it came back to this node by a
+   * migration) and its start time; undefined when it had already ended when it was adopted.
+   */
+  readonly who: ProcessIdentity | undefined;
   /** The write end of the job's stdin; replaced when a failed migration reopens it. */
   stdin: WritableStreamDefaultWriter<Uint8Array>;
   /** End of file was asked for (`job.input` eof): the write end is closed. */
@@ -128,13 +162,19 @@ export class Deputy {
   /** Jobs restored here on their way home, until the move is done. */
   readonly #adopting = new Map<number, Running>();
   readonly #stopExpiry: () => void;
+  #jobsRefused = 0;
 
   constructor(options: DeputyOptions) {
     this.#options = options;
-    this.jobs = new JobTable(options.clock);
+    this.jobs = new JobTable(options.clock, { userOutput: options.userOutput });
     this.#stopExpiry = options.clock.every(5000, () => {
       for (const id of this.jobs.expire()) void this.#removeRecord(id);
     });
+  }
+
+  /** The deputy's counters, now. */
+  get stats(): DeputyStats {
+    return { jobsRefused: this.#jobsRefused, outputWaits: this.jobs.stats.outputWaits };
   }
 
   /** The handlers to serve on the local socket. */
@@ -193,6 +233,14 @@ export class Deputy {
    */
   async start(request: RunRequest, options: { readonly uid: number }): Promise<number> {
     const { uid } = options;
+    const most = this.#options.maxJobsPerUser ?? MAX_JOBS_PER_USER;
+    if (uid !== 0 && this.jobs.countOf(uid) >= most) {
+      this.#jobsRefused++;
+      throw new Error(
+        `Cannot start "${request.argv.join(" ")}": user ${await userName(uid)} has ${most} ` +
+          `jobs on this node, the most one user may have`,
+      );
+    }
     let asUser: string[] = [];
     if (uid !== 0) {
       const user = await lookupUser(uid);
@@ -227,11 +275,15 @@ export class Deputy {
       throw new Error(`Cannot start "${request.argv.join(" ")}": ${(error as Error).message}`);
     }
     let id: number;
+    let who: ProcessIdentity | undefined;
     try {
       id = await retryUntil(() => namespacePid1(process.pid), 2000, {
         intervalMs: 5,
         what: "the job's PID 1",
       });
+      // It waits at its gate for the deputy's go: it is still the process just found.
+      who = identifyProcess(id);
+      if (!who) throw new Error("its PID 1 ended at once");
     } catch {
       try {
         process.kill("SIGKILL");
@@ -253,13 +305,10 @@ export class Deputy {
       policy: request.policy,
       uid,
     });
-    this.#running.set(id, { process, pid: id, stdin });
+    const running: Running = { process, who, stdin };
+    this.#running.set(id, running);
     await this.#writeRecord(job);
-    const followed = this.#follow(job, process);
-    this.#followed.set(id, followed);
-    void followed.finally(() => {
-      if (this.#followed.get(id) === followed) this.#followed.delete(id);
-    });
+    this.#startFollowing(job, running);
     if (request.place) {
       try {
         await this.#place(job, request.place);
@@ -334,42 +383,45 @@ export class Deputy {
   /** Kills a job that never left its start gate and forgets it (nothing of it ran). */
   async #discard(id: number): Promise<void> {
     const running = this.#running.get(id);
-    if (running) {
-      for (const kill of [() => running.process.kill("SIGKILL"), () => Deno.kill(id, "SIGKILL")]) {
-        try {
-          kill();
-        } catch { /* gone */ }
-      }
-    }
+    if (running) killCopy(running);
     await this.drained(id);
     this.jobs.remove(id);
     await this.#removeRecord(id);
     this.#options.logger.info("job {id}: not started", { id });
   }
 
-  async #follow(job: Job, process: Deno.ChildProcess): Promise<void> {
-    const pump = async (stream: ReadableStream<Uint8Array>, fd: OutputFd) => {
-      for await (const chunk of stream) {
-        job.output.append(fd, chunk);
-        await job.output.room();
-      }
-    };
-    const [status] = await Promise.all([
-      process.status,
-      pump(process.stdout, 1).catch(() => {}),
-      pump(process.stderr, 2).catch(() => {}),
-    ]);
-    const running = this.#running.get(job.id);
-    this.#running.delete(job.id);
-    running?.stdin.close().catch(() => {});
-    if (running?.moved) {
+  /** Follows a local copy of `job` (#follow), known as followed until its pipes are drained. */
+  #startFollowing(job: Job, running: Running): void {
+    const followed = this.#follow(job, running);
+    this.#followed.set(job.id, followed);
+    void followed.finally(() => {
+      if (this.#followed.get(job.id) === followed) this.#followed.delete(job.id);
+    });
+  }
+
+  /**
+   * Pumps a local copy's output into the job's log and records its end: the copy is forgotten
+   * (nothing acts on its PID any more) as soon as its process ends, its end recorded once the
+   * rest of its pipes is read (lib/jobs/pipes.ts), whoever reads the output or not.
+   */
+  async #follow(job: Job, running: Running): Promise<void> {
+    const { process } = running;
+    const pumped = pumpOutput(job.output, process, {
+      ended: process.status,
+      clock: this.#options.clock,
+    });
+    const status = await process.status;
+    if (this.#running.get(job.id) === running) this.#running.delete(job.id);
+    running.stdin.close().catch(() => {});
+    await pumped;
+    if (running.moved) {
       this.#options.logger.debug("job {id}: the local copy is gone, the job runs on node {node}", {
         id: job.id,
         node: job.node,
       });
       return;
     }
-    const exit: JobExit = running?.killedFor
+    const exit: JobExit = running.killedFor
       ? { signal: running.killedFor }
       : status.signal
       ? { signal: status.signal }
@@ -451,13 +503,13 @@ export class Deputy {
    */
   async detachInput(id: number): Promise<{ pid: number; eof: boolean } | undefined> {
     const running = this.#running.get(id);
-    if (!running) return undefined;
+    if (!running?.who) return undefined;
     const eof = running.eof === true;
     if (!eof) {
       running.eof = true;
       await running.stdin.close().catch(() => {});
     }
-    return { pid: running.pid, eof };
+    return { pid: running.who.pid, eof };
   }
 
   /**
@@ -487,7 +539,8 @@ export class Deputy {
     eof: boolean,
   ): void {
     this.jobs.get(id);
-    this.#adopting.set(id, { process, pid, stdin, eof });
+    // Held stopped by its waiter until the move is done: still the process criu restored.
+    this.#adopting.set(id, { process, who: identifyProcess(pid), stdin, eof });
   }
 
   /**
@@ -501,11 +554,7 @@ export class Deputy {
     const job = this.jobs.get(id);
     job.node = this.#options.nodeId;
     this.#running.set(id, running);
-    const followed = this.#follow(job, running.process);
-    this.#followed.set(id, followed);
-    void followed.finally(() => {
-      if (this.#followed.get(id) === followed) this.#followed.delete(id);
-    });
+    this.#startFollowing(job, running);
     // Written before the move's answer: whoever waits for it (om migrate, expel) reads it home.
     await this.#writeRecord(job);
   }
@@ -515,18 +564,27 @@ export class Deputy {
     const running = this.#adopting.get(id);
     this.#adopting.delete(id);
     if (!running) return;
-    for (const kill of [() => Deno.kill(running.pid, "SIGKILL"), () => running.process.kill()]) {
-      try {
-        kill();
-      } catch { /* gone */ }
-    }
+    if (running.who) signalProcess(running.who, "SIGKILL");
+    try {
+      running.process.kill();
+    } catch { /* gone */ }
     void running.process.stdout.cancel().catch(() => {});
     void running.process.stderr.cancel().catch(() => {});
   }
 
   /** The host PID of the local copy of job `id` (undefined when it does not run here). */
   localPid(id: number): number | undefined {
-    return this.#running.get(id)?.pid;
+    return this.localProcess(id)?.pid;
+  }
+
+  /**
+   * The local copy of job `id`: its PID 1's PID and start time, to check again (isSameProcess,
+   * signalProcess) right before acting on it; undefined when it does not run here, or its PID 1
+   * has ended (whether its PID names another process by now or not).
+   */
+  localProcess(id: number): ProcessIdentity | undefined {
+    const who = this.#running.get(id)?.who;
+    return who && isSameProcess(who) ? who : undefined;
   }
 
   /**
@@ -535,37 +593,42 @@ export class Deputy {
    * that its PID 1 neither catches nor ignores (SIGKILL and SIGSTOP excepted), so when PID 1
    * does neither for a terminating signal, it is sent SIGKILL instead and the job's exit is
    * recorded as the signal asked for: what the person would see without a namespace. Resolves
-   * to the signal actually sent to PID 1 (undefined when the job had ended).
+   * to the signal actually sent to PID 1 (or what the node the job runs on says it sent). Throws
+   * "Cannot signal job N: it has ended", having sent nothing, when the job's PID 1 has ended,
+   * whether its PID names another process by now or not (processid.ts).
    */
   async signal(id: number, signal: Deno.Signal): Promise<Deno.Signal | undefined> {
     const job = this.jobs.get(id);
     if (this.#elsewhere(job)) return await this.#options.remote!.signal(job, signal);
-    const running = this.#running.get(id);
-    if (!running) return undefined;
     const number = SIGNAL_NUMBERS[signal];
     if (number === undefined) throw new RangeError(`Cannot send "${signal}": unknown signal`);
+    const ended = () => new Error(`Cannot signal job ${id}: it has ended`);
+    const running = this.#running.get(id);
+    const who = running?.who;
+    if (!running || !who || !isSameProcess(who)) throw ended();
     let sent = signal;
     if (TERMINATING.includes(signal)) {
-      const status = await Deno.readTextFile(`/proc/${running.pid}/status`).catch(() => "");
-      if (status && !handlesSignal(status, number)) {
-        running.killedFor = signal;
-        sent = "SIGKILL";
-      }
+      const status = await Deno.readTextFile(`/proc/${who.pid}/status`).catch(() => "");
+      // Read by PID: it counts only if the PID still names the job's PID 1 afterwards.
+      if (status && isSameProcess(who) && !handlesSignal(status, number)) sent = "SIGKILL";
     }
-    const group = signal === "SIGINT" || signal === "SIGQUIT";
-    try {
-      if (sent === "SIGKILL") {
-        // unshare, told its child died of SIGKILL, cannot re-raise it and prints an error
-        // to the job's stderr: it goes first, and the whole namespace dies with PID 1.
-        try {
-          running.process.kill("SIGKILL");
-        } catch { /* gone */ }
-        Deno.kill(running.pid, "SIGKILL");
-      } else if (group) Deno.kill(-running.pid, signal);
-      else Deno.kill(running.pid, signal);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    if (this.#running.get(id) !== running) throw ended();
+    let delivered: boolean;
+    if (sent === "SIGKILL") {
+      if (!isSameProcess(who)) throw ended();
+      if (sent !== signal) running.killedFor = signal;
+      // unshare, told its child died of SIGKILL, cannot re-raise it and prints an error
+      // to the job's stderr: it goes first, and the whole namespace dies with PID 1.
+      try {
+        running.process.kill("SIGKILL");
+      } catch { /* gone */ }
+      delivered = signalProcess(who, "SIGKILL");
+    } else {
+      delivered = signalProcess(who, signal, {
+        group: signal === "SIGINT" || signal === "SIGQUIT",
+      });
     }
+    if (!delivered) throw ended();
     this.#options.logger.debug("job {id}: {signal} sent as {sent}", { id, signal, sent });
     return sent;
   }
@@ -589,16 +652,7 @@ export class Deputy {
     const running = this.#running.get(id);
     if (running) {
       running.moved = true;
-      for (
-        const kill of [
-          () => running.process.kill("SIGKILL"),
-          () => Deno.kill(running.pid, "SIGKILL"),
-        ]
-      ) {
-        try {
-          kill();
-        } catch { /* gone */ }
-      }
+      killCopy(running);
     }
     await this.drained(id);
   }
@@ -642,4 +696,15 @@ export class Deputy {
     this.#stopExpiry();
     for (const job of this.jobs.list()) await this.#removeRecord(job.id);
   }
+}
+
+/**
+ * Kills a local copy of a job: its wrapper or waiter (the deputy's own child: Deno signals it only
+ * while it has not been reaped), then its PID 1 if that PID still names it.
+ */
+function killCopy(running: Running): void {
+  try {
+    running.process.kill("SIGKILL");
+  } catch { /* gone */ }
+  if (running.who) signalProcess(running.who, "SIGKILL");
 }

@@ -4,12 +4,15 @@
  * is kept until the reader has asked for what follows it, so a reply lost on the way can be
  * asked for again, and nothing is delivered twice to a reader that asks from where it stopped.
  * The log is where a migrated job's output will land too: whatever node runs the job, its
- * stdout and stderr end up appended here, at home.
+ * stdout and stderr end up appended here, at home. Unread output is bounded per job (its high
+ * water) and per user (lib/jobs/outputbudget.ts); the log outlives the job's process, for its
+ * reader, until its exit is collected or nobody has read it for the keep time.
  *
  * Pure logic apart from timers (an injected clock): the daemon's side (processes, pipes,
  * signals) is lib/jobs/deputy.ts.
  */
 import type { Clock } from "../base/clock.ts";
+import { DEFAULT_USER_OUTPUT, OutputBudget } from "./outputbudget.ts";
 
 /** How a job ended: its exit code, or the signal that killed it (Deno's name, "SIGINT"). */
 export type JobExit = { readonly code: number } | { readonly signal: Deno.Signal };
@@ -85,6 +88,8 @@ export const DEFAULT_HIGH_WATER = 4 * 1024 * 1024;
 export class OutputLog {
   readonly #clock: Clock;
   readonly #highWater: number;
+  /** The budget of the job's user (outputbudget.ts); none for root's, or once let go. */
+  #budget: OutputBudget | undefined;
   #chunks: OutputChunk[] = [];
   /** Offset of the first byte still kept. */
   #start = 0;
@@ -93,10 +98,23 @@ export class OutputLog {
   #exit: JobExit | undefined;
   #wake = new Set<() => void>();
   #room = new Set<() => void>();
+  /** When a reader last asked for output (clock milliseconds); undefined before. */
+  #lastRead: number | undefined;
+  /** The job left the table (release): nothing waits for room any more. */
+  #released = false;
 
-  constructor(clock: Clock, options: { highWater?: number } = {}) {
+  constructor(
+    clock: Clock,
+    options: { readonly highWater?: number; readonly budget?: OutputBudget } = {},
+  ) {
     this.#clock = clock;
     this.#highWater = options.highWater ?? DEFAULT_HIGH_WATER;
+    this.#budget = options.budget;
+  }
+
+  /** When a reader last asked for output (clock milliseconds); undefined before any read. */
+  get lastRead(): number | undefined {
+    return this.#lastRead;
   }
 
   /** Offset after the last byte appended. */
@@ -120,6 +138,7 @@ export class OutputLog {
     if (data.length === 0) return;
     this.#chunks.push({ fd, offset: this.#end, data });
     this.#end += data.length;
+    this.#budget?.take(data.length);
     this.#notify();
   }
 
@@ -129,10 +148,33 @@ export class OutputLog {
     this.#notify();
   }
 
-  /** Resolves when there is room for more output (buffered below the high-water mark). */
-  room(): Promise<void> {
-    if (this.buffered < this.#highWater) return Promise.resolve();
-    return new Promise((resolve) => this.#room.add(resolve));
+  /**
+   * Resolves when there is room for more output: buffered below the high-water mark, and the
+   * user's jobs below their budget.
+   */
+  async room(): Promise<void> {
+    while (!this.#released) {
+      if (this.buffered >= this.#highWater) {
+        await new Promise<void>((resolve) => this.#room.add(resolve));
+        continue;
+      }
+      const budget = this.#budget;
+      if (budget === undefined || budget.held < budget.limit) return;
+      await budget.room();
+    }
+  }
+
+  /**
+   * The log is let go (its job left the table): its unread bytes no longer count against the
+   * user's budget, and whoever waits for room goes on.
+   */
+  release(): void {
+    this.#released = true;
+    this.#budget?.give(this.buffered);
+    this.#budget = undefined;
+    const waiting = [...this.#room];
+    this.#room.clear();
+    for (const go of waiting) go();
   }
 
   #notify(): void {
@@ -153,6 +195,7 @@ export class OutputLog {
         `Cannot read output from offset ${offset}: bytes before ${this.#start} were delivered`,
       );
     }
+    this.#lastRead = this.#clock.now();
     this.#discardBefore(offset);
     const chunks: OutputChunk[] = [];
     let at = offset;
@@ -200,6 +243,7 @@ export class OutputLog {
       if (firstEnd > offset) break;
       this.#chunks.shift();
     }
+    this.#budget?.give(offset - this.#start);
     this.#start = offset;
     if (this.buffered < this.#highWater) {
       const waiting = [...this.#room];
@@ -294,18 +338,70 @@ export class NoSuchJobError extends Error {
   }
 }
 
-/** How long an ended job whose exit nobody collected stays in the table. */
+/**
+ * How long an ended job whose exit nobody collected stays in the table, from its end or the last
+ * read of its output, whichever is later.
+ */
 export const DEFAULT_KEEP_ENDED_MS = 60_000;
 
-/** The jobs of this home node, by id. */
+/** The table's counters (the local socket's `stats`). */
+export interface JobTableStats {
+  /** Times a job's output waited because its user's jobs held their budget unread. */
+  outputWaits: number;
+}
+
+/**
+ * The jobs of this home node, by id. The jobs of each user other than root share an output
+ * budget (outputbudget.ts, `userOutput` bytes unread).
+ */
 export class JobTable {
   readonly #jobs = new Map<number, Job>();
   readonly #clock: Clock;
   readonly #keepEndedMs: number;
+  readonly #userOutput: number;
+  readonly #budgets = new Map<number, OutputBudget>();
+  readonly #stats: JobTableStats = { outputWaits: 0 };
 
-  constructor(clock: Clock, options: { keepEndedMs?: number } = {}) {
+  constructor(
+    clock: Clock,
+    options: { readonly keepEndedMs?: number; readonly userOutput?: number } = {},
+  ) {
     this.#clock = clock;
     this.#keepEndedMs = options.keepEndedMs ?? DEFAULT_KEEP_ENDED_MS;
+    this.#userOutput = options.userOutput ?? DEFAULT_USER_OUTPUT;
+  }
+
+  /** The table's counters, live. */
+  get stats(): Readonly<JobTableStats> {
+    return this.#stats;
+  }
+
+  /** The jobs of user `uid` in the table (ended ones whose exit is not collected included). */
+  countOf(uid: number): number {
+    let n = 0;
+    for (const job of this.#jobs.values()) if (job.uid === uid) n++;
+    return n;
+  }
+
+  /** The output budget of user `uid` (none for root). */
+  #budgetOf(uid: number): OutputBudget | undefined {
+    if (uid === 0) return undefined;
+    let budget = this.#budgets.get(uid);
+    if (!budget) {
+      budget = new OutputBudget(this.#userOutput, () => this.#stats.outputWaits++);
+      this.#budgets.set(uid, budget);
+    }
+    return budget;
+  }
+
+  /** Takes job `id` out of the table and lets its log go (and its user's budget when unused). */
+  #drop(id: number): boolean {
+    const job = this.#jobs.get(id);
+    if (!job) return false;
+    this.#jobs.delete(id);
+    job.output.release();
+    if (this.countOf(job.uid) === 0) this.#budgets.delete(job.uid);
+    return true;
   }
 
   /** Adds a job that just started here. */
@@ -325,7 +421,7 @@ export class JobTable {
       policy: job.policy ?? DEFAULT_POLICY,
       migrations: 0,
       started: this.#clock.now(),
-      output: new OutputLog(this.#clock),
+      output: new OutputLog(this.#clock, { budget: this.#budgetOf(job.uid ?? 0) }),
     };
     this.#jobs.set(job.id, added);
     return added;
@@ -357,17 +453,22 @@ export class JobTable {
 
   /** Removes a job (its exit was delivered); true when it was there. */
   remove(id: number): boolean {
-    return this.#jobs.delete(id);
+    return this.#drop(id);
   }
 
-  /** Removes the jobs that ended longer ago than the keep time; returns their ids. */
+  /**
+   * Removes the jobs that ended, and whose output nobody read, longer ago than the keep time;
+   * returns their ids.
+   */
   expire(): number[] {
     const now = this.#clock.now();
     const gone: number[] = [];
     for (const job of this.#jobs.values()) {
-      if (job.ended !== undefined && now - job.ended >= this.#keepEndedMs) gone.push(job.id);
+      if (job.ended === undefined) continue;
+      const last = Math.max(job.ended, job.output.lastRead ?? job.ended);
+      if (now - last >= this.#keepEndedMs) gone.push(job.id);
     }
-    for (const id of gone) this.#jobs.delete(id);
+    for (const id of gone) this.#drop(id);
     return gone;
   }
 }

@@ -35,7 +35,7 @@ export type HomeDeputy = Pick<
   Deputy,
   | "jobs"
   | "holdInput"
-  | "localPid"
+  | "localProcess"
   | "detachInput"
   | "reattachInput"
   | "moved"
@@ -173,7 +173,11 @@ export class Home {
     let arrived = noArrival;
     try {
       if (job.node === nodeId) {
-        const pid = deputy.localPid(id) ?? id;
+        // The job's PID 1, still the process that started as it (its PID may name another by now).
+        const pid = deputy.localProcess(id)?.pid;
+        if (pid === undefined) {
+          throw new MigrationError(`Cannot migrate job ${id}: it has ended`, undefined);
+        }
         // The target may push output as soon as it commits: it waits until this move is settled
         // (and is refused if the job went on here).
         this.#arrivals.set(id, {

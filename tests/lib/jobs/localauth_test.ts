@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { type ChannelClient, connectChannel } from "../../../lib/channel/client.ts";
 import { builtinHandlers, type Handler, serveChannel } from "../../../lib/channel/server.ts";
-import { systemClock } from "../../../lib/base/clock.ts";
-import { guardLocal, LOCAL_ACCESS, sessionUid } from "../../../lib/jobs/localauth.ts";
+import { FakeClock, systemClock } from "../../../lib/base/clock.ts";
+import type { Peer } from "../../../lib/channel/handshake.ts";
+import { guardLocal, LOCAL_ACCESS, LocalGuard, sessionUid } from "../../../lib/jobs/localauth.ts";
 import { silentLogger as logger } from "../../../lib/base/log.ts";
 import { createToken, prepareUsersDir } from "../../../lib/jobs/usertoken.ts";
 
@@ -109,5 +110,94 @@ Deno.test({
         await root.close();
       }
     });
+  },
+});
+
+Deno.test({
+  name:
+    "localauth: past its connections a user's auth is refused; one that does not authenticate in time is closed",
+  ignore: !ROOT,
+  fn: async () => {
+    const root = await Deno.makeTempDir({ prefix: "om-localauth-test-" });
+    const dir = `${root}/users`;
+    prepareUsersDir(dir);
+    // The guard as the server drives it: told of each connection, asked to close some.
+    const clock = new FakeClock(Date.now());
+    const guard = new LocalGuard({
+      usersDir: dir,
+      clock,
+      ownerOf: () => undefined,
+      maxConnectionsPerUser: 2,
+      authTimeoutMs: 5000,
+      maxPending: 4,
+    });
+    const auth = guard.wrap(builtinHandlers(1)).get("auth")!;
+    const closed: string[] = [];
+    const open = (name: string) => {
+      const peer: Peer = {
+        address: "local",
+        port: 0,
+        nodeId: 0,
+        authenticated: false,
+        session: new Map(),
+      };
+      const gone = guard.connected(peer, (reason) => closed.push(`${name}: ${reason}`));
+      return { peer, gone };
+    };
+    const login = async (peer: Peer, uid: number) => {
+      const token = await createToken(dir);
+      await Deno.chown(`${dir}/${token}`, uid, uid);
+      return JSON.parse(decoder.decode(await auth(json({ token }), peer))).uid;
+    };
+    try {
+      const [a, b, c, idle] = ["a", "b", "c", "idle"].map(open);
+      assert.equal(await login(a.peer, 65534), 65534);
+      assert.equal(await login(b.peer, 65534), 65534);
+      await assert.rejects(
+        login(c.peer, 65534),
+        new Error(
+          "Cannot authenticate: user nobody has 2 connections open, the most one user may have",
+        ),
+      );
+      assert.equal(sessionUid(c.peer), undefined);
+      // Other users, root among them, are served.
+      assert.equal(await login(open("other").peer, 1), 1);
+      for (let i = 0; i < 3; i++) assert.equal(await login(open(`root${i}`).peer, 0), 0);
+      assert.deepEqual(guard.stats, {
+        connectionsRefused: 1,
+        authTimeouts: 0,
+        tokensRefused: 0,
+        pendingClosed: 0,
+      });
+      // Time is up for those that did not authenticate (the refused one too): they are closed.
+      clock.advance(5000);
+      assert.deepEqual(closed.sort(), [
+        "c: Cannot serve this connection: no auth within 5000 ms",
+        "idle: Cannot serve this connection: no auth within 5000 ms",
+      ]);
+      assert.equal(guard.stats.authTimeouts, 2);
+      c.gone();
+      idle.gone();
+      // One of the user's connections closes: the user may open another.
+      a.gone();
+      assert.equal(guard.connectionsOf(65534), 1);
+      assert.equal(await login(open("d").peer, 65534), 65534);
+      assert.equal(guard.connectionsOf(65534), 2);
+      b.gone();
+      assert.equal(guard.connectionsOf(65534), 1);
+      // A flood of connections that never authenticate: past 4 waiting, the oldest is closed,
+      // and a client that authenticates at once is served all the same.
+      closed.length = 0;
+      const flood = ["f1", "f2", "f3", "f4", "f5", "f6"].map(open);
+      assert.deepEqual(closed, [
+        "f1: Cannot serve this connection: 4 others wait to authenticate",
+        "f2: Cannot serve this connection: 4 others wait to authenticate",
+      ]);
+      assert.equal(guard.stats.pendingClosed, 2);
+      assert.equal(await login(open("prompt").peer, 1), 1);
+      for (const connection of flood) connection.gone();
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
   },
 });

@@ -123,6 +123,55 @@ Deno.test("jobs: output above the high-water mark waits for the reader", async (
   assert.equal(room, true);
 });
 
+Deno.test("jobs: a user's jobs wait together at their output budget; other users' and root's do not", async () => {
+  const table = new JobTable(new FakeClock(), { userOutput: 10 });
+  const job = (id: number, uid: number) =>
+    table.add({ id, home: 1, node: 1, command: ["x"], uid }).output;
+  const [a, b, other, root] = [job(1, 1000), job(2, 1000), job(3, 1001), job(4, 0)];
+  const settled = async (promise: Promise<void>) => {
+    let done = false;
+    void promise.then(() => done = true);
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    return done;
+  };
+  a.append(1, bytes("123456"));
+  b.append(1, bytes("7890"));
+  // Each job is far below its own high water; together they hold their user's budget.
+  const bWaits = b.room();
+  assert.equal(await settled(bWaits), false);
+  assert.equal(await settled(a.room()), false);
+  assert.equal(table.stats.outputWaits, 2);
+  // Another user's job, and root's (no budget), go on.
+  other.append(1, bytes("12345"));
+  assert.equal(await settled(other.room()), true);
+  root.append(1, bytes("x".repeat(100)));
+  assert.equal(await settled(root.room()), true);
+  // A reader takes job 1's output: the user's jobs go on.
+  a.readNow(6);
+  assert.equal(await settled(bWaits), true);
+  // A job that leaves the table gives its unread bytes back.
+  b.append(1, bytes("123456"));
+  assert.equal(await settled(a.room()), false);
+  table.remove(2);
+  assert.equal(await settled(a.room()), true);
+  assert.equal(table.countOf(1000), 1);
+  assert.equal(table.countOf(1001), 1);
+});
+
+Deno.test("jobs: an ended job whose output is being read is kept past the keep time", () => {
+  const clock = new FakeClock();
+  const table = new JobTable(clock, { keepEndedMs: 60_000 });
+  const { output } = table.add({ id: 9, home: 1, node: 1, command: ["x"] });
+  output.append(1, bytes("0123456789"));
+  table.finish(9, { code: 0 });
+  clock.advance(50_000);
+  output.readNow(0, 4);
+  clock.advance(50_000);
+  assert.deepEqual(table.expire(), [], "read 50 s ago");
+  clock.advance(10_000);
+  assert.deepEqual(table.expire(), [9]);
+});
+
 Deno.test("jobs: exit statuses are the code, or 128 plus the signal's number", () => {
   assert.equal(exitStatus({ code: 3 }), 3);
   assert.equal(exitStatus({ signal: "SIGINT" }), 130);

@@ -3,8 +3,10 @@ import {
   checkToken,
   createToken,
   prepareUsersDir,
+  sweepTokens,
   TOKEN_MAX_AGE_MS,
   TokenError,
+  TokenLimitError,
   USERS_DIR_MODE,
 } from "../../../lib/jobs/usertoken.ts";
 
@@ -127,6 +129,115 @@ Deno.test("usertoken: a stale token, or one in a directory of the wrong mode, is
     await refused(dir, name, made, /not this daemon's, mode 1733/);
     await Deno.chmod(dir, USERS_DIR_MODE);
     assert.equal((await checkToken(dir, name, { now: made })).uid, Deno.uid());
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("usertoken: a token that is a FIFO is refused at once, without a writer", async () => {
+  const { root, dir } = await usersDir();
+  try {
+    // What the daemon finds once a user swapped their token for a FIFO: the check opens the name
+    // once and looks at what it opened, so a FIFO there from the start is the same case.
+    const name = await createToken(dir);
+    const now = await changed(`${dir}/${name}`);
+    await Deno.remove(`${dir}/${name}`);
+    const made = await new Deno.Command("mkfifo", { args: ["-m", "600", `${dir}/${name}`] })
+      .output();
+    assert.equal(made.code, 0);
+    if (ROOT) await Deno.chown(`${dir}/${name}`, 65534, 65534);
+    const check = checkToken(dir, name, { now }).then(() => "accepted", (error) => error);
+    let stop = () => {};
+    const hung = new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve("hung"), 3000);
+      stop = () => clearTimeout(timer);
+    });
+    const outcome = await Promise.race([check, hung]);
+    stop();
+    if (outcome === "hung") {
+      // Let the check's open go (a writer comes), so that the test can end, then fail.
+      using _writer = await Deno.open(`${dir}/${name}`, { write: true });
+      await check;
+      assert.fail("the check waited for a writer on the FIFO");
+    }
+    assert.ok(outcome instanceof TokenError, String(outcome));
+    assert.match(outcome.message, /not a regular file/);
+    await assert.rejects(Deno.lstat(`${dir}/${name}`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "usertoken: a user over the bound on token files is refused and swept; past the total, the greediest",
+  ignore: !ROOT,
+  fn: async () => {
+    const { root, dir } = await usersDir();
+    try {
+      const tokenOf = async (uid: number) => {
+        const name = await createToken(dir);
+        await Deno.chown(`${dir}/${name}`, uid, uid);
+        return name;
+      };
+      // uid 65534 fills users/ beyond its share: its auth is refused, and its files go.
+      for (let i = 0; i < 4; i++) await tokenOf(65534);
+      const asker = await tokenOf(65534);
+      const other = await tokenOf(1);
+      const now = await changed(`${dir}/${asker}`);
+      await assert.rejects(
+        checkToken(dir, asker, { now, maxPerUser: 3 }),
+        (error: Error) => {
+          assert.ok(error instanceof TokenLimitError, String(error));
+          assert.equal(
+            error.message,
+            `Cannot accept token "${asker}": uid 65534 had more than 3 token files in ${dir} ` +
+              `(all removed)`,
+          );
+          return true;
+        },
+      );
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), [other]);
+      // Another user is served.
+      assert.equal((await checkToken(dir, other, { now, maxPerUser: 3 })).uid, 1);
+      // Users each within their share, past the total: the one with the most loses theirs, and
+      // only they are refused.
+      for (const uid of [2, 2, 2, 3, 3]) await tokenOf(uid);
+      const crowding = await tokenOf(2);
+      await assert.rejects(
+        checkToken(dir, crowding, { now, maxPerUser: 3, maxFiles: 4 }),
+        (error: Error) => {
+          assert.ok(error instanceof TokenLimitError, String(error));
+          assert.equal(
+            error.message,
+            `Cannot accept token "${crowding}": uid 2 had the most token files in ${dir}, which ` +
+              `held more than 4 (all removed)`,
+          );
+          return true;
+        },
+      );
+      assert.equal([...Deno.readDirSync(dir)].length, 2, "uid 3's two are left");
+      assert.equal((await checkToken(dir, await tokenOf(3), { now, maxFiles: 4 })).uid, 3);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test("usertoken: the sweep removes what is no token in its life, and keeps fresh tokens", async () => {
+  const { root, dir } = await usersDir();
+  try {
+    const fresh = await createToken(dir);
+    const now = await changed(`${dir}/${fresh}`);
+    await Deno.writeTextFile(`${dir}/not-a-token`, "x");
+    await Deno.writeTextFile(`${dir}/${"ab".repeat(16)}`, "x".repeat(1000), { mode: 0o600 });
+    await Deno.mkdir(`${dir}/${"cd".repeat(16)}`);
+    const swept = await sweepTokens(dir, { now });
+    assert.deepEqual({ files: swept.files, removed: swept.removed }, { files: 1, removed: 3 });
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), [fresh]);
+    // Past a token's life, it goes too.
+    assert.equal((await sweepTokens(dir, { now: now + TOKEN_MAX_AGE_MS + 1 })).removed, 1);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
