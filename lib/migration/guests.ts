@@ -5,6 +5,7 @@
  * (`mig.move`), and this node asks its home to move it (`mig.request`, for the balancer and
  * expel). A copy whose home disowns it, or no longer knows the job, is killed.
  */
+import { identifyProcess, type ProcessIdentity, signalProcess } from "../jobs/processid.ts";
 import type { ChannelClient } from "../channel/client.ts";
 import type { Peer } from "../channel/handshake.ts";
 import { encodeBase64, handlesSignal } from "../jobs/jobwire.ts";
@@ -35,6 +36,11 @@ export interface GuestView {
 /** A job running here for another home node. */
 interface Guest extends GuestView {
   readonly command: readonly string[];
+  /**
+   * Its PID 1 as it was when it landed (PID and start time): every signal and kill checks the PID
+   * still names that process (undefined: it had ended by then).
+   */
+  readonly who: ProcessIdentity | undefined;
   /** The write end of its stdin; replaced when a failed migration reopens it. */
   stdin: WritableStreamDefaultWriter<Uint8Array>;
   /** End of file was asked for: the write end is closed. */
@@ -97,6 +103,7 @@ export class Guests {
       policy: incoming.policy,
       arrived: Date.now(),
       pid: copy.pid,
+      who: identifyProcess(copy.pid),
       stdin: copy.stdin,
       eof: incoming.stdinEof === true,
     };
@@ -147,12 +154,9 @@ export class Guests {
         sent = "SIGKILL";
       }
     }
-    try {
-      if (sent !== "SIGKILL" && (signal === "SIGINT" || signal === "SIGQUIT")) {
-        Deno.kill(-guest.pid, signal);
-      } else Deno.kill(guest.pid, sent);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    const group = sent !== "SIGKILL" && (signal === "SIGINT" || signal === "SIGQUIT");
+    if (!guest.who || !signalProcess(guest.who, group ? signal : sent, { group })) {
+      throw new Error(`Cannot signal job ${id}: it has ended`);
     }
     return sent;
   }
@@ -204,9 +208,7 @@ export class Guests {
       },
     });
     guest.moved = true;
-    try {
-      Deno.kill(guest.pid, "SIGKILL");
-    } catch { /* gone */ }
+    if (guest.who) signalProcess(guest.who, "SIGKILL");
     await guest.served;
     return { ...report, totalMs: Math.round(now() - start) };
   }
@@ -277,9 +279,7 @@ export class Guests {
         why,
       });
       if (exited) return; // its PID may be another process's by now
-      try {
-        Deno.kill(guest.pid, "SIGKILL");
-      } catch { /* gone */ }
+      if (guest.who) signalProcess(guest.who, "SIGKILL");
     };
     const failed = (error: unknown, what: string) => {
       if (isDisowned(error)) orphan(`its home says it runs elsewhere`);
