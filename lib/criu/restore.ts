@@ -256,6 +256,25 @@ export class WaitedRestore {
     await Deno.rename(held, gate).catch(() => Deno.remove(gate).catch(() => {}));
   }
 
+  /**
+   * Kills a restored copy that must never run (its tasks hold more than the job had,
+   * lib/migration/credentials.ts): every process below the waiter first (the job's tasks, its
+   * children, stopped: SIGKILL ends them where they stand), then the waiter, which would otherwise
+   * wait out its commit window; then waits for the waiter's end and lets its pipes go.
+   */
+  async kill(): Promise<void> {
+    clearTimeout(this.#limit);
+    for (const pid of await descendants(this.child.pid)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    try {
+      this.child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await this.#ended();
+  }
+
   /** Starts the restore's time limit, if it has one. */
   #arm(): void {
     if (this.#limitMs === undefined) return;

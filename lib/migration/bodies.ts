@@ -7,6 +7,8 @@ import { bodyOf, isId } from "../channel/body.ts";
 import { isJobPolicy, type JobExit, type JobPolicy, type OutputFd } from "../jobs/table.ts";
 import { isPageToken } from "./pagelink.ts";
 import { isReservation } from "./pagereceiver.ts";
+import { announcedFiles } from "./files.ts";
+import { isJobOwner, type JobOwner } from "./jobowner.ts";
 
 /** What the source tells the target in the final round's mig.pages, to start the restore early. */
 export interface RestorePlan {
@@ -55,10 +57,14 @@ export function guestMoveBody(body: Uint8Array): { id: number; to: number } {
   );
 }
 
-/** mig.pages: a page link for one dump round (§11.1), and the final round's restore plan. */
+/**
+ * mig.pages: a page link for one dump round (§11.1), and the final round's restore plan; the
+ * job's user, which the target checks before the job is frozen.
+ */
 export interface PagesRequest {
   readonly id: number;
   readonly home: number;
+  readonly user: JobOwner;
   readonly token: string;
   readonly dir?: string;
   readonly prev?: string;
@@ -72,7 +78,7 @@ export function pagesBody(body: Uint8Array): PagesRequest {
     "mig.pages",
     body,
     (r) =>
-      isId(r.id) && Number.isInteger(r.home) && isPageToken(r.token) &&
+      isId(r.id) && Number.isInteger(r.home) && isJobOwner(r.user) && isPageToken(r.token) &&
       (r.dir === undefined || (typeof r.dir === "string" && /^pre-\d+$/.test(r.dir))) &&
       (r.prev === undefined ||
         (typeof r.prev === "string" && /^(\.\.\/)?pre-\d+$/.test(r.prev))) &&
@@ -81,10 +87,15 @@ export function pagesBody(body: Uint8Array): PagesRequest {
   );
 }
 
-/** mig.begin: the job's record, its stdio keys and the stdin it had not read. */
+/**
+ * mig.begin: the job's record and user, its stdio keys, the stdin it had not read, and the image
+ * files that `mig.file` will bring (bytes by name).
+ */
 export interface BeginRequest {
   readonly id: number;
   readonly home: number;
+  readonly user: JobOwner;
+  readonly files: Record<string, number>;
   readonly command: string[];
   readonly policy?: JobPolicy;
   readonly fds: (string | null)[];
@@ -99,7 +110,8 @@ export function beginBody(body: Uint8Array): BeginRequest {
     "mig.begin",
     body,
     (r) =>
-      isId(r.id) && Number.isInteger(r.home) && Array.isArray(r.command) &&
+      isId(r.id) && Number.isInteger(r.home) && isJobOwner(r.user) && announcedFiles(r.files) &&
+      Array.isArray(r.command) &&
       (r.stdin === undefined || typeof r.stdin === "string") &&
       (r.policy === undefined || isJobPolicy(r.policy)) &&
       (r.stdinEof === undefined || typeof r.stdinEof === "boolean") &&

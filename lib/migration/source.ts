@@ -3,9 +3,12 @@
  * the target (preflight, `mig.check`), dumps the job over a page link per round (`mig.pages`,
  * lib/migration/pagelink.ts) with the job left stopped, takes its unread stdin, sends the other
  * image files (`mig.begin`, `mig.file`), has the target restore it (`mig.restore`) and commits
- * (`mig.commit`). Any failure before the commit continues the job here, with its stdin put back,
- * and tells the target to drop what it got (`mig.abort`). The caller (the home, or the guests'
- * host for a job it runs for another node) kills the stopped copy once the move succeeded.
+ * (`mig.commit`). The job's user (lib/migration/jobowner.ts) goes with `mig.pages`, so that a
+ * target without that user refuses before the freeze, and with `mig.begin`, with the image files'
+ * sizes, which bound what the target writes. Any failure before the commit continues the job
+ * here, with its stdin put back, and tells the target to drop what it got (`mig.abort`). The
+ * caller (the home, or the guests' host for a job it runs for another node) kills the stopped
+ * copy once the move succeeded.
  */
 import { type ChannelClient, RemoteError } from "../channel/client.ts";
 import { asJobUser, type JobUser, jobUser } from "../criu/jobuser.ts";
@@ -26,7 +29,8 @@ import {
 } from "./pagelink.ts";
 import { pageReservation, reservedBytes } from "./pagereceiver.ts";
 import { continueTree, drainStdin, reopenStdin } from "./stdio.ts";
-import { FILE_CHUNK, fileChunkBody } from "./files.ts";
+import { FILE_CHUNK, fileChunkBody, isImageName } from "./files.ts";
+import { type JobOwner, jobOwner } from "./jobowner.ts";
 import { dumpRounds, roundArgs } from "./rounds.ts";
 import { message, MigrationError, type MigrationReport, type MigrationStep } from "./errors.ts";
 import { now, type RoleContext } from "./context.ts";
@@ -91,9 +95,12 @@ export class Source {
     let memDirtyTrack: boolean;
     // A user's job is dumped by criu run as that user (lib/criu/jobuser.ts asJobUser).
     let user: JobUser | undefined;
+    // Whom the job runs as, named: the target takes it only for the same user there.
+    let owner: JobOwner;
     try {
       memDirtyTrack = (await this.#context.criu.preflight(dir)).memDirtyTrack;
       user = await jobUser(pid);
+      owner = await jobOwner(pid);
     } catch (error) {
       throw fail("preflight", error);
     }
@@ -152,6 +159,7 @@ export class Source {
             jsonBytes({
               id,
               home: o.home,
+              user: owner,
               token,
               ...(round.dir ? { dir: round.dir } : {}),
               ...(round.prev !== undefined ? { prev: round.prev } : {}),
@@ -235,11 +243,14 @@ export class Source {
         if (eof !== undefined) stdin = { data: new Uint8Array(0), eof };
         if (stdin) stdin.data = await drainStdin(pid);
         step = "transfer";
+        const files = await imageFiles(dir);
         const begun = await watch(client.request(
           "mig.begin",
           jsonBytes({
             id,
             home: o.home,
+            user: owner,
+            files,
             command: o.command,
             policy: o.policy,
             fds,
@@ -249,7 +260,7 @@ export class Source {
         ));
         bytes += jsonOf<{ pages?: number }>(begun).pages ?? 0;
         const transfer = now();
-        bytes += await watch(this.#sendFiles(client, id, dir));
+        bytes += await watch(this.#sendFiles(client, id, dir, files));
         transferMs = now() - transfer;
         step = "restore";
         const restore = now();
@@ -355,28 +366,32 @@ export class Source {
   }
 
   /**
-   * Sends every image file in `dir` but the logs as `mig.file` chunks, up to FILES_IN_FLIGHT
-   * requests at a time (the pages went over the page link: these are a few small files, and one
-   * round trip each was most of the transfer); resolves with the bytes sent.
+   * Sends the image `files` of `dir` (bytes by name, as mig.begin announced them) as `mig.file`
+   * chunks, up to FILES_IN_FLIGHT requests at a time (the pages went over the page link: these
+   * are a few small files, and one round trip each was most of the transfer); resolves with the
+   * bytes sent.
    */
-  async #sendFiles(client: ChannelClient, id: number, dir: string): Promise<number> {
+  async #sendFiles(
+    client: ChannelClient,
+    id: number,
+    dir: string,
+    files: Record<string, number>,
+  ): Promise<number> {
     const inFlight = new Set<Promise<unknown>>();
     // The first failed request, kept: a request that fails between two awaits below leaves the
     // set before anyone awaits it, and the transfer must not look complete then.
     let failed: { error: unknown } | undefined;
     let bytes = 0;
-    for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile || entry.name.endsWith(".log")) continue;
-      using file = await Deno.open(`${dir}/${entry.name}`);
-      const size = (await file.stat()).size;
+    for (const [name, size] of Object.entries(files)) {
+      using file = await Deno.open(`${dir}/${name}`);
       let offset = 0;
       do {
         // Read straight into the request's body: no buffer per file, no copy.
         const length = Math.min(FILE_CHUNK, size - offset);
-        const { body, data } = fileChunkBody({ id, name: entry.name, offset }, length);
+        const { body, data } = fileChunkBody({ id, name, offset }, length);
         for (let filled = 0; filled < length;) {
           const n = await file.read(data.subarray(filled));
-          if (n === null) throw new Error(`image ${entry.name} ended early`);
+          if (n === null) throw new Error(`image ${name} ended early`);
           filled += n;
         }
         if (failed) throw failed.error;
@@ -393,4 +408,19 @@ export class Source {
     if (failed) throw failed.error;
     return bytes;
   }
+}
+
+/**
+ * The image files of a dump in `dir`, bytes by name, as mig.begin announces them: CRIU's images
+ * only (lib/migration/files.ts isImageName), not its logs, its `stats-dump` or the page link's
+ * gate, which the target would refuse.
+ */
+export async function imageFiles(dir: string): Promise<Record<string, number>> {
+  const files: Record<string, number> = {};
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && isImageName(entry.name)) {
+      files[entry.name] = (await Deno.stat(`${dir}/${entry.name}`)).size;
+    }
+  }
+  return files;
 }

@@ -6,6 +6,12 @@
  * and held at a gate, §11.4), and lets it run at `mig.commit`, when it lands: adopted at home, or
  * a guest. What a source gives up on goes (`mig.abort`, the stale drops, the commit window).
  *
+ * What it takes in is bounded before the job is frozen (lib/migration/admission.ts): the job's
+ * user must be the same user here (lib/migration/jobowner.ts), at most MAX_INCOMING jobs come at
+ * once, and what they announce must fit the budget; `mig.file` writes only the image files
+ * `mig.begin` announced, within their sizes (files.ts). After the restore, before the commit, every
+ * restored task is checked to hold nothing the job's user does not (credentials.ts).
+ *
  * One job's way here is one {@linkcode Arrival} with a phase, from `mig.begin` until it runs or
  * goes; the page server and the early restore, which come before it (`mig.pages`), are kept by
  * job beside it. What makes or removes a job's `<id>-in`, its page server or its held restore runs
@@ -24,7 +30,10 @@ import { sleep } from "../base/time.ts";
 import { listenForPages, type PageListener } from "./pagelink.ts";
 import { receiverArgs, reservedBytes, reservePages } from "./pagereceiver.ts";
 import type { BeginRequest, PagesRequest, RestorePlan } from "./bodies.ts";
-import { decodeFileChunk } from "./files.ts";
+import { chunkRefusal, decodeFileChunk, FILES_MAX_BYTES, filesTotal } from "./files.ts";
+import { Admission, mib } from "./admission.ts";
+import { type JobOwner, ownerRefusal, sameOwner, userNamed } from "./jobowner.ts";
+import { checkRestoredTasks, credentialRule } from "./credentials.ts";
 import { continueTree } from "./stdio.ts";
 import { message, type MoveState } from "./errors.ts";
 import type { RoleContext } from "./context.ts";
@@ -41,6 +50,10 @@ export const PAGE_SERVER_ENV = "OM_PAGE_SERVER";
 export interface Incoming {
   readonly id: number;
   readonly home: number;
+  /** The job's user, as mig.begin named it: its restored tasks may hold no more. */
+  readonly user: JobOwner;
+  /** The image files mig.begin announced, bytes by name: mig.file writes these only. */
+  readonly files: Readonly<Record<string, number>>;
   readonly command: readonly string[];
   readonly policy: JobPolicy;
   readonly fds: readonly (string | null)[];
@@ -82,6 +95,8 @@ interface Arrival {
 /** A page link's page server on the target (mig.pages). */
 interface PageServer {
   readonly dir: string;
+  /** The job's user as mig.pages named it; mig.begin must name the same. */
+  readonly user: JobOwner;
   /** What stores the pages: "om's page receiver" or "criu page-server". */
   readonly what: string;
   readonly logPath: string;
@@ -127,10 +142,21 @@ export class Target {
   readonly #commitsHeld = new Set<number>();
   /** The tail of each job's queue of exclusive steps (#exclusive). */
   readonly #queues = new Map<number, Promise<void>>();
+  /** How many jobs come at once, and the room they may take (lib/migration/admission.ts). */
+  readonly #admission: Admission;
 
   constructor(context: RoleContext, options: TargetOptions) {
     this.#context = context;
     this.#options = options;
+    this.#admission = new Admission({
+      nodeId: context.nodeId,
+      dir: context.dir,
+      incoming: () => [
+        ...this.#pages.keys(),
+        ...this.#primed.keys(),
+        ...[...this.#arrivals].flatMap(([id, { phase }]) => phase === "committing" ? [] : [id]),
+      ],
+    });
     const pageServer = options.env?.(PAGE_SERVER_ENV);
     if (pageServer && pageServer !== "criu" && pageServer !== "om") {
       context.logger.warn("{name}={value} is neither criu nor om: om's page receiver is used", {
@@ -211,7 +237,13 @@ export class Target {
   pages(request: PagesRequest): Promise<{ port: number }> {
     const { id, token, prev } = request;
     return this.#exclusive(id, async () => {
-      await this.#admit(id, request.home);
+      await this.#admit(id, request.home, request.user);
+      // Counted here from now on; its pages' room is promised until it is taken.
+      using _admitted = await this.#admission.take(id, {
+        kind: "pages",
+        bytes: prev === undefined ? reservedBytes(request.reserve) : 0,
+        what: "its pages",
+      });
       await this.#dropPrimed(id);
       const base = `${this.#dir}/${id}-in`;
       if (prev === undefined) {
@@ -233,8 +265,9 @@ export class Target {
       try {
         // The room for the pages is taken now, before the job is frozen (§11.1.1).
         if (receiver && request.reserve) {
-          const { warmed } = await reservePages(dir, request.reserve);
-          const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
+          const { warmed } = await reservePages(dir, request.reserve).finally(() =>
+            this.#admission.settle(id, "pages")
+          );
           this.#context.logger.info(
             "job {id}: room for {bytes} of pages taken, {warmed} warmed",
             { id, bytes: mib(reservedBytes(request.reserve)), warmed: mib(warmed) },
@@ -259,7 +292,14 @@ export class Target {
       }
       const { port, child } = listener;
       const what = receiver ? "om's page receiver" : "criu page-server";
-      const pages: PageServer = { dir, what, logPath, child, status: child.status };
+      const pages: PageServer = {
+        dir,
+        user: request.user,
+        what,
+        logPath,
+        child,
+        status: child.status,
+      };
       this.#pages.set(id, pages);
       if (request.restore) await this.#prime(id, dir, request.restore);
       void this.#watchPages(id, pages);
@@ -276,7 +316,23 @@ export class Target {
     const stdin = request.stdin ? decodeBase64(request.stdin) : undefined;
     const { id } = request;
     return this.#exclusive(id, async () => {
-      await this.#admit(id, request.home);
+      await this.#admit(id, request.home, request.user);
+      const server = this.#pages.get(id);
+      if (server && !sameOwner(server.user, request.user)) {
+        throw new Error(`Cannot take job ${id}: mig.begin names another user than mig.pages did`);
+      }
+      const total = filesTotal(request.files);
+      if (total > FILES_MAX_BYTES) {
+        throw new Error(
+          `Cannot take job ${id}: its image files hold ${mib(total)}, more than the ` +
+            `${mib(FILES_MAX_BYTES)} a node takes`,
+        );
+      }
+      using _admitted = await this.#admission.take(id, {
+        kind: "files",
+        bytes: total,
+        what: "its image files",
+      });
       const primed = this.#primed.get(id);
       if (primed && primed.fds.some((key, fd) => key !== request.fds[fd])) {
         // The job's stdio changed since mig.pages: the early restore does not fit.
@@ -297,6 +353,8 @@ export class Target {
       const incoming: Incoming = {
         id,
         home: request.home,
+        user: request.user,
+        files: request.files,
         command: request.command,
         policy: request.policy ?? DEFAULT_POLICY,
         fds: request.fds,
@@ -322,6 +380,8 @@ export class Target {
     if (arrival?.phase !== "begun") {
       throw new Error(`no migration of job ${chunk.id} under way here`);
     }
+    const refused = chunkRefusal(arrival.incoming.files, { ...chunk, length: chunk.data.length });
+    if (refused) throw new Error(`Cannot store image ${chunk.name} of job ${chunk.id}: ${refused}`);
     // A restore waiting at its gate gets the inventory at the go (lib/criu/restore.ts).
     const name = chunk.name === "inventory.img" && this.#primed.get(chunk.id)?.gated
       ? HELD_INVENTORY
@@ -345,6 +405,8 @@ export class Target {
     const arrival = this.#arrivals.get(id);
     if (arrival?.phase !== "begun") throw new Error(`no migration of job ${id} under way here`);
     arrival.phase = "restoring";
+    // Its files are all here: what is written is counted in the free space from now on.
+    this.#admission.settle(id, "files");
     let copy: RestoredCopy & { ms: number };
     try {
       copy = await this.#restore(arrival.incoming);
@@ -424,9 +486,16 @@ export class Target {
     }
   }
 
-  /** Whether this node takes job `id` of node `home` (mig.pages, mig.begin); throws if not. */
-  async #admit(id: number, home: number): Promise<void> {
+  /**
+   * Whether this node takes job `id` of node `home` run by `user` (mig.pages, mig.begin); throws
+   * if not.
+   */
+  async #admit(id: number, home: number, user: JobOwner): Promise<void> {
     await this.#refuseWhenBlocked();
+    // The same user here, or the job does not come (before it is frozen: mig.pages asks first).
+    const here = await userNamed(user.name);
+    const refused = ownerRefusal(user, { here, nodeId: this.#context.nodeId });
+    if (refused) throw new Error(`Cannot take job ${id}: ${refused}`);
     const phase = this.#arrivals.get(id)?.phase;
     if (this.#options.links.hosts(id) || phase === "committing") {
       throw new Error(`job ${id} runs here already`);
@@ -516,6 +585,8 @@ export class Target {
    */
   async #watchPages(id: number, pages: PageServer): Promise<void> {
     const status = await pages.status;
+    // Its pages are written, or never will be: the free space counts them from now on.
+    this.#admission.settle(id, "pages");
     if (this.#pages.get(id) !== pages) return; // taken by mig.begin, or by a new mig.pages
     if (!status.success) await this.#dropPrimed(id);
     const stale = this.#options.staleMs ?? STALE_INCOMING_MS;
@@ -579,9 +650,16 @@ export class Target {
     if (run.gated) await run.stop();
   }
 
-  /** mig.restore's work: the restore itself, its stdin filled; the copy, stopped, and its time. */
+  /**
+   * mig.restore's work: the restore itself, its stdin filled, its tasks' credentials checked
+   * (killed, and the restore failed, when they hold more than the job's user); the copy, stopped,
+   * and its time.
+   */
   async #restore(incoming: Incoming): Promise<RestoredCopy & { ms: number }> {
     const { id, dir } = incoming;
+    // What the copy may hold, found while criu restores it.
+    const rule = credentialRule(incoming.user);
+    rule.catch(() => {});
     const ownMounts = await hasOwnMounts(dir);
     let run = this.#primed.get(id);
     this.#primed.delete(id);
@@ -614,6 +692,24 @@ export class Target {
     if (incoming.stdin?.length) void stdin.write(incoming.stdin).catch(() => {});
     if (incoming.stdinEof) void stdin.close().catch(() => {});
     const { pid, ms } = await run.restored(`restore job ${id}`);
+    const checked = await rule
+      .then((allowed) => checkRestoredTasks({ waiter: run.child.pid, pid }, allowed))
+      .catch((error) => ({ threads: 0, fault: `its tasks cannot be checked: ${message(error)}` }));
+    if (checked.fault !== undefined) {
+      // Still stopped as criu left it: it never runs an instruction of the job.
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+      await run.kill();
+      this.#context.logger.warn("job {id}: its restored copy was killed: {fault}", {
+        id,
+        fault: checked.fault,
+      });
+      throw new Error(
+        `Cannot restore job ${id} as user ${incoming.user.name}: ${checked.fault}; the copy was ` +
+          "killed before it ran",
+      );
+    }
     return { child: run.child, status: run.status, pid, stdin, ms };
   }
 

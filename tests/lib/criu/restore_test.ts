@@ -3,8 +3,8 @@
  * scripts that read `inventory.img` to its end of file as criu does, then start a process and
  * write its PID to the pidfile. The waiter's commit window, the gate held until the go (criu
  * waiting in the FIFO, reaching it only after the go, or ending before it), a gated criu
- * stopped on SIGTERM or when the process that started the waiter is gone, and a restore over its
- * time limit killed with everything under the waiter.
+ * stopped on SIGTERM or when the process that started the waiter is gone, a restore over its
+ * time limit killed with everything under the waiter, and a copy killed on purpose (kill()).
  */
 import assert from "node:assert/strict";
 import { CriuError } from "../../../lib/criu/criuerror.ts";
@@ -261,6 +261,28 @@ Deno.test("restore: a restore over its limit is killed, with what it restored, a
       }
     });
   }
+});
+
+Deno.test("restore: kill() ends every process below the waiter, then the waiter", async () => {
+  await inDir(async (dir) => {
+    const run = await start(dir, await hanging(dir), false);
+    const read = (file: string) =>
+      retryUntil(
+        async () =>
+          Number((await Deno.readTextFile(`${dir}/${file}`).catch(() => "")).trim()) || undefined,
+        5000,
+        { what: `the stand-in's ${file}`, intervalMs: 10 },
+      );
+    const pids = await Promise.all(["started", "child", "grandchild"].map(read));
+    for (const pid of pids) assert.ok(await alive(pid), `${pid} runs`);
+    await run.kill();
+    // The waiter ends too: killed, or first, seeing its criu killed, with 125.
+    const status = await run.status;
+    assert.ok(status.signal === "SIGKILL" || status.code === 125, JSON.stringify(status));
+    for (const pid of pids) {
+      await retryUntil(async () => !(await alive(pid)), 2000, { what: `${pid} to be killed` });
+    }
+  });
 });
 
 /** Starts the waiter with a stand-in restore, without a gate; resolves once its marker is there. */

@@ -4,13 +4,14 @@
  * only); a target's real handlers on real files: an image set whose source went quiet after
  * mig.begin is dropped, and mig.status while a (stand-in) criu restores and after; a home's
  * handlers for a moved job's output (with an in-memory deputy). The restore waiter is tested in
- * restore_test.ts, the guest's way home in homelink_test.ts.
+ * restore_test.ts, the guest's way home in homelink_test.ts, what a target takes in (the job's
+ * user, the cap, the budget, the image files) in admission_test.ts, the restored job's
+ * credentials in credentials_test.ts.
  */
 import assert from "node:assert/strict";
 import type { Peer } from "../../../lib/channel/handshake.ts";
 import { RemoteError } from "../../../lib/channel/client.ts";
-import { FakeClock, systemClock } from "../../../lib/base/clock.ts";
-import { Deputy } from "../../../lib/jobs/deputy.ts";
+import { systemClock } from "../../../lib/base/clock.ts";
 import type { HomeDeputy } from "../../../lib/migration/home.ts";
 import { disownedText, isDisowned } from "../../../lib/migration/homelink.ts";
 import { JobTable } from "../../../lib/jobs/table.ts";
@@ -18,6 +19,7 @@ import { createLogger } from "../../../lib/base/log.ts";
 import { Migration } from "../../../lib/migration/migration.ts";
 import { dumpRounds, roundArgs } from "../../../lib/migration/rounds.ts";
 import { PAGE_SERVER_ENV } from "../../../lib/migration/target.ts";
+import { begin, body, peer, ROOT, targetNode as target, text } from "./targetnode.ts";
 import { newPageToken } from "../../../lib/migration/pagelink.ts";
 import { readProcess, readProcesses } from "../../../lib/base/procs.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
@@ -114,41 +116,6 @@ Deno.test("migration: pre-copy with dirty-memory tracking: pre-dumps, then the r
   assert.deepEqual(dumpRounds(true, 0), [{ action: "dump", dir: "" }]);
 });
 
-/** A target node 2 (a Migration, its channel handlers) with a deputy of no jobs, and no other node. */
-function target(
-  root: string,
-  options: {
-    lines?: string[];
-    staleMs?: number;
-    criu?: string;
-    env?: Record<string, string>;
-  } = {},
-) {
-  const logger = createLogger(
-    (level, text) => options.lines?.push(`${level}: ${text}`),
-    () => false,
-  );
-  const migration = new Migration({
-    nodeId: 2,
-    root,
-    deputy: new Deputy({ nodeId: 2, jobsDir: `${root}/jobs`, logger, clock: new FakeClock() }),
-    logger,
-    criuBinary: options.criu,
-    connect: () => Promise.reject(new Error("no other node here")),
-    blocked: () => Promise.resolve(false),
-    keyed: true,
-    staleMs: options.staleMs,
-    env: (name) => options.env?.[name],
-  });
-  return { migration, handlers: migration.channelHandlers() };
-}
-
-const peer: Peer = { address: "10.0.0.1", port: 20302, nodeId: 1, authenticated: true };
-const body = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-/** mig.begin of job 77 of node 1. */
-const begin = { id: 77, home: 1, command: ["sleep", "9"], fds: [null, "pipe:[123]", null] };
-
 Deno.test("migration: a target drops the images of a job whose source went quiet after mig.begin", async () => {
   await using tmp = await tempDir("migration");
   const root = tmp.path;
@@ -211,7 +178,13 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
   const pages = async (data: string) => {
     const token = newPageToken();
     const reply = await handlers.get("mig.pages")!(
-      body({ id: 77, home: 1, token, restore: { fds: [null, null, null], mounts: false } }),
+      body({
+        id: 77,
+        home: 1,
+        user: ROOT,
+        token,
+        restore: { fds: [null, null, null], mounts: false },
+      }),
       peer,
     );
     await retryUntil(async () => (await restores()).length > 0, 5000, {
@@ -268,7 +241,7 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
   ) => {
     const token = newPageToken();
     const reply = await handlers.get("mig.pages")!(
-      body({ id: 77, home: 1, token, ...(reserve ? { reserve } : {}) }),
+      body({ id: 77, home: 1, user: ROOT, token, ...(reserve ? { reserve } : {}) }),
       peer,
     );
     await before?.();
@@ -310,7 +283,7 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
   for (const reserve of [{ x: 1 }, { 1: -1 }, { 1: 0.5 }, [1]]) {
     await assert.rejects(
       handlers.get("mig.pages")!(
-        body({ id: 77, home: 1, token: newPageToken(), reserve }),
+        body({ id: 77, home: 1, user: ROOT, token: newPageToken(), reserve }),
         peer,
       ),
       /Cannot read the body of mig\.pages/,
@@ -370,27 +343,24 @@ Deno.test({
   ignore: Deno.uid() !== 0, // mount(8)
   fn: async () => {
     const root = await Deno.makeTempDir({ prefix: "om-migration-" });
-    // A node whose state tree has 1 MiB: no room for a job of 8.
+    // A node whose state tree has 1 MiB: no room for a job of 8, refused before any is taken.
     const mounted = await execute("mount", ["-t", "tmpfs", "-o", "size=1m", "om-test", root], {});
     assert.equal(mounted.code, 0, mounted.err);
     try {
       const { handlers } = target(root);
       await assert.rejects(
         handlers.get("mig.pages")!(
-          body({ id: 77, home: 1, token: newPageToken(), reserve: { 1: 8 << 20 } }),
+          body({ id: 77, home: 1, user: ROOT, token: newPageToken(), reserve: { 1: 8 << 20 } }),
           peer,
         ),
-        /no room for the pages: .*77-in\/reserve-1: No space left on device/,
+        // The budget (lib/migration/admission.ts): its free space less a sixteenth of its size.
+        /^Error: Cannot take job 77: node 2 has 0\.\d MiB left for migrations, and its pages need 8\.0 MiB \(/,
       );
-      assert.equal(
-        await exists(`${root}/migrations/77-in`),
-        false,
-        "the reservation went, and its directory",
-      );
+      assert.equal(await exists(`${root}/migrations/77-in`), false, "nothing was made");
       // Room for what fits is taken.
       const token = newPageToken();
       await handlers.get("mig.pages")!(
-        body({ id: 77, home: 1, token, reserve: { 1: 256 << 10 } }),
+        body({ id: 77, home: 1, user: ROOT, token, reserve: { 1: 256 << 10 } }),
         peer,
       );
       assert.ok((await Deno.stat(`${root}/migrations/77-in/reserve-1`)).blocks! * 512 >= 256 << 10);

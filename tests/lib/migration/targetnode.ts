@@ -1,0 +1,66 @@
+/**
+ * What the tests of a target's handlers share (migration_test.ts, admission_test.ts,
+ * credentials_test.ts): a target node 2 built as lib/node.ts builds one (a Migration of a node with
+ * a cluster key, with a deputy of no jobs and no other node), its peer, and request bodies.
+ */
+import type { Peer } from "../../../lib/channel/handshake.ts";
+import type { Handler } from "../../../lib/channel/server.ts";
+import { FakeClock } from "../../../lib/base/clock.ts";
+import { Deputy } from "../../../lib/jobs/deputy.ts";
+import { createLogger } from "../../../lib/base/log.ts";
+import { Migration } from "../../../lib/migration/migration.ts";
+import type { JobOwner } from "../../../lib/migration/jobowner.ts";
+
+/** A target node 2: a Migration and its channel handlers. */
+export function targetNode(
+  root: string,
+  options: {
+    lines?: string[];
+    staleMs?: number;
+    criu?: string;
+    env?: Record<string, string>;
+  } = {},
+): { migration: Migration; handlers: Map<string, Handler> } {
+  const logger = createLogger(
+    (level, text) => options.lines?.push(`${level}: ${text}`),
+    () => false,
+  );
+  const migration = new Migration({
+    nodeId: 2,
+    root,
+    deputy: new Deputy({ nodeId: 2, jobsDir: `${root}/jobs`, logger, clock: new FakeClock() }),
+    logger,
+    criuBinary: options.criu,
+    connect: () => Promise.reject(new Error("no other node here")),
+    blocked: () => Promise.resolve(false),
+    keyed: true,
+    staleMs: options.staleMs,
+    env: (name) => options.env?.[name],
+  });
+  return { migration, handlers: migration.channelHandlers() };
+}
+
+/** Node 1, the source of every request. */
+export const peer: Peer = { address: "10.0.0.1", port: 20302, nodeId: 1, authenticated: true };
+
+/** A JSON request body. */
+export const body = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+
+/** A reply's text. */
+export const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+
+/** Root, as a source names the user of a root job (every stand-in "job" here is root's). */
+export const ROOT: JobOwner = { name: "root", uid: 0, gid: 0 };
+
+/** The user nobody, as a source names it. */
+export const NOBODY: JobOwner = { name: "nobody", uid: 65534, gid: 65534 };
+
+/** mig.begin of job 77 of node 1, root's, with no image files announced. */
+export const begin = {
+  id: 77,
+  home: 1,
+  user: ROOT,
+  files: {},
+  command: ["sleep", "9"],
+  fds: [null, "pipe:[123]", null],
+};
