@@ -190,6 +190,7 @@ export class Guests {
     const report = await this.#source.send({
       id: guest.id,
       pid: guest.pid,
+      who: guest.who,
       home: guest.home,
       command: guest.command,
       policy: guest.policy,

@@ -174,10 +174,11 @@ export class Home {
     try {
       if (job.node === nodeId) {
         // The job's PID 1, still the process that started as it (its PID may name another by now).
-        const pid = deputy.localProcess(id)?.pid;
-        if (pid === undefined) {
+        const who = deputy.localProcess(id);
+        if (who === undefined) {
           throw new MigrationError(`Cannot migrate job ${id}: it has ended`, undefined);
         }
+        const pid = who.pid;
         // The target may push output as soon as it commits: it waits until this move is settled
         // (and is refused if the job went on here).
         this.#arrivals.set(id, {
@@ -187,6 +188,7 @@ export class Home {
         const report = await this.#links.source.send({
           id,
           pid,
+          who,
           home: job.home,
           command: job.command,
           policy: job.policy,
@@ -241,8 +243,11 @@ export class Home {
       } catch (error) {
         // The answer may not tell the truth (a lost connection, a node that went away after the
         // commit): where the job runs is asked of both nodes.
-        const settled = await this.#settleMove(id, source, target);
+        const settled = await this.#settleMove(job, source, target);
         const failure = MigrationError.from(error);
+        if (settled === "ended") {
+          throw new MigrationError(`Cannot migrate job ${id}: it has ended`, undefined);
+        }
         if (settled !== "moved") {
           throw settled === "unknown"
             ? new MigrationError(
@@ -292,15 +297,18 @@ export class Home {
    * After mig.move failed or got no answer: asks the source and the target where job `id` is
    * (mig.status, every 500 ms for up to MOVE_SETTLE_MS) until it is clear. "stayed": the source
    * runs it; "moved": the target runs it and the source has finished with it (its last output is
-   * home); "unknown": neither said so in time.
+   * home); "ended": the job's end reached home meanwhile (it ended where it ran); "unknown":
+   * none of these in time.
    */
   async #settleMove(
-    id: number,
+    job: Job,
     source: number,
     target: number,
-  ): Promise<"moved" | "stayed" | "unknown"> {
+  ): Promise<"moved" | "stayed" | "ended" | "unknown"> {
+    const { id } = job;
     const until = now() + MOVE_SETTLE_MS;
     for (;;) {
+      if (job.output.exit) return "ended";
       const [atSource, atTarget] = await Promise.all([
         this.stateAt(source, id),
         this.stateAt(target, id),

@@ -10,6 +10,7 @@
  * caller (the home, or the guests' host for a job it runs for another node) kills the stopped
  * copy once the move succeeded.
  */
+import { isSameProcess, type ProcessIdentity } from "../jobs/processid.ts";
 import { type ChannelClient, RemoteError } from "../channel/client.ts";
 import { asJobUser, type JobUser, jobUser } from "../criu/jobuser.ts";
 import { CriuError, criuFailure } from "../criu/criuerror.ts";
@@ -45,6 +46,8 @@ export interface Outgoing {
   readonly id: number;
   /** Its PID 1 on this host. */
   readonly pid: number;
+  /** That PID 1 as it started (PID and start time): a job whose PID 1 ended is not dumped. */
+  readonly who: ProcessIdentity | undefined;
   readonly home: number;
   readonly command: readonly string[];
   readonly policy: JobPolicy;
@@ -97,11 +100,16 @@ export class Source {
     let user: JobUser | undefined;
     // Whom the job runs as, named: the target takes it only for the same user there.
     let owner: JobOwner;
+    // A job whose PID 1 ended (or whose PID names another process by now) has nothing to move;
+    // a process of its tree that ends meanwhile is no failure of the move.
+    const ended = () => new MigrationError(`Cannot migrate job ${id}: it has ended`, undefined);
+    if (!o.who || !isSameProcess(o.who)) throw ended();
     try {
       memDirtyTrack = (await this.#context.criu.preflight(dir)).memDirtyTrack;
       user = await jobUser(pid);
       owner = await jobOwner(pid);
     } catch (error) {
+      if (!isSameProcess(o.who)) throw ended();
       throw fail("preflight", error);
     }
     const criuCommand = [...(user ? asJobUser(user) : []), this.#context.criu.criu.binary];
