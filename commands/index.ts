@@ -119,6 +119,12 @@ export const COMMANDS: readonly CommandMeta[] = [
     load: () => import("./mon.ts"),
   },
   {
+    name: "doctor",
+    links: [],
+    summary: "check this node for what om needs, and say how to fix each miss",
+    load: () => import("./doctor.ts"),
+  },
+  {
     name: "keygen",
     links: [],
     summary: "write a new cluster key file",

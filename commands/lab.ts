@@ -19,6 +19,7 @@ import {
 } from "../lib/lab/record.ts";
 import { execInNode } from "../lib/lab/exec.ts";
 import { createLab, LabExistsError } from "../lib/lab/create.ts";
+import { provideCriu } from "../lib/lab/criu.ts";
 import { destroyLab } from "../lib/lab/destroy.ts";
 import { startDaemon } from "../lib/lab/daemons.ts";
 import { type Agreement, waitForAgreement } from "../lib/lab/maps.ts";
@@ -51,7 +52,16 @@ OM_CGROUP_CPUACCT, OM_CGROUP_MEMORY, OM_LAB and OM_LAB_NODE. The daemon of node 
 they do not agree in time it says who sees what, exits 1 and leaves the lab up to look at.
 Everything 'up' makes is recorded in <lab dir>/NAME/lab.json as it is made; 'down' removes
 exactly that, also after a failed 'up'. 'exec' exits with the command's status (128+n for
-signal n). Needs root, ip (iproute2; installed with apt-get when missing), nsenter and setsid.`,
+signal n). Needs root, ip (iproute2; installed with apt-get when missing), nsenter and setsid.
+
+CRIU: 'up' gives every node's processes OM_CRIU, a CRIU that moves jobs, provided as scripts/test
+provides it to the tests and by the same script of this clone, scripts/install-criu: the system's
+criu when it passes 'criu check' and is 4 or later, else Debian 13's criu and its libraries,
+fetched once with apt on private lists and unpacked into .deno/criu (the system is left as it
+was; needs apt-get, dpkg and the Debian archive keyring). An OM_CRIU in up's environment is used
+as given, unchecked. A lab is a tool of a clone of om: a compiled om has no scripts/, so it takes
+a criu from PATH that passes 'criu check', and without one the nodes find each other but move no
+jobs. After the map, 'up' prints the next things to try: a job, a move, om stress.`,
   verbs: [
     { name: "up", help: "make the nodes, start their daemons, wait for their maps to agree" },
     { name: "exec", help: "run a command inside node I (its namespace, cgroups, OM_ROOT)" },
@@ -100,7 +110,11 @@ signal n). Needs root, ip (iproute2; installed with apt-get when missing), nsent
   examples: [
     {
       command: "om lab up 4",
-      says: "lab omlab: 4 nodes up, maps agree after 0.4 s; then node 1's map",
+      says: "lab omlab: 4 nodes up, maps agree after 0.4 s; node 1's map, the key, what to try",
+    },
+    {
+      command: "OM_CRIU=/opt/criu/sbin/criu om lab up 3",
+      says: "three nodes that move jobs with that CRIU, used as given",
     },
     {
       command: "om lab up 9 --nets 3",
@@ -198,6 +212,7 @@ async function up(
   }
 
   const started = ctx.now();
+  const criu = await labCriu(ctx);
   let lab: Lab;
   try {
     lab = await createLab({
@@ -207,6 +222,7 @@ async function up(
       cpus,
       memory,
       key: parsed.options.noKey !== true,
+      criu,
       now: ctx.now,
       log: (message) => {
         if (message.startsWith("no cgroup")) ctx.err(`om lab: ${message}\n`);
@@ -243,10 +259,68 @@ async function up(
         ? `cluster key: ${lab.record.key} (named by every node's om.conf)\n`
         : "no cluster key (--no-key): the nodes find each other, but move no jobs\n",
     );
+    if (lab.record.key) ctx.out(nextSteps(lab, omProgram()));
     return 0;
   }
   ctx.err(await disagreement(lab, agreement, seconds));
   return 1;
+}
+
+/**
+ * The lab's CRIU (lib/lab/criu.ts), or undefined, said why, when there is none: the lab is still
+ * made, its nodes find each other but move no jobs.
+ */
+async function labCriu(ctx: Context): Promise<string | undefined> {
+  try {
+    const criu = await provideCriu({
+      env: ctx.env,
+      now: ctx.now,
+      log: (line) => ctx.err(`om lab: ${line}\n`),
+    });
+    return criu.binary;
+  } catch (error) {
+    ctx.err(`om lab: ${(error as Error).message}; the nodes will move no jobs\n`);
+    return undefined;
+  }
+}
+
+/** How to run om in a node's command line: ./om in the clone it comes from, else its path. */
+function omProgram(): string {
+  // A compiled om is its own executable; from a clone, the launcher beside main.ts.
+  if (!/(^|\/)deno$/.test(Deno.execPath())) return Deno.execPath();
+  const launcher = decodeURIComponent(new URL("../om", import.meta.url).pathname);
+  return launcher === `${Deno.cwd()}/om` ? "./om" : launcher;
+}
+
+/** What to try once the lab is up: a job on node 1, moving it, and the stress test. */
+export function nextSteps(lab: Lab, om: string): string {
+  const { name, criu } = lab.record;
+  const [first, second] = lab.record.nodes;
+  const flag = name === DEFAULT_LAB_NAME ? "" : ` --name ${name}`;
+  const inNode = (index: number) => `${om} lab exec ${index}${flag} --`;
+  const lines = [
+    "",
+    "Try next:",
+    `  ${inNode(first.index)} ${om} run -- sh -c 'echo job $OM_JOB; i=0; while sleep 1; ` +
+    `do i=$((i+1)); echo $i; done'`,
+    `      a job on node ${first.index}: it prints its PID, then counts (Ctrl-C ends it)`,
+  ];
+  if (second && criu) {
+    lines.push(
+      `  ${inNode(first.index)} ${om} migrate PID ${second.index}`,
+      `      from another terminal: moves it to node ${second.index}, counting on ` +
+        `(${inNode(first.index)} ${om} ps lists it)`,
+    );
+  }
+  if (criu) {
+    lines.push(
+      `  ${inNode(first.index)} ${om} stress`,
+      "      the stress test: jobs that move between the nodes and must compute the right answer",
+    );
+  } else {
+    lines.push("  (no CRIU for the nodes, said above: jobs run, but do not move)");
+  }
+  return lines.join("\n") + "\n";
 }
 
 /** Says which nodes do not see the expected map, and what they see instead. */

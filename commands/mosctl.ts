@@ -397,12 +397,12 @@ const VERBS: readonly Verb[] = [
   },
   {
     name: "isup",
-    help: "print yes and exit 0 when node ID is up, else no and exit 1",
+    help: "yes and exit 0 when node ID is up (in the map, not reported down), else no, exit 1",
     args: [0, 1],
     json: true,
     run: async (job, args) => {
       const id = await nodeOf(job, args);
-      const up = await isUp(job.paths.nodes, id);
+      const up = await isUp(job.paths.nodes, id, (await readMap(job.paths))?.map);
       print(job, up ? "yes\n" : "no\n", { id, up });
       return up ? 0 : 1;
     },

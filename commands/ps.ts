@@ -29,7 +29,9 @@ Z zombie, T stopped, I idle; < high and N low priority, s session leader, l thre
 The header is mps's exactly; a value wider than its column (pts/12) pushes its row along.
 A job of om run is listed by its job PID (the PID its home node gave it, whichever node runs
 it) with the node it runs on and its home node (from $OM_ROOT/jobs); with --json a job's row also
-has its "policy" (lock, kind, decay: om run's options) and "migrations" (how often it moved).`,
+has its "policy" (lock, kind, decay: om run's options) and "migrations" (how often it moved). A
+job that moved away is that one row: the copy it left here, stopped or dead until it is reaped,
+is not listed again.`,
   options: [
     { name: "json", flags: ["--json"], help: "print the same rows as a JSON array" },
     {
@@ -90,16 +92,29 @@ export function defaultSelection(
   return (p) => p.uid === uid && (p.ttyNr !== 0 || jobs.has(p.pid));
 }
 
+/** The states of a moved job's old copy: left stopped by the dump, then killed and not yet reaped. */
+const OLD_COPY_STATES = new Set(["T", "t", "Z", "X"]);
+
 /**
  * Where the jobs of this node's table run, as mps shows it: NODE and home are node ids, 0 meaning
  * this node (`self`). A local process that is a job's PID 1 gets its job's node and home; a job
  * of this home running elsewhere, and a guest running here for another home, get a row of their
  * own under the job's PID (the PID its home gave it).
+ *
+ * `oldCopy` tells the local process a move left behind: the job's record says it runs on another
+ * node, yet its PID is still in /proc, stopped by the dump or killed and not yet reaped by its
+ * parent (`[sh]`, `Zs`). The job's own row stands for the job; listing that process too would show
+ * one job twice, at home and where it went. A later process that reuses the PID runs or sleeps,
+ * and is listed as itself.
  */
 export function jobPlacement(
   jobs: readonly JobRecord[],
   self = 0,
-): { placement: (p: ProcessInfo) => Placement; elsewhere: PsRow[] } {
+): {
+  placement: (p: ProcessInfo) => Placement;
+  elsewhere: PsRow[];
+  oldCopy: (p: ProcessInfo) => boolean;
+} {
   const byPid = new Map(jobs.map((j) => [j.pid, j]));
   const relative = (node: number) => (node === self ? 0 : node);
   const row = (j: JobRecord): PsRow => ({
@@ -123,6 +138,11 @@ export function jobPlacement(
         : HERE;
     },
     elsewhere: jobs.filter((j) => j.node !== j.home).map(row),
+    oldCopy: (p) => {
+      const job = byPid.get(p.pid);
+      return job !== undefined && job.node !== job.home && relative(job.node) !== 0 &&
+        OLD_COPY_STATES.has(p.state);
+    },
   };
 }
 
@@ -211,9 +231,9 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
     ? processes
     : processes.filter(defaultSelection(Deno.uid() ?? -1, new Set(jobs.map((j) => j.pid))));
   const map = await readMap(resolveStatePaths(settings)).catch(() => undefined);
-  const { placement, elsewhere } = jobPlacement(jobs, map?.self ?? 0);
+  const { placement, elsewhere, oldCopy } = jobPlacement(jobs, map?.self ?? 0);
   const rows = [
-    ...psRows(selected, placement),
+    ...psRows(selected.filter((p) => !oldCopy(p)), placement),
     ...elsewhere.filter((row) => !pids || pids.includes(row.pid)),
   ];
   if (parsed.options.json) {

@@ -381,6 +381,23 @@ _om_spec_mon() {
   esac
 }
 
+# om doctor
+_om_spec_doctor() {
+  case $1 in
+    flags) REPLY='--json --root -h --help' ;;
+    valued) REPLY='--root' ;;
+    value)
+      case $2 in
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        *) REPLY=none ;;
+      esac ;;
+  esac
+}
+
 # om keygen
 _om_spec_keygen() {
   case $1 in
@@ -461,7 +478,7 @@ _om() {
     mosmon) _om_complete _om_spec_mon 1; return ;;
   esac
   if (( COMP_CWORD == 1 )); then
-    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run nomig runhome runon cpujob iojob nodecay slowdecay fastdecay migrate ps mon keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
+    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run nomig runhome runon cpujob iojob nodecay slowdecay fastdecay migrate ps mon doctor keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
     return
   fi
   case ${COMP_WORDS[1]} in
@@ -481,6 +498,7 @@ _om() {
     migrate) _om_complete _om_spec_migrate 2 ;;
     ps | mps) _om_complete _om_spec_ps 2 ;;
     mon | mosmon) _om_complete _om_spec_mon 2 ;;
+    doctor) _om_complete _om_spec_doctor 2 ;;
     keygen) _om_complete _om_spec_keygen 2 ;;
     lab) _om_complete _om_spec_lab 2 ;;
     completions) _om_complete _om_spec_completions 2 ;;

@@ -64,6 +64,7 @@ complete -c om -n __om_needs_command -a fastdecay -d 'run a command unlocked, wi
 complete -c om -n __om_needs_command -a migrate -d 'move a running job to another node (stop-and-copy with CRIU)'
 complete -c om -n __om_needs_command -a ps -d 'processes with the node they run on'
 complete -c om -n __om_needs_command -a mon -d 'a live terminal view of every node\'s load, speed and memory'
+complete -c om -n __om_needs_command -a doctor -d 'check this node for what om needs, and say how to fix each miss'
 complete -c om -n __om_needs_command -a keygen -d 'write a new cluster key file'
 complete -c om -n __om_needs_command -a lab -d 'a local virtual cluster: N nodes in network namespaces on one machine'
 complete -c om -n __om_needs_command -a completions -d 'print or check the bash, zsh and fish completion scripts'
@@ -179,7 +180,7 @@ complete -c om -n '__om_using mosctl; and test (__om_argc 2 --root) -eq 0' -a ge
 complete -c om -n '__om_using mosctl; and test (__om_argc 2 --root) -eq 0' -a getmem -d 'show the available memory of node ID, in bytes'
 complete -c om -n '__om_using mosctl; and test (__om_argc 2 --root) -eq 0' -a getfree -d 'show the free memory of node ID, in bytes'
 complete -c om -n '__om_using mosctl; and test (__om_argc 2 --root) -eq 0' -a getutil -d 'show the utilisation of node ID, in percent'
-complete -c om -n '__om_using mosctl; and test (__om_argc 2 --root) -eq 0' -a isup -d 'print yes and exit 0 when node ID is up, else no and exit 1'
+complete -c om -n '__om_using mosctl; and test (__om_argc 2 --root) -eq 0' -a isup -d 'yes and exit 0 when node ID is up (in the map, not reported down), else no, exit 1'
 complete -c om -n '__om_using mosctl; and test (__om_argc 2 --root) -eq 0' -a whois -d 'node id <-> address <-> host name; alone: this node'
 complete -c om -n '__om_using mosctl; and test (__om_argc 2 --root) -eq 0' -a status -d 'this node\'s flags and figures and the cluster\'s (or node ID\'s)'
 complete -c om -n '__om_using mosctl; and test (__om_argc 2 --root) -eq 1' -a '(__fish_print_hostnames)'
@@ -217,7 +218,7 @@ complete -c mosctl -n 'test (__om_argc 1 --root) -eq 0' -a getload -d 'show the 
 complete -c mosctl -n 'test (__om_argc 1 --root) -eq 0' -a getmem -d 'show the available memory of node ID, in bytes'
 complete -c mosctl -n 'test (__om_argc 1 --root) -eq 0' -a getfree -d 'show the free memory of node ID, in bytes'
 complete -c mosctl -n 'test (__om_argc 1 --root) -eq 0' -a getutil -d 'show the utilisation of node ID, in percent'
-complete -c mosctl -n 'test (__om_argc 1 --root) -eq 0' -a isup -d 'print yes and exit 0 when node ID is up, else no and exit 1'
+complete -c mosctl -n 'test (__om_argc 1 --root) -eq 0' -a isup -d 'yes and exit 0 when node ID is up (in the map, not reported down), else no, exit 1'
 complete -c mosctl -n 'test (__om_argc 1 --root) -eq 0' -a whois -d 'node id <-> address <-> host name; alone: this node'
 complete -c mosctl -n 'test (__om_argc 1 --root) -eq 0' -a status -d 'this node\'s flags and figures and the cluster\'s (or node ID\'s)'
 complete -c mosctl -n 'test (__om_argc 1 --root) -eq 1' -a '(__fish_print_hostnames)'
@@ -377,6 +378,11 @@ complete -c mosmon -l once -d 'print one screen to standard output and stop'
 complete -c mosmon -l interval -x -d 'redraw every SECONDS (default 1, at least 0.1)'
 complete -c mosmon -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
 complete -c mosmon -s h -l help -d 'show this help'
+
+# om doctor
+complete -c om -n '__om_using doctor' -l json -d 'print the checks as one JSON object'
+complete -c om -n '__om_using doctor' -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
+complete -c om -n '__om_using doctor' -s h -l help -d 'show this help'
 
 # om keygen
 complete -c om -n '__om_using keygen' -s f -l force -d 'replace FILE if it exists (every node then needs the new key)'

@@ -26,6 +26,7 @@ export const LAYERS = [
   "migration",
   "balance",
   "lab",
+  "doctor",
 ] as const;
 
 /** The longest a source file may be without a "Longer than" reason in its header comment. */

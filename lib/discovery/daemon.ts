@@ -101,6 +101,17 @@ function relayWindow(announceInterval: number): number {
   return Math.min(1000, Math.floor(announceInterval / 2));
 }
 
+/**
+ * The discovered map as the daemon writes it: entries sorted by node id, each node's aliases after
+ * it (a stable sort of the membership's map, where they already follow their node). The membership
+ * keeps its members in the order it learnt them, which differs from node to node; sorted, every
+ * node of a cluster writes the same map, and `om showmap` lists the others in the same order on
+ * each. A map installed from a map file (`setpe`) keeps the file's order: it is not written here.
+ */
+export function byNodeId(map: ClusterMap): ClusterMap {
+  return { ...map, entries: [...map.entries].sort((a, b) => a.base - b.base) };
+}
+
 /** One running `om discover`. */
 export class DiscoveryDaemon {
   readonly membership: Membership;
@@ -128,7 +139,7 @@ export class DiscoveryDaemon {
 
   /** Writes this node's own map, opens the transport, joins, and starts the timers. */
   async start(): Promise<void> {
-    await this.#deps.writeMap(this.membership.selfId, this.membership.toMap());
+    await this.#deps.writeMap(this.membership.selfId, byNodeId(this.membership.toMap()));
     this.#transport = await this.#deps.openTransport((bytes, from, via) =>
       this.#onDatagram(bytes, from, via)
     );
@@ -473,7 +484,7 @@ export class DiscoveryDaemon {
         if (this.#stopped) await Promise.resolve();
         else await new Promise<void>((resolve) => this.#deps.clock.after(WRITE_DELAY_MS, resolve));
         try {
-          await this.#deps.writeMap(this.membership.selfId, this.membership.toMap());
+          await this.#deps.writeMap(this.membership.selfId, byNodeId(this.membership.toMap()));
         } catch (error) {
           this.#deps.logger.error("Cannot write the map: {error}", { error: String(error) });
         }

@@ -41,6 +41,8 @@ export interface CreateLabOptions {
    * by every node's om.conf. Without one the lab's nodes find each other but move no jobs.
    */
   readonly key?: boolean;
+  /** The CRIU the nodes use (OM_CRIU of their processes; criu.ts provides it); default none. */
+  readonly criu?: string;
   /** Milliseconds since the epoch, for the creation time. */
   readonly now?: () => number;
   readonly log?: LabLog;
@@ -123,6 +125,7 @@ export async function createLab(options: CreateLabOptions): Promise<Lab> {
       ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
       ...(options.memory !== undefined ? { memory: options.memory } : {}),
       ...(options.key !== false ? { key: `${dir}/cluster.key` } : {}),
+      ...(options.criu !== undefined ? { criu: options.criu } : {}),
       nodes,
       made: [{ kind: "dir", path: dir }],
     },

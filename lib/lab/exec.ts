@@ -31,7 +31,10 @@ export function enterScript(node: LabNode, options: { log?: string } = {}): stri
   return lines.join("\n");
 }
 
-/** The environment of a node's processes (PROTOCOL.md lists it). */
+/**
+ * The environment of a node's processes (PROTOCOL.md lists it), and OM_CRIU when the lab has a
+ * CRIU (criu.ts): the daemon moves jobs with it, and `om doctor` in a node finds it.
+ */
 export function nodeEnv(lab: Lab, index: number): Record<string, string> {
   const node = findNode(lab, index);
   const env: Record<string, string> = {
@@ -43,6 +46,7 @@ export function nodeEnv(lab: Lab, index: number): Record<string, string> {
   if (node.cgroups.cpu) env.OM_CGROUP_CPU = node.cgroups.cpu;
   if (node.cgroups.cpuacct) env.OM_CGROUP_CPUACCT = node.cgroups.cpuacct;
   if (node.cgroups.memory) env.OM_CGROUP_MEMORY = node.cgroups.memory;
+  if (lab.record.criu) env.OM_CRIU = lab.record.criu;
   return env;
 }
 

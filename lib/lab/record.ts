@@ -85,6 +85,11 @@ export interface LabRecord {
    * absent for a keyless lab, whose nodes do not move jobs.
    */
   readonly key?: string;
+  /**
+   * The CRIU every node moves jobs with, `OM_CRIU` of each node's processes (criu.ts provides it);
+   * absent when none was given: the nodes then look for one on PATH.
+   */
+  readonly criu?: string;
   readonly nodes: LabNode[];
   made: Made[];
 }

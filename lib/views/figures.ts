@@ -4,6 +4,7 @@
  * error that names the figure asked for.
  */
 import { type NodeInfo, readNodeInfo } from "../state/nodestate.ts";
+import type { ClusterMap } from "../state/hpcmap.ts";
 
 /** The figures of node `id`; throws, naming `what` ("load"), when it is unknown or down. */
 export async function upFigures(nodesDir: string, id: number, what: string): Promise<NodeInfo> {
@@ -18,7 +19,22 @@ export async function upFigures(nodesDir: string, id: number, what: string): Pro
   return info;
 }
 
-/** True when node `id` is up; false when it is down or nothing is known about it. */
-export async function isUp(nodesDir: string, id: number): Promise<boolean> {
-  return (await readNodeInfo(nodesDir, id))?.status === "up";
+/** Whether `map` lists node `id`: in an entry's range, or as an entry's alias. */
+export function mapLists(map: ClusterMap, id: number): boolean {
+  return map.entries.some((e) =>
+    e.count === 0 ? e.base === id : e.base <= id && id < e.base + e.count
+  );
+}
+
+/**
+ * True when node `id` is up: its figures say so, or it has none yet and the map in force (`map`)
+ * lists it. A node joins every map at its first announcement, a moment before its first
+ * information message brings figures; in the map, it is up. Figures that say down win over the
+ * map: a node that went quiet (`mosctl quiet`) or stopped reporting stays in the maps but is down.
+ * False when nothing at all is known about it.
+ */
+export async function isUp(nodesDir: string, id: number, map?: ClusterMap): Promise<boolean> {
+  const info = await readNodeInfo(nodesDir, id);
+  if (info !== undefined) return info.status === "up";
+  return map !== undefined && mapLists(map, id);
 }

@@ -30,8 +30,9 @@ export interface ShowmapJson {
 }
 
 /**
- * Builds the view: the entry whose range holds `self` first, then the others in the map's order
- * (the order the nodes were learnt), unsorted as the original showmap printed them.
+ * Builds the view: the entry whose range holds `self` first, then the others in the map's order,
+ * unsorted as the original showmap printed them (a discovered map is in node id order, the same on
+ * every node: lib/discovery/daemon.ts byNodeId; a map file's, in the file's order).
  */
 export function showmapView(
   self: number,

@@ -249,6 +249,26 @@ Deno.test("isup: yes and exit 0 when up; no and exit 1 when down or unknown", as
   });
 });
 
+Deno.test("isup: a node the map lists is up before its first figures arrive", async () => {
+  await using box = await sandbox();
+  await box.cluster();
+  // 0x0a43 joined the map; nothing was heard from it yet (no nodes/2627).
+  const joined: ClusterMap = {
+    gateways: 0,
+    entries: [...MAP.entries, { base: 0x0a43, address: "192.168.10.67", count: 1 }],
+  };
+  await writeMap(box.paths, 2780, joined);
+  assert.deepEqual(await mosctl(["isup", "2627"], box.env), ok("yes\n"));
+  assert.deepEqual(
+    await mosctl(["isup", "2627", "--json"], box.env),
+    ok('{"id":2627,"up":true}\n'),
+  );
+  // Figures that say down win over the map (a quiet node stays in the map); a node in neither
+  // is not up.
+  assert.deepEqual(await mosctl(["isup", "2646"], box.env), { code: 1, out: "no\n", err: "" });
+  assert.deepEqual(await mosctl(["isup", "2628"], box.env), { code: 1, out: "no\n", err: "" });
+});
+
 Deno.test("without a map in force, the verbs about this node say why and exit 1", async () => {
   await using box = await sandbox();
   const why = `om mosctl: Cannot tell this node's id: no map in force in ` +

@@ -12,6 +12,7 @@ import {
 import { readProcesses } from "../../lib/base/procs.ts";
 import { DEFAULT_POLICY } from "../../lib/jobs/table.ts";
 import { invoke, sandbox as shared } from "../tools/sandbox.ts";
+import { writeMap } from "../../lib/state/tree.ts";
 
 const HEADER = "  PID TTY NODE STAT TIME COMMAND\n";
 const ME = Deno.uid() ?? 0;
@@ -234,4 +235,76 @@ Deno.test("ps: a job's PID 1 gets its job's node and home; a job elsewhere gets 
   const select = defaultSelection(ME, new Set([802]));
   assert.equal(select({ pid: 802, uid: ME, ttyNr: 0 } as Parameters<typeof select>[0]), true);
   assert.equal(select({ pid: 803, uid: ME, ttyNr: 0 } as Parameters<typeof select>[0]), false);
+});
+
+/**
+ * A sandbox at home node 1 right after job 1234 moved to node 2: the job's record says node 2,
+ * and its old local copy is still in /proc with the given stat state (Z: killed, not yet reaped;
+ * T: left stopped by the dump), or a later process reuses its PID.
+ */
+async function movedJob(state: string, comm = "sh", cmdline = "") {
+  const box = await sandbox();
+  const dir = `${box.env.OM_PROC}/1234`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/stat`,
+    `1234 (${comm}) ${state} 1 1234 1234 0 -1 4194560 0 0 0 0 250 10 0 0 20 0 1 0 77\n`,
+  );
+  await Deno.writeTextFile(`${dir}/status`, `Uid:\t${ME}\t${ME}\t0\t0\n`);
+  await Deno.writeTextFile(`${dir}/cmdline`, cmdline);
+  await writeMap(box.paths, 1, {
+    gateways: 0,
+    entries: [
+      { base: 1, address: "10.77.0.1", count: 1 },
+      { base: 2, address: "10.77.0.2", count: 1 },
+    ],
+  });
+  await Deno.mkdir(`${box.env.OM_ROOT}/jobs`, { recursive: true });
+  await Deno.writeTextFile(
+    `${box.env.OM_ROOT}/jobs/1234`,
+    JSON.stringify({
+      pid: 1234,
+      node: 2,
+      home: 1,
+      command: ["sh", "-c", "work"],
+      started: 1,
+      policy: DEFAULT_POLICY,
+      migrations: 1,
+      uid: ME,
+    }),
+  );
+  return box;
+}
+
+Deno.test("ps: a moved job is one row, not also its dead or stopped copy at home", async () => {
+  for (const state of ["Z", "T"]) {
+    await using box = await movedJob(state);
+    const json = await ps(["--json"], box.env);
+    assert.equal(json.code, 0);
+    const rows = JSON.parse(json.out).filter((r: { pid: number }) => r.pid === 1234);
+    assert.deepEqual(
+      rows.map((r: { node: number; home: number; command: string }) => [r.node, r.home, r.command]),
+      [[2, 0, "sh -c work"]],
+      `old copy in state ${state}`,
+    );
+    // Asked for by PID, and with -a: the same one row.
+    assert.deepEqual(await ps(["1234"], box.env), {
+      code: 0,
+      out: HEADER + " 1234 ?      2 -    0:00 sh -c work\n",
+      err: "",
+    });
+    const all = (await ps(["-a"], box.env)).out.split("\n");
+    assert.deepEqual(all.filter((line) => /^ *1234 /.test(line)), [
+      " 1234 ?      2 -    0:00 sh -c work",
+    ]);
+  }
+});
+
+Deno.test("ps: a later process that reuses a moved job's PID is listed as itself", async () => {
+  await using box = await movedJob("R", "other", "other\0");
+  const { out } = await ps(["1234"], box.env);
+  assert.equal(
+    out,
+    HEADER + " 1234 ?      0 Rs   0:02 other\n" + " 1234 ?      2 -    0:00 sh -c work\n",
+  );
 });

@@ -7,17 +7,19 @@ import assert from "node:assert/strict";
 import { parse } from "../../lib/cli/parser.ts";
 import { captureContext } from "../../lib/cli/context.ts";
 import { type NodeSpec, planLab } from "../../lib/lab/plan.ts";
-import { loadLab } from "../../lib/lab/record.ts";
+import { findNode, loadLab } from "../../lib/lab/record.ts";
 import { execInNode } from "../../lib/lab/exec.ts";
 import { createLab, LabExistsError } from "../../lib/lab/create.ts";
 import { destroyLab } from "../../lib/lab/destroy.ts";
 import { isAlive, startDaemon, stopDaemon } from "../../lib/lab/daemons.ts";
 import { readNodeMap, waitForAgreement } from "../../lib/lab/maps.ts";
+import { findCriu } from "../../lib/criu/preflight.ts";
 import { run, spec } from "../../commands/lab.ts";
 import {
   cgroupsOf,
   exists,
   inNode,
+  manualOnly,
   namespacesOf,
   ROOT,
   sh,
@@ -343,5 +345,157 @@ Deno.test({
       assert.deepEqual(view.ids, [1, 2]);
       assert.equal(view.aliases, 1);
     });
+  },
+});
+
+/** `om` as the lab's next steps spell it, run from this process's directory. */
+const OM_WORD = `${Deno.cwd()}/om` === `${REPO}om` ? "./om" : `${REPO}om`;
+
+Deno.test({
+  name: "lab: up gives every node the OM_CRIU it was given, as given, and says what to try next",
+  ignore,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "om-lab-test-" });
+    const name = uniqueName("crg");
+    const given = "/given/criu";
+    const ctx = captureContext({
+      OM_LAB_DIR: dir,
+      PATH: Deno.env.get("PATH") ?? "",
+      OM_CRIU: given,
+    });
+    try {
+      assert.equal(await run(parse(spec, ["up", "2", "--name", name]), ctx), 0, ctx.stderr());
+      const lab = (await loadLab(dir, name))!;
+      assert.equal(lab.record.criu, given);
+      // The daemon's own environment, and a command's in a node.
+      for (const node of lab.record.nodes) {
+        const environ = await Deno.readTextFile(`/proc/${node.daemon!.pid}/environ`);
+        assert.ok(environ.split("\0").includes(`OM_CRIU=${given}`), `daemon of node ${node.index}`);
+      }
+      assert.equal((await inNode(lab, 2, ["sh", "-c", "echo $OM_CRIU"])).trim(), given);
+      const exec = `${OM_WORD} lab exec 1 --name ${name} --`;
+      assert.ok(
+        ctx.stdout().endsWith(
+          `cluster key: ${lab.record.key} (named by every node's om.conf)\n` +
+            "\n" +
+            "Try next:\n" +
+            `  ${exec} ${OM_WORD} run -- sh -c 'echo job $OM_JOB; i=0; while sleep 1; do ` +
+            "i=$((i+1)); echo $i; done'\n" +
+            "      a job on node 1: it prints its PID, then counts (Ctrl-C ends it)\n" +
+            `  ${exec} ${OM_WORD} migrate PID 2\n` +
+            `      from another terminal: moves it to node 2, counting on (${exec} ${OM_WORD} ps ` +
+            "lists it)\n" +
+            `  ${exec} ${OM_WORD} stress\n` +
+            "      the stress test: jobs that move between the nodes and must compute the right " +
+            "answer\n",
+        ),
+        ctx.stdout(),
+      );
+      assert.equal(ctx.stderr(), "");
+    } finally {
+      const lab = await loadLab(dir, name).catch(() => undefined);
+      if (lab) await destroyLab(lab, { graceMs: 1000 }).catch(() => {});
+      await sweep(name);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "lab: without OM_CRIU, up takes scripts/install-criu's CRIU and a job moves; ps lists it once",
+  // The test machine's CRIU (scripts/test provides one as root): without it, this cannot pass.
+  ignore: ignore || !findCriu((name) => Deno.env.get(name)),
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "om-lab-test-" });
+    const name = uniqueName("crs");
+    const path = "/usr/sbin:/usr/bin:/sbin:/bin";
+    const ctx = captureContext({ OM_LAB_DIR: dir, PATH: path });
+    let job: ReturnType<typeof execInNode> | undefined;
+    try {
+      const script = await new Deno.Command("sh", {
+        args: [`${REPO}scripts/install-criu`],
+        env: { OM_CRIU: "", PATH: path },
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      assert.equal(script.code, 0, "scripts/install-criu provides a CRIU here");
+      const installed = decoder.decode(script.stdout).trim().split("\n").at(-1);
+
+      assert.equal(await run(parse(spec, ["up", "3", "--name", name]), ctx), 0, ctx.stderr());
+      const lab = (await loadLab(dir, name))!;
+      assert.equal(lab.record.criu, installed);
+      await manualOnly(lab);
+
+      // om doctor in a node: everything essential is there; the node's own daemon, ports, CRIU.
+      const doctor = await execInNode(lab, 3, [`${REPO}om`, "doctor", "--json"], {
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const report = JSON.parse(decoder.decode(doctor.stdout));
+      assert.equal(doctor.code, 0, decoder.decode(doctor.stdout));
+      const by = Object.fromEntries(
+        report.checks.map((c: { name: string; status: string; found: string }) => [c.name, c]),
+      );
+      const daemon = findNode(lab, 3).daemon!.pid;
+      for (const check of ["daemon", "udp-port", "tcp-port", "multicast", "key", "criu", "tools"]) {
+        assert.equal(by[check].status, "ok", `${check}: ${by[check].found}`);
+      }
+      assert.equal(by.daemon.found, `om discover runs (pid ${daemon})`);
+      assert.equal(by["tcp-port"].found, `TCP 20302 is held by om discover (pid ${daemon})`);
+      assert.match(by.multicast.found, /on eth0 \(10\.77\.0\.3\); route default dev eth0$/);
+      assert.match(by.criu.found, new RegExp(` at ${installed} \\(the daemon's OM_CRIU\\): `));
+      assert.match(by.cgroups.found, /^a lab node: /);
+      const om = (index: number, ...args: string[]) =>
+        execInNode(lab, index, [`${REPO}om`, ...args], { stdout: "piped", stderr: "piped" })
+          .output();
+
+      job = execInNode(lab, 1, [
+        `${REPO}om`,
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo job $OM_JOB; i=0; while sleep 0.1; do i=$((i+1)); echo $i; done",
+      ], { stdout: "piped", stderr: "inherit" });
+      const reader = job.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      while (!/^job \d+\n/.test(seen)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      const pid = Number(/^job (\d+)/.exec(seen)?.[1]);
+      assert.ok(pid > 0, `the job said its PID: ${seen}`);
+
+      const moved = await om(1, "migrate", String(pid), "2");
+      assert.equal(moved.code, 0, decoder.decode(moved.stderr));
+      // Right after the move: one row for the job, on node 2, none for the copy it left.
+      const ps = await om(1, "ps", "--json", String(pid));
+      assert.equal(ps.code, 0, decoder.decode(ps.stderr));
+      const rows = JSON.parse(decoder.decode(ps.stdout));
+      assert.deepEqual(rows.map((r: { pid: number; node: number }) => [r.pid, r.node]), [[pid, 2]]);
+      // It counts on from node 2: more lines reach home.
+      const before = seen.length;
+      while (seen.length < before + 20) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      assert.ok(seen.length >= before + 20, "the moved job's output goes on arriving at home");
+      reader.releaseLock();
+      job.kill("SIGINT");
+      assert.equal((await job.status).code, 130);
+      job.stdout.cancel().catch(() => {});
+      job = undefined;
+    } finally {
+      try {
+        job?.kill("SIGKILL");
+      } catch { /* ended */ }
+      const lab = await loadLab(dir, name).catch(() => undefined);
+      if (lab) await destroyLab(lab, { graceMs: 1000 }).catch(() => {});
+      await sweep(name);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   },
 });

@@ -67,4 +67,8 @@ Deno.test("nodeEnv and labNodeIds come from the record", () => {
   assert.equal(nodeEnv(lab, 7).OM_CGROUP_CPU, undefined);
   assert.deepEqual(labNodeIds(lab), [2, 0x0107]);
   assert.throws(() => nodeEnv(lab, 3), /nodes 2, 7/);
+  // The lab's CRIU, when it has one, is every node's OM_CRIU.
+  assert.equal(nodeEnv(lab, 2).OM_CRIU, undefined);
+  const withCriu: Lab = { ...lab, record: { ...lab.record, criu: "/opt/criu/bin/criu" } };
+  assert.equal(nodeEnv(withCriu, 7).OM_CRIU, "/opt/criu/bin/criu");
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { downInfo, type NodeInfo, writeNodeInfo } from "../../../lib/state/nodestate.ts";
-import { isUp, upFigures } from "../../../lib/views/figures.ts";
+import { isUp, mapLists, upFigures } from "../../../lib/views/figures.ts";
 import { sandbox } from "../../tools/sandbox.ts";
 
 Deno.test("a node's figures when it is up; down or unknown is an error naming the figure", async () => {
@@ -31,4 +31,24 @@ Deno.test("a node's figures when it is up; down or unknown is an error naming th
   await assert.rejects(upFigures(nodes, 4, "load"), {
     message: `Cannot read the load of node 4: nothing is known about it (no "${nodes}/4")`,
   });
+});
+
+Deno.test("isUp: a node in the map without figures is up; figures saying down win", async () => {
+  await using box = await sandbox("figures");
+  const nodes = box.paths.nodes;
+  const map = {
+    gateways: 0,
+    entries: [
+      { base: 1, address: "10.77.0.1", count: 1 },
+      { base: 1, address: "10.77.1.1", count: 0 },
+      { base: 10, address: "10.77.0.10", count: 3 },
+    ],
+  };
+  await writeNodeInfo(nodes, downInfo(11));
+  assert.deepEqual(
+    await Promise.all([1, 10, 11, 12, 13, 2].map((id) => isUp(nodes, id, map))),
+    [true, true, false, true, false, false],
+  );
+  assert.equal(await isUp(nodes, 1), false, "no map, no figures: nothing is known");
+  assert.deepEqual([mapLists(map, 1), mapLists(map, 12), mapLists(map, 13)], [true, true, false]);
 });
