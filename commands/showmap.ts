@@ -14,7 +14,8 @@ export const spec: CommandSpec = {
   usage: ["om showmap [--json] [--root DIR] [--alpha]"],
   description:
     `Prints this node's id and the cluster map in force: own node first, then the others in the
-order they were learnt. A row whose Count says ALIAS is another address of that node. The map is
+map's order: by node id for om discover's map (the same on every node), the file's order for a map
+setpe -w installed. A row whose Count says ALIAS is another address of that node. The map is
 the one om discover keeps or setpe -w installed: in om's state tree (OM_ROOT, default /run/om),
 in /proc/hpc on an openMosix kernel, or in /tmp/om_config and /tmp/om_mospe with --alpha.
 Exits 1 when no map is in force.`,

@@ -55,8 +55,8 @@ function sameAliases(a: readonly Interface[], b: readonly Interface[]): boolean 
 }
 
 /**
- * The table. Members are kept in the order they were learnt, which is the order showmap prints
- * them in. An id claimed by a second address is reported (at most once per expiry period for each
+ * The table. Members are kept in the order they were learnt; the daemon sorts the map it writes
+ * by node id (daemon.ts byNodeId), so every node of a cluster writes the same map. An id claimed by a second address is reported (at most once per expiry period for each
  * claimant) and never overwrites the node that holds it.
  */
 export class Membership {
