@@ -217,7 +217,13 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
     const member = daemon.membership.members().find((m) => m.id === node);
     const hostname = member?.address ?? address;
     if (!hostname) return Promise.reject(new Error(`node ${node} is not in the cluster map`));
-    return connectChannel({ hostname, port: settings.channelPort, key, nodeId: id });
+    return connectChannel({
+      hostname,
+      port: settings.channelPort,
+      key,
+      nodeId: id,
+      expectNodeId: node,
+    });
   };
   // The deputy relays the stdin and signals of jobs that run elsewhere through the migration's
   // home, and places a job started elsewhere through it (called once both exist).

@@ -1,6 +1,7 @@
 /**
- * The frames of the node-to-node channel, their encoding and decoding, and a connection that
- * reads and writes them (PROTOCOL.md §8 is the reference; the tables here are copies of it).
+ * The frames of the node-to-node channel, their encoding and decoding (PROTOCOL.md §8 is the
+ * reference; the tables here are copies of it). Reading them off a stream, and the connection
+ * that reads and writes them: conn.ts; sealing them: seal.ts.
  * On the TCP stream every frame is a `u32` length, then that many payload bytes;
  * the payload's first byte is the frame type. Network byte order throughout.
  *
@@ -8,6 +9,10 @@
  * |-------:|-------:|---------|---------------------------------------------------------|
  * |      0 |      4 | length  | payload size, 1 to `MAX_FRAME_SIZE` (16 MiB)            |
  * |      4 | length | payload | `type` (u8), then the fields of that type (below)       |
+ *
+ * Before the handshake is done a frame may be at most `HANDSHAKE_FRAME_LIMIT` bytes; after a
+ * handshake with the cluster key, every frame both ways is a SEALED frame (seal.ts), whose
+ * length may exceed `MAX_FRAME_SIZE` by its `SEAL_OVERHEAD` (conn.ts).
  *
  * Payloads, offsets from the start of the payload:
  *
@@ -60,19 +65,41 @@
  * |      0 |    1 | type    | 0x06                                                     |
  * |      1 |    2 | r       | length of the reason                                     |
  * |      3 |    r | reason  | UTF-8 reason                                             |
+ *
+ * SEALED (0x07, either way, after a keyed handshake only, 1 + n + 16 bytes):
+ * | offset | size | field   | meaning                                                  |
+ * |-------:|-----:|---------|----------------------------------------------------------|
+ * |      0 |    1 | type    | 0x07                                                     |
+ * |      1 |    n | sealed  | the AES-256-GCM ciphertext of a whole frame's payload    |
+ * |  1 + n |   16 | tag     | GCM tag over the ciphertext and the 5 header bytes       |
+ *
+ * CLOSING (0x08, server to client, 3 + r bytes; the server then closes):
+ * | offset | size | field   | meaning                                                  |
+ * |-------:|-----:|---------|----------------------------------------------------------|
+ * |      0 |    1 | type    | 0x08                                                     |
+ * |      1 |    2 | r       | length of the reason                                     |
+ * |      3 |    r | reason  | UTF-8 reason; every request read was answered            |
  */
 import { Reader, Writer } from "../base/cursor.ts";
+import { SEAL_TAG_SIZE } from "./seal.ts";
 
 /** "OMCH" in ASCII: the first field of every HELLO. */
 export const CHANNEL_MAGIC = 0x4f4d4348;
-/** The one protocol version this node speaks. */
-export const PROTOCOL_VERSION = 1;
+/** The one protocol version this node speaks: 2, sealed sessions (1 had none). */
+export const PROTOCOL_VERSION = 2;
 /** Size of a nonce. */
 export const NONCE_SIZE = 32;
 /** Size of a proof (an HMAC-SHA-256). */
 export const PROOF_SIZE = 32;
 /** The largest payload accepted or sent: 16 MiB. Larger data goes in several requests. */
 export const MAX_FRAME_SIZE = 16 * 1024 * 1024;
+/**
+ * The largest payload read before the handshake is done, from a peer not yet authenticated:
+ * HELLO is 43 bytes, WELCOME 69, AUTH 33, and a REFUSED reason fits with room to spare.
+ */
+export const HANDSHAKE_FRAME_LIMIT = 1024;
+/** What sealing adds to a payload: the SEALED type byte and the GCM tag. */
+export const SEAL_OVERHEAD = 1 + SEAL_TAG_SIZE;
 /** Bytes before the body of a REQUEST, plus the command. */
 export const REQUEST_OVERHEAD = 6;
 /** Bytes before the body of a REPLY, plus the error. */
@@ -86,6 +113,8 @@ export const FrameType = {
   request: 0x04,
   reply: 0x05,
   refused: 0x06,
+  sealed: 0x07,
+  closing: 0x08,
 } as const;
 /** A frame type's name ("hello", "request", ...). */
 export type FrameKind = keyof typeof FrameType;
@@ -122,24 +151,42 @@ export type Frame =
     readonly error: string;
     readonly body: Uint8Array;
   }
-  | { readonly type: "refused"; readonly reason: string };
+  | { readonly type: "refused"; readonly reason: string }
+  | { readonly type: "sealed"; readonly sealed: Uint8Array }
+  | { readonly type: "closing"; readonly reason: string };
 
 /** A frame that does not parse, or a stream that is not a stream of frames. */
 export class FrameError extends SyntaxError {
   override name = "FrameError";
 }
 
-/** A HELLO of a protocol version this node does not speak; the message is the REFUSED reason. */
+/** A frame's announced length out of bounds, refused before its payload is read. */
+export class FrameLengthError extends FrameError {
+  override name = "FrameLengthError";
+  constructor(message: string, readonly length: number) {
+    super(message);
+  }
+}
+
+/**
+ * A HELLO of a protocol version this node does not speak; the message is the REFUSED reason, and
+ * says which node to upgrade (from the side of the node that refuses).
+ */
 export class UnsupportedVersionError extends RangeError {
   override name = "UnsupportedVersionError";
   constructor(readonly version: number) {
-    super(`unsupported protocol version ${version} (this node speaks ${PROTOCOL_VERSION})`);
+    super(
+      `unsupported protocol version ${version}: upgrade om on ${
+        version < PROTOCOL_VERSION ? "that" : "this"
+      } node (this node speaks ${PROTOCOL_VERSION})`,
+    );
   }
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
-const kindOfByte = new Map<number, FrameKind>(
+/** The frame kind of each type byte. */
+export const kindOfByte = new Map<number, FrameKind>(
   Object.entries(FrameType).map(([kind, byte]) => [byte, kind as FrameKind]),
 );
 
@@ -191,27 +238,49 @@ function encodePayload(frame: Frame): Uint8Array {
         .u8(FrameType.reply).u32(frame.seq).u16(error.length).raw(error)
         .raw(frame.body).done();
     }
-    case "refused": {
+    case "refused":
+    case "closing": {
       const reason = clipped(frame.reason, 0xffff);
-      return new Writer(3 + reason.length).u8(FrameType.refused).u16(reason.length).raw(reason)
-        .done();
+      return new Writer(3 + reason.length).u8(FrameType[frame.type]).u16(reason.length)
+        .raw(reason).done();
     }
+    case "sealed":
+      if (frame.sealed.length < SEAL_TAG_SIZE) {
+        throw new RangeError(
+          `Cannot encode sealed frame: shorter than its ${SEAL_TAG_SIZE}-byte tag`,
+        );
+      }
+      return new Writer(1 + frame.sealed.length).u8(FrameType.sealed).raw(frame.sealed).done();
   }
 }
 
-/**
- * Encodes a frame with its length prefix, ready to write. Error and reason texts longer than
- * 65535 bytes are cut; a payload over MAX_FRAME_SIZE throws a RangeError.
- */
-export function encodeFrame(frame: Frame): Uint8Array {
+/** The largest payload of a frame of this type: a sealed frame holds a whole one, and its tag. */
+const limitOf = (frame: Frame) =>
+  frame.type === "sealed" ? MAX_FRAME_SIZE + SEAL_OVERHEAD : MAX_FRAME_SIZE;
+
+/** A frame's payload (without the length prefix), checked against its type's limit. */
+export function boundedPayload(frame: Frame): Uint8Array {
   const payload = encodePayload(frame);
-  if (payload.length > MAX_FRAME_SIZE) {
+  if (payload.length > limitOf(frame)) {
     throw new RangeError(
       `Cannot encode ${frame.type} frame: ${payload.length} bytes exceed the limit of ` +
         `${MAX_FRAME_SIZE}`,
     );
   }
-  return new Writer(4 + payload.length).u32(payload.length).raw(payload).done();
+  return payload;
+}
+
+/** A payload with its length prefix. */
+export const prefixed = (payload: Uint8Array) =>
+  new Writer(4 + payload.length).u32(payload.length).raw(payload).done();
+
+/**
+ * Encodes a frame with its length prefix, ready to write. Error and reason texts longer than
+ * 65535 bytes are cut; a payload over MAX_FRAME_SIZE (a sealed one: over it plus SEAL_OVERHEAD)
+ * throws a RangeError.
+ */
+export function encodeFrame(frame: Frame): Uint8Array {
+  return prefixed(boundedPayload(frame));
 }
 
 function text(reader: Reader, length: number, field: string): string {
@@ -263,10 +332,19 @@ function decodeFields(reader: Reader, kind: FrameKind): Frame {
       const error = text(reader, reader.u16("error length"), "error");
       return { type: "reply", seq, error, body: reader.bytesOf(reader.remaining, "body") };
     }
-    case "refused": {
+    case "refused":
+    case "closing": {
       const reason = text(reader, reader.u16("reason length"), "reason");
       reader.end();
-      return { type: "refused", reason };
+      return { type: kind, reason };
+    }
+    case "sealed": {
+      if (reader.remaining < SEAL_TAG_SIZE) {
+        throw new FrameError(
+          `Cannot read SEALED frame: shorter than its ${SEAL_TAG_SIZE}-byte tag`,
+        );
+      }
+      return { type: "sealed", sealed: reader.bytesOf(reader.remaining, "sealed") };
     }
   }
 }
@@ -296,137 +374,5 @@ export function decodeFrame(payload: Uint8Array): Frame {
       throw new FrameError(error.message);
     }
     throw error;
-  }
-}
-
-/** What frames are read from: a Deno.Conn, or anything with its `read`. */
-export interface ByteSource {
-  read(into: Uint8Array): Promise<number | null>;
-}
-
-/**
- * Reads whole frames from a stream, holding at most one frame: a 64 KiB buffer for headers and
- * small frames, and a payload of exactly the announced length (never more than `maxSize`), read
- * straight from the source.
- */
-export class FrameReader {
-  readonly #source: ByteSource;
-  readonly #maxSize: number;
-  readonly #buffer = new Uint8Array(64 * 1024);
-  #start = 0;
-  #end = 0;
-
-  constructor(source: ByteSource, maxSize = MAX_FRAME_SIZE) {
-    this.#source = source;
-    this.#maxSize = maxSize;
-  }
-
-  /** Reads more bytes into the buffer; false at the end of the stream. */
-  async #fill(): Promise<boolean> {
-    if (this.#start === this.#end) this.#start = this.#end = 0;
-    if (this.#end === this.#buffer.length) {
-      this.#buffer.copyWithin(0, this.#start, this.#end);
-      this.#end -= this.#start;
-      this.#start = 0;
-    }
-    const n = await this.#source.read(this.#buffer.subarray(this.#end));
-    if (n === null) return false;
-    this.#end += n;
-    return true;
-  }
-
-  /**
-   * The next frame's payload, or null when the stream ends cleanly between frames. Throws
-   * FrameError for a stream that ends inside a frame, a zero length, or a length over the limit
-   * (before reading the payload).
-   */
-  async next(): Promise<Uint8Array | null> {
-    while (this.#end - this.#start < 4) {
-      if (!(await this.#fill())) {
-        const got = this.#end - this.#start;
-        if (got === 0) return null;
-        throw new FrameError(`Cannot read frame: stream ended after ${got} of 4 length bytes`);
-      }
-    }
-    const length = new Reader(this.#buffer.subarray(this.#start, this.#start + 4), "frame")
-      .u32("length");
-    this.#start += 4;
-    if (length === 0 || length > this.#maxSize) {
-      throw new FrameError(
-        `Cannot read frame: length ${length} is not between 1 and ${this.#maxSize}`,
-      );
-    }
-    const payload = new Uint8Array(length);
-    let got = Math.min(length, this.#end - this.#start);
-    payload.set(this.#buffer.subarray(this.#start, this.#start + got));
-    this.#start += got;
-    while (got < length) {
-      const n = await this.#source.read(payload.subarray(got));
-      if (n === null) {
-        throw new FrameError(`Cannot read frame: stream ended after ${got} of ${length} bytes`);
-      }
-      got += n;
-    }
-    return payload;
-  }
-}
-
-/** What a FrameConn talks over: a Deno.Conn, or anything with its read, write and close. */
-export interface ByteStream extends ByteSource {
-  write(bytes: Uint8Array): Promise<number>;
-  close(): void;
-}
-
-/** Writes all of `bytes` (a conn's write may take only part of them). */
-async function writeAll(sink: ByteStream, bytes: Uint8Array): Promise<void> {
-  while (bytes.length > 0) bytes = bytes.subarray(await sink.write(bytes));
-}
-
-/**
- * A connection that speaks in frames: serialized writes (frames never interleave), frame reads,
- * and an idempotent close. The channel's client and server both talk through one.
- */
-export class FrameConn {
-  readonly #conn: ByteStream;
-  readonly #reader: FrameReader;
-  #sending: Promise<void> = Promise.resolve();
-  #closed = false;
-
-  constructor(conn: ByteStream) {
-    this.#conn = conn;
-    this.#reader = new FrameReader(conn);
-  }
-
-  /** Sends a frame after those already queued (frames never interleave). */
-  send(frame: Frame): Promise<void> {
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeFrame(frame);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const sent = this.#sending.then(() => writeAll(this.#conn, bytes));
-    this.#sending = sent.catch(() => {});
-    return sent;
-  }
-
-  /** The next frame, or null at a clean end of stream. */
-  async next(): Promise<Frame | null> {
-    const payload = await this.#reader.next();
-    return payload === null ? null : decodeFrame(payload);
-  }
-
-  /** Sends REFUSED if it can, then closes. */
-  async refuse(reason: string): Promise<void> {
-    if (!this.#closed) await this.send({ type: "refused", reason }).catch(() => {});
-    this.close();
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* already gone */ }
   }
 }

@@ -2,16 +2,18 @@
  * How a channel connection starts (PROTOCOL.md §8.4), both sides of it: the client says HELLO with
  * its protocol version and a nonce; the server answers WELCOME (or REFUSED and closes); with a
  * cluster key both sides then prove they hold it (mutual challenge-response over fresh nonces, so a
- * recorded conversation cannot be replayed); without one, the server's access rule decides by the
- * peer's address. What the handshake learns about the client is its {@linkcode Peer}, handed to
- * every handler of the connection. Frames: frame.ts; the server and the client: server.ts and
- * client.ts.
+ * recorded conversation cannot be replayed) and seal every later frame with keys of this
+ * connection alone (seal.ts, PROTOCOL.md §8.7); without one, the server's access rule decides by
+ * the peer's address, and nothing is sealed. The client checks that the node that answers is the
+ * one it dialled. What the handshake learns about the client is its {@linkcode Peer}, handed to
+ * every handler of the connection. Frames: frame.ts and conn.ts; the server and the client:
+ * server.ts and client.ts.
  */
 import { type Acl, peerIPv4 } from "./access.ts";
 import { Writer } from "../base/cursor.ts";
+import type { FrameConn } from "./conn.ts";
 import {
   type Frame,
-  type FrameConn,
   FrameError,
   HelloFlags,
   NONCE_SIZE,
@@ -20,6 +22,7 @@ import {
   UnsupportedVersionError,
 } from "./frame.ts";
 import { type ClusterKey, sameMac, sign } from "../base/key.ts";
+import { deriveSeal } from "./seal.ts";
 
 /** The channel's TCP port (discovery's UDP port is 20301). */
 export const DEFAULT_CHANNEL_PORT = 20302;
@@ -40,12 +43,35 @@ export interface Peer {
   readonly session?: Map<string, unknown>;
 }
 
-/** The connection was refused (REFUSED from the peer, or the peer failed our key check). */
+/**
+ * The connection was refused (REFUSED from the peer; or the peer failed our key check, speaks
+ * another protocol version, or is not the node dialled).
+ */
 export class ChannelRefusedError extends Error {
   override name = "ChannelRefusedError";
   constructor(readonly reason: string, peer: string) {
     super(`Cannot talk to ${peer}: ${reason}`);
   }
+}
+
+/**
+ * A peer's refusal of our protocol version, said plainly from this side: which versions each
+ * speaks and which node to upgrade. The REFUSED frame carries only text, and a version-1 node's
+ * text is fixed ("unsupported protocol version 2 (this node speaks 1)"; version 2's adds which
+ * node to upgrade before the parenthesis), so this one refusal is recognized by its words; any
+ * other reason is returned as it is.
+ */
+export function plainRefusal(reason: string): string {
+  const match = /^unsupported protocol version (\d+)\b.*\(this node speaks (\d+)\)$/.exec(reason);
+  if (!match) return reason;
+  return versionMismatch(Number(match[2]));
+}
+
+/** What a client says of a peer that speaks protocol version `theirs`. */
+function versionMismatch(theirs: number): string {
+  return `it speaks protocol version ${theirs} and this node ${PROTOCOL_VERSION}: upgrade om on ${
+    theirs < PROTOCOL_VERSION ? "that node" : "this node"
+  }`;
 }
 
 /**
@@ -160,6 +186,16 @@ export async function serverHandshake(
     if (!sameMac(auth.proof, await channelProof(key, "client", nonces))) {
       throw new Refusal("authentication failed", "us");
     }
+    link.established(
+      await deriveSeal(key, "server", {
+        version: PROTOCOL_VERSION,
+        nonces,
+        clientNode: hello.nodeId,
+        serverNode: nodeId,
+      }),
+    );
+  } else {
+    link.established();
   }
   const port = "port" in remote ? remote.port : 0;
   return {
@@ -173,9 +209,10 @@ export async function serverHandshake(
 
 /**
  * The client's side of the handshake with the server `where` (for messages): sends HELLO as node
- * `nodeId`, checks WELCOME (its version, and its proof when there is a `key`, then sends AUTH)
- * and resolves with the server's node id. Throws ChannelRefusedError when the server refuses or
- * fails the key check, UnsupportedVersionError, FrameError for a frame out of place.
+ * `nodeId`, checks WELCOME (its version; its proof when there is a `key`; that it comes from node
+ * `expectNodeId` when given), with a key sends AUTH and seals the connection, and resolves with
+ * the server's node id. Throws ChannelRefusedError when the server refuses, speaks another
+ * version, fails the key check or is another node; FrameError for a frame out of place.
  */
 export async function clientHandshake(
   link: FrameConn,
@@ -183,9 +220,10 @@ export async function clientHandshake(
     readonly where: string;
     readonly key: ClusterKey | undefined;
     readonly nodeId: number;
+    readonly expectNodeId?: number;
   },
 ): Promise<number> {
-  const { where, key } = options;
+  const { where, key, expectNodeId } = options;
   const nonces: { client: Uint8Array; server: Uint8Array } = { client: nonce(), server: EMPTY };
   await link.send({
     type: "hello",
@@ -196,24 +234,43 @@ export async function clientHandshake(
   });
   const welcome = await link.next();
   if (welcome === null) throw new Error(`Cannot talk to ${where}: closed during the handshake`);
-  if (welcome.type === "refused") throw new ChannelRefusedError(welcome.reason, where);
+  if (welcome.type === "refused") {
+    throw new ChannelRefusedError(plainRefusal(welcome.reason), where);
+  }
   if (welcome.type !== "welcome") {
     throw new FrameError(`Cannot talk to ${where}: expected WELCOME, got ${frameLabel(welcome)}`);
   }
   if (welcome.version !== PROTOCOL_VERSION) {
     await link.refuse(new UnsupportedVersionError(welcome.version).message);
-    throw new UnsupportedVersionError(welcome.version);
+    throw new ChannelRefusedError(versionMismatch(welcome.version), where);
   }
   nonces.server = welcome.nonce;
+  if (key && !sameMac(welcome.proof, await channelProof(key, "server", nonces))) {
+    await link.refuse("authentication failed");
+    throw new ChannelRefusedError(
+      "authentication failed (its proof does not match this node's cluster key)",
+      where,
+    );
+  }
+  if (expectNodeId !== undefined && welcome.nodeId !== expectNodeId) {
+    await link.refuse(`wrong node: this client dialled node ${expectNodeId}`);
+    throw new ChannelRefusedError(
+      `it answered as node ${welcome.nodeId} (at ${where})`,
+      `node ${expectNodeId}`,
+    );
+  }
   if (key) {
-    if (!sameMac(welcome.proof, await channelProof(key, "server", nonces))) {
-      await link.refuse("authentication failed");
-      throw new ChannelRefusedError(
-        "authentication failed (its proof does not match this node's cluster key)",
-        where,
-      );
-    }
     await link.send({ type: "auth", proof: await channelProof(key, "client", nonces) });
+    link.established(
+      await deriveSeal(key, "client", {
+        version: PROTOCOL_VERSION,
+        nonces,
+        clientNode: options.nodeId,
+        serverNode: welcome.nodeId,
+      }),
+    );
+  } else {
+    link.established();
   }
   return welcome.nodeId;
 }

@@ -2,8 +2,10 @@
  * The channel's server (PROTOCOL.md §8): it listens, does the handshake (handshake.ts) with each
  * connection, then answers its REQUESTs one at a time, in order, each with a REPLY that carries
  * the same sequence number and an error string ("" for success), one dispatcher answering unknown
- * commands with a clear error, in the manner of serf's IPC. Protocol errors and handshake timeouts
- * close the one connection, counted in the server's stats. The same protocol also runs on a unix
+ * commands with a clear error, in the manner of serf's IPC. Protocol errors, handshake timeouts,
+ * sealed frames that do not open and idle connections close the one connection; connections past
+ * the limits (in all, and per address) are refused; each is counted in the server's stats
+ * (PROTOCOL.md §8.8). The same protocol also runs on a unix
  * socket (`path`), the daemon's local control socket (PROTOCOL.md §10): there is no key and no
  * access list, the socket file's mode says who may connect, the peer's address is "local", and
  * its handlers tell users apart (lib/jobs/localauth.ts) by what they keep in the connection's
@@ -12,9 +14,10 @@
 import { jsonBytes } from "../base/json.ts";
 import { type Acl, makeAcl } from "./access.ts";
 import { type Clock, systemClock } from "../base/clock.ts";
+import { FrameConn } from "./conn.ts";
 import {
-  FrameConn,
   FrameError,
+  FrameLengthError,
   MAX_FRAME_SIZE,
   PROTOCOL_VERSION,
   REPLY_OVERHEAD,
@@ -30,12 +33,31 @@ import {
 } from "./handshake.ts";
 import type { ClusterKey } from "../base/key.ts";
 import type { Logger } from "../base/log.ts";
+import { peerIPv4 } from "./access.ts";
+import { SealError } from "./seal.ts";
 import { VERSION } from "../base/version.ts";
 
 /** How long a new connection has to finish its handshake. */
 export const DEFAULT_HELLO_TIMEOUT_MS = 5000;
 /** Connections one channel server (TCP, or the local socket) serves at once. */
 export const DEFAULT_MAX_CONNECTIONS = 1000;
+/**
+ * How long a TCP connection may go without a request after its handshake (from the handshake or
+ * its last reply) before the server closes it with CLOSING. A client of lib/channel/client.ts
+ * connects again by itself at its next request.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+/**
+ * TCP connections one peer address may have open at once: one host cannot take every place.
+ * A node's guests each keep up to two connections to their home (requests and pings,
+ * lib/migration/homelink.ts), so this leaves room for 64 guests of one home on one node.
+ */
+export const DEFAULT_MAX_PER_ADDRESS = 128;
+/**
+ * How long the server goes on reading (and dropping) a connection it refuses or closes: closing a
+ * socket with unread bytes resets the connection, and the peer could lose the last frame.
+ */
+const LINGER_MS = 1000;
 
 /**
  * The body of an error reply: the JSON of the error's `details` (a plain object of strings, such
@@ -63,7 +85,7 @@ const EMPTY = new Uint8Array(0);
 
 /**
  * The built-in commands: `ping` echoes its body; `version` answers the JSON of a VersionInfo,
- * e.g. `{"om":"0.1.0","protocol":1,"node":7}`.
+ * e.g. `{"om":"0.1.0","protocol":2,"node":7}`.
  */
 export function builtinHandlers(nodeId: number): Map<string, Handler> {
   const info: VersionInfo = { om: VERSION, protocol: PROTOCOL_VERSION, node: nodeId };
@@ -111,12 +133,29 @@ export interface ChannelStats {
   open: number;
   /** Handshakes completed. */
   accepted: number;
-  /** Handshakes refused: version, key, access list (or the client refused us). */
+  /**
+   * Handshakes refused: version, key, access list, too many connections in all or from one
+   * address (or the client refused us).
+   */
   refused: number;
   /** Connections closed for not speaking the protocol, including handshake timeouts. */
   garbage: number;
   /** Requests answered (with or without an error). */
   requests: number;
+  /**
+   * Connections closed because a frame after a keyed handshake did not open (altered, replayed,
+   * reordered, dropped or injected on the way) or was not sealed.
+   */
+  tampered: number;
+  /** Connections closed after the idle timeout without a request. */
+  idle: number;
+  /** Connections refused because their address had `maxPerAddress` open (also in `refused`). */
+  perAddress: number;
+  /**
+   * Connections refused before the end of the handshake for a frame longer than a handshake
+   * frame may be (also in `garbage`).
+   */
+  oversized: number;
 }
 
 /** Options of {@linkcode serveChannel}. */
@@ -132,7 +171,7 @@ export interface ServeChannelOptions {
   readonly hostname?: string;
   /** TCP port; default DEFAULT_CHANNEL_PORT, 0 for an ephemeral one. */
   readonly port?: number;
-  /** The cluster key; with it, only peers that prove it are accepted. */
+  /** The cluster key; with it, only peers that prove it are accepted, and every frame is sealed. */
   readonly key?: ClusterKey;
   /** This node's id, sent in WELCOME. */
   readonly nodeId: number;
@@ -144,10 +183,27 @@ export interface ServeChannelOptions {
   /** Time a connection has to finish the handshake; default DEFAULT_HELLO_TIMEOUT_MS. */
   readonly helloTimeoutMs?: number;
   /**
+   * Time a connection may go without a request after the handshake, then it gets CLOSING and is
+   * closed; 0 for none. Default DEFAULT_IDLE_TIMEOUT_MS on TCP, none on a unix socket (whose
+   * clients, such as `om run`, hold a connection for a job's whole life).
+   */
+  readonly idleTimeoutMs?: number;
+  /**
    * Connections served at once; one more is refused ("too many connections") and closed at
    * once. Default DEFAULT_MAX_CONNECTIONS.
    */
   readonly maxConnections?: number;
+  /**
+   * TCP connections one peer address may have open at once; one more is refused ("too many
+   * connections from ADDRESS"). Default DEFAULT_MAX_PER_ADDRESS; not applied on a unix socket.
+   */
+  readonly maxPerAddress?: number;
+  /**
+   * Told of each connection once its handshake is done, with a way to refuse and close it; what it
+   * returns is called when the connection ends. The local socket counts connections per user
+   * with it (lib/jobs/localauth.ts LocalGuard).
+   */
+  readonly onConnection?: (peer: Peer, close: (reason: string) => void) => () => void;
   readonly clock?: Clock;
 }
 
@@ -160,6 +216,11 @@ export interface ChannelServer {
   close(): Promise<void>;
 }
 
+/** The address a connection counts under: its dotted quad, or "local" on a unix socket. */
+function addressOf(remote: Deno.Addr): string {
+  return "hostname" in remote ? peerIPv4(remote.hostname) ?? remote.hostname : "local";
+}
+
 /** Listens for channel connections and serves each until it closes (PROTOCOL.md §8). */
 export function serveChannel(options: ServeChannelOptions): ChannelServer {
   const hostname = options.hostname ?? "0.0.0.0";
@@ -169,7 +230,12 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
   }
   const clock = options.clock ?? systemClock;
   const helloTimeoutMs = options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
+  const idleTimeoutMs = options.idleTimeoutMs ??
+    (path === undefined ? DEFAULT_IDLE_TIMEOUT_MS : 0);
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const maxPerAddress = path === undefined
+    ? options.maxPerAddress ?? DEFAULT_MAX_PER_ADDRESS
+    : Infinity;
   const acl = path !== undefined
     ? undefined
     : options.acl ?? (key ? undefined : makeAcl({ members: () => new Set(), allowed: [] }));
@@ -181,6 +247,10 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
     refused: 0,
     garbage: 0,
     requests: 0,
+    tampered: 0,
+    idle: 0,
+    perAddress: 0,
+    oversized: 0,
   };
   let listener: Deno.Listener;
   try {
@@ -197,6 +267,9 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
   }
   const links = new Set<FrameConn>();
   const tasks = new Set<Promise<void>>();
+  /** Connections open per peer address, and the addresses whose refusal was logged. */
+  const perAddress = new Map<string, number>();
+  const crowdedLogged = new Set<string>();
   let closed = false;
   let stopServing!: () => void;
   const closing = new Promise<undefined>((resolve) => stopServing = () => resolve(undefined));
@@ -208,19 +281,55 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       timedOut = true;
       void link.refuse(`no handshake within ${helloTimeoutMs} ms`);
     });
+    // After the handshake: closed when idle. Once CLOSING is sent, no request is read any more
+    // (the client may send them again elsewhere); the link lingers, then closes.
+    let idled = false;
+    let cancelIdle = () => {};
+    let cancelLinger = () => {};
+    const watchIdle = () => {
+      if (idleTimeoutMs <= 0) return;
+      cancelIdle = clock.after(idleTimeoutMs, () => {
+        idled = true;
+        stats.idle++;
+        logger.debug("channel: {where}: idle for {ms} ms, closing", { where, ms: idleTimeoutMs });
+        void link.send({ type: "closing", reason: `idle for ${idleTimeoutMs} ms` })
+          .catch(() => {});
+        cancelLinger = clock.after(LINGER_MS, () => link.close());
+      });
+    };
     let open = false;
+    let node: number | undefined;
+    let ended = () => {};
     try {
       const peer = await serverHandshake(link, { remote, key, acl, nodeId });
       cancelTimer();
       if (timedOut) throw new Error("timed out");
       open = true;
+      node = peer.nodeId;
       stats.accepted++;
+      ended = options.onConnection?.(peer, (reason) => void link.refuse(reason)) ?? ended;
       logger.debug("channel: {where} (node {node}) connected", { where, node: peer.nodeId });
+      watchIdle();
       while (true) {
         const frame = await link.next();
+        if (idled) {
+          if (frame === null) return;
+          continue;
+        }
+        cancelIdle();
         if (frame === null) return;
         if (frame.type === "refused") {
-          logger.debug("channel: {where} closed: {reason}", { where, reason: frame.reason });
+          if (link.sealed) {
+            // After a keyed handshake a client refuses only a frame of ours that did not open.
+            stats.tampered++;
+            logger.warn("channel: {where} (node {node}) closed: {reason}", {
+              where,
+              node,
+              reason: frame.reason,
+            });
+          } else {
+            logger.debug("channel: {where} closed: {reason}", { where, reason: frame.reason });
+          }
           return;
         }
         if (frame.type !== "request") {
@@ -235,9 +344,10 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
         if (reply === undefined) return;
         stats.requests++;
         await link.send({ type: "reply", seq: frame.seq, ...reply });
+        watchIdle();
       }
     } catch (error) {
-      if (closed) return;
+      if (closed || idled) return;
       if (timedOut) {
         stats.garbage++;
         logger.debug("channel: {where}: no handshake within {ms} ms", {
@@ -252,18 +362,53 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
           reason: error.reason,
           by: error.sent === "peer" ? " (by the peer)" : "",
         });
+      } else if (error instanceof SealError) {
+        // The peer's direction is broken; ours still seals, so the peer may learn why.
+        stats.tampered++;
+        await link.refuse(`protocol error: ${error.message}`, clock.sleep(LINGER_MS));
+        logger.warn("channel: {where} (node {node}): {why}", { where, node, why: error.message });
       } else if (error instanceof FrameError || error instanceof UnsupportedVersionError) {
         stats.garbage++;
-        await link.refuse(`protocol error: ${error.message}`);
+        if (!open && error instanceof FrameLengthError) stats.oversized++;
+        await link.refuse(
+          `protocol error: ${error.message}`,
+          open ? clock.sleep(LINGER_MS) : undefined,
+        );
         logger.debug("channel: {where}: garbage: {why}", { where, why: error.message });
       } else {
         if (!open) stats.garbage++;
         logger.debug("channel: {where}: {why}", { where, why: String(error) });
       }
     } finally {
+      ended();
       cancelTimer();
+      cancelIdle();
+      cancelLinger();
       link.close();
     }
+  }
+
+  /**
+   * Refuses a connection with `reason` at once: its HELLO is read first (LINGER_MS at most), as
+   * closing a socket with unread bytes resets the connection and the client could lose the
+   * refusal.
+   */
+  function refuseSoon(conn: Deno.Conn, reason: string): void {
+    const extra = new FrameConn(conn);
+    links.add(extra);
+    const task = (async () => {
+      let cancel = () => {};
+      await Promise.race([
+        extra.next().catch(() => null),
+        new Promise<void>((resolve) => cancel = clock.after(LINGER_MS, resolve)),
+      ]);
+      cancel();
+      await extra.refuse(reason);
+    })().finally(() => {
+      links.delete(extra);
+      tasks.delete(task);
+    });
+    tasks.add(task);
   }
 
   let full = false;
@@ -284,6 +429,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       }
       stats.connections++;
       noDelay(conn);
+      const address = addressOf(conn.remoteAddr);
       if (stats.open >= maxConnections) {
         // Each connection holds a descriptor: past the limit, none is served. Logged once until
         // a place frees up, so that a flood does not flood the log too.
@@ -294,31 +440,35 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
             max: maxConnections,
           });
         }
-        const extra = new FrameConn(conn);
-        links.add(extra);
-        const task = (async () => {
-          // Its HELLO is read first (1 s at most): closing a socket with unread bytes resets the
-          // connection, and the client could lose the refusal.
-          let cancel = () => {};
-          await Promise.race([
-            extra.next().catch(() => null),
-            new Promise<void>((resolve) => cancel = clock.after(1000, resolve)),
-          ]);
-          cancel();
-          await extra.refuse(`too many connections (${maxConnections} open)`);
-        })().finally(() => {
-          links.delete(extra);
-          tasks.delete(task);
-        });
-        tasks.add(task);
+        refuseSoon(conn, `too many connections (${maxConnections} open)`);
+        continue;
+      }
+      const fromAddress = perAddress.get(address) ?? 0;
+      if (fromAddress >= maxPerAddress) {
+        // One host may not take every place; logged once per address until one of its closes.
+        stats.refused++;
+        stats.perAddress++;
+        if (!crowdedLogged.has(address)) {
+          crowdedLogged.add(address);
+          logger.warn(
+            "channel: {max} connections open from {address}: refusing more from it until one closes",
+            { max: maxPerAddress, address },
+          );
+        }
+        refuseSoon(conn, `too many connections from ${address} (${maxPerAddress} open)`);
         continue;
       }
       stats.open++;
+      perAddress.set(address, fromAddress + 1);
       const link = new FrameConn(conn);
       links.add(link);
       const task = serve(link, conn.remoteAddr).finally(() => {
         stats.open--;
         full = false;
+        const left = (perAddress.get(address) ?? 1) - 1;
+        if (left > 0) perAddress.set(address, left);
+        else perAddress.delete(address);
+        crowdedLogged.delete(address);
         links.delete(link);
         tasks.delete(task);
       });

@@ -80,6 +80,7 @@ export function serveLocal(
       nodeId: options.nodeId,
       logger: options.logger,
       maxConnections: options.maxConnections ?? LOCAL_MAX_CONNECTIONS,
+      onConnection: (peer, close) => guard.connected(peer, close),
       handlers: guard.wrap(
         new Map([
           ...builtinHandlers(options.nodeId),

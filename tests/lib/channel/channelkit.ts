@@ -8,7 +8,8 @@ import {
   serveChannel,
   type ServeChannelOptions,
 } from "../../../lib/channel/server.ts";
-import { type Frame, FrameConn, HelloFlags, PROTOCOL_VERSION } from "../../../lib/channel/frame.ts";
+import { FrameConn } from "../../../lib/channel/conn.ts";
+import { type Frame, HelloFlags, PROTOCOL_VERSION } from "../../../lib/channel/frame.ts";
 import { importKey } from "../../../lib/base/key.ts";
 
 /** The logger the servers of the tests log to: nowhere. */

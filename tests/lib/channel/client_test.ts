@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { connectChannel } from "../../../lib/channel/client.ts";
-import { type Frame, FrameConn, MAX_FRAME_SIZE } from "../../../lib/channel/frame.ts";
+import { FrameConn } from "../../../lib/channel/conn.ts";
+import { type Frame, MAX_FRAME_SIZE, PROTOCOL_VERSION } from "../../../lib/channel/frame.ts";
 import { type Handler, serveChannel } from "../../../lib/channel/server.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
 import { HOST, logger, newKey, serve, withServer } from "./channelkit.ts";
@@ -41,11 +42,12 @@ Deno.test("channel: the client matches replies by seq, whatever their order", as
     await link.next();
     await link.send({
       type: "welcome",
-      version: 1,
+      version: PROTOCOL_VERSION,
       nodeId: 2,
       nonce: new Uint8Array(32),
       proof: new Uint8Array(32),
     });
+    link.established();
     const requests = [];
     for (let i = 0; i < 3; i++) requests.push((await link.next()) as Frame & { type: "request" });
     for (const r of requests.reverse()) {

@@ -1,16 +1,21 @@
+/**
+ * lib/channel/frame.ts: every frame type's golden bytes (PROTOCOL.md §8.3), truncations, trailing
+ * bytes, bad fields, the size limits, and the version refusal. Reading frames off a stream:
+ * conn_test.ts.
+ */
 import assert from "node:assert/strict";
 import {
-  type ByteSource,
   CHANNEL_MAGIC,
   decodeFrame,
   encodeFrame,
   type Frame,
   FrameError,
-  FrameReader,
   FrameType,
+  HANDSHAKE_FRAME_LIMIT,
   HelloFlags,
   MAX_FRAME_SIZE,
   PROTOCOL_VERSION,
+  SEAL_OVERHEAD,
   UnsupportedVersionError,
 } from "../../../lib/channel/frame.ts";
 
@@ -22,14 +27,14 @@ const run = (from: number, n: number) => Uint8Array.from({ length: n }, (_, i) =
 
 const hello: Frame = {
   type: "hello",
-  version: 1,
+  version: 2,
   nodeId: 0x0adc,
   flags: HelloFlags.key,
   nonce: run(0x00, 32),
 };
 const welcome: Frame = {
   type: "welcome",
-  version: 1,
+  version: 2,
   nodeId: 0x0001,
   nonce: run(0x20, 32),
   proof: run(0xa0, 32),
@@ -49,16 +54,20 @@ const errorReply: Frame = {
   body: new Uint8Array(),
 };
 const refused: Frame = { type: "refused", reason: "authentication failed" };
+const sealed: Frame = { type: "sealed", sealed: run(0x60, 19) };
+const closing: Frame = { type: "closing", reason: "idle for 120000 ms" };
 
 // Each frame written out by hand from the tables in PROTOCOL.md §8.
 const GOLDEN: [Frame, string][] = [
-  [hello, `0000002b 01 4f4d4348 0001 0adc 0001 ${hex(run(0x00, 32))}`],
-  [welcome, `00000045 02 0001 0001 ${hex(run(0x20, 32))} ${hex(run(0xa0, 32))}`],
+  [hello, `0000002b 01 4f4d4348 0002 0adc 0001 ${hex(run(0x00, 32))}`],
+  [welcome, `00000045 02 0002 0001 ${hex(run(0x20, 32))} ${hex(run(0xa0, 32))}`],
   [auth, `00000021 03 ${hex(run(0x40, 32))}`],
   [request, `0000000d 04 00000007 04 70696e67 010203`],
   [reply, `0000000a 05 00000007 0000 010203`],
   [errorReply, `0000001a 05 00000009 0013 756e6b6e6f776e20636f6d6d616e6420227822`],
   [refused, `00000018 06 0015 61757468656e7469636174696f6e206661696c6564`],
+  [sealed, `00000014 07 ${hex(run(0x60, 19))}`],
+  [closing, `00000015 08 0012 69646c6520666f7220313230303030206d73`],
 ];
 
 const payloadOf = (frame: Frame) => encodeFrame(frame).subarray(4);
@@ -71,11 +80,15 @@ Deno.test("frame: constants on the wire never change", () => {
     request: 0x04,
     reply: 0x05,
     refused: 0x06,
+    sealed: 0x07,
+    closing: 0x08,
   });
   assert.equal(CHANNEL_MAGIC, 0x4f4d4348);
   assert.equal(new TextDecoder().decode(fromHex("4f4d4348")), "OMCH");
-  assert.equal(PROTOCOL_VERSION, 1);
+  assert.equal(PROTOCOL_VERSION, 2);
   assert.equal(MAX_FRAME_SIZE, 16 * 1024 * 1024);
+  assert.equal(HANDSHAKE_FRAME_LIMIT, 1024);
+  assert.equal(SEAL_OVERHEAD, 17);
   assert.deepEqual(HelloFlags, { key: 1 });
 });
 
@@ -103,7 +116,7 @@ Deno.test("frame: bodies are binary-safe and may be empty; commands are UTF-8", 
 });
 
 Deno.test("frame: every truncation point of a fixed-size frame is refused", () => {
-  for (const frame of [hello, welcome, auth, refused]) {
+  for (const frame of [hello, welcome, auth, refused, closing]) {
     const payload = payloadOf(frame);
     for (let n = 0; n < payload.length; n++) {
       assert.throws(() => decodeFrame(payload.subarray(0, n)), FrameError, `${frame.type} ${n}`);
@@ -124,7 +137,7 @@ Deno.test("frame: every truncation point inside a request or reply header is ref
 });
 
 Deno.test("frame: trailing bytes after a fixed-size frame are refused", () => {
-  for (const frame of [hello, welcome, auth, refused]) {
+  for (const frame of [hello, welcome, auth, refused, closing]) {
     const payload = payloadOf(frame);
     const longer = new Uint8Array(payload.length + 1);
     longer.set(payload);
@@ -136,7 +149,7 @@ Deno.test("frame: wrong magic, unknown type, bad UTF-8 and an empty command are 
   const wrongMagic = payloadOf(hello).slice();
   wrongMagic[1] = 0x58;
   assert.throws(() => decodeFrame(wrongMagic), /magic 0x584d4348/);
-  assert.throws(() => decodeFrame(new Uint8Array([0x07, 0, 0])), /unknown type 0x07/);
+  assert.throws(() => decodeFrame(new Uint8Array([0x09, 0, 0])), /unknown type 0x09/);
   assert.throws(() => decodeFrame(new Uint8Array([0x00])), /unknown type 0x00/);
   assert.throws(() => decodeFrame(new Uint8Array()), /empty payload/);
   assert.throws(() => decodeFrame(fromHex("06 0002 c328")), /reason is not UTF-8/);
@@ -145,12 +158,18 @@ Deno.test("frame: wrong magic, unknown type, bad UTF-8 and an empty command are 
 });
 
 Deno.test("frame: a HELLO of another version is UnsupportedVersionError, whatever follows", () => {
-  const v2 = fromHex("01 4f4d4348 0002 ffff");
+  const v1 = fromHex("01 4f4d4348 0001 ffff");
   assert.throws(
-    () => decodeFrame(v2),
+    () => decodeFrame(v1),
     (error) =>
-      error instanceof UnsupportedVersionError && error.version === 2 &&
-      error.message === "unsupported protocol version 2 (this node speaks 1)",
+      error instanceof UnsupportedVersionError && error.version === 1 &&
+      error.message ===
+        "unsupported protocol version 1: upgrade om on that node (this node speaks 2)",
+  );
+  // A newer peer: this node is the one to upgrade.
+  assert.throws(
+    () => decodeFrame(fromHex("01 4f4d4348 0003 ffff")),
+    /^UnsupportedVersionError: unsupported protocol version 3: upgrade om on this node \(this node speaks 2\)$/,
   );
   // The magic is checked first: a stranger's bytes are garbage, not a version question.
   assert.throws(() => decodeFrame(fromHex("01 00000000 0002")), FrameError);
@@ -188,81 +207,19 @@ Deno.test("frame: size limits: commands 1-255 bytes, texts cut at 65535, payload
     () => encodeFrame({ type: "request", seq: 1, command: "x", body: new Uint8Array(biggest + 1) }),
     /exceed the limit of 16777216/,
   );
-});
-
-/** A source that hands out the given chunks, one per read (split further if `into` is small). */
-function chunks(...parts: Uint8Array[]): ByteSource & { reads: number } {
-  const queue = parts.map((p) => p.slice());
-  return {
-    reads: 0,
-    read(into: Uint8Array) {
-      this.reads++;
-      const next = queue[0];
-      if (next === undefined) return Promise.resolve(null);
-      const n = Math.min(into.length, next.length);
-      into.set(next.subarray(0, n));
-      if (n === next.length) queue.shift();
-      else queue[0] = next.subarray(n);
-      return Promise.resolve(n);
-    },
-  };
-}
-
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-
-Deno.test("frame reader: several frames in one chunk, then a clean end", async () => {
-  const stream = concat(...GOLDEN.map(([frame]) => encodeFrame(frame)));
-  const reader = new FrameReader(chunks(stream));
-  for (const [frame] of GOLDEN) assert.deepEqual(decodeFrame((await reader.next())!), frame);
-  assert.equal(await reader.next(), null);
-});
-
-Deno.test("frame reader: frames arriving one byte at a time", async () => {
-  const stream = concat(encodeFrame(hello), encodeFrame(request));
-  const reader = new FrameReader(chunks(...Array.from(stream, (b) => new Uint8Array([b]))));
-  assert.deepEqual(decodeFrame((await reader.next())!), hello);
-  assert.deepEqual(decodeFrame((await reader.next())!), request);
-  assert.equal(await reader.next(), null);
-});
-
-Deno.test("frame reader: a stream ending inside a frame is a FrameError", async () => {
-  const bytes = encodeFrame(request);
-  await assert.rejects(
-    new FrameReader(chunks(bytes.subarray(0, 2))).next(),
-    /stream ended after 2 of 4 length bytes/,
+  // A sealed frame holds a whole payload and its tag; a SEALED frame shorter than a tag is none.
+  const wholeSealed = new Uint8Array(MAX_FRAME_SIZE + SEAL_OVERHEAD - 1);
+  assert.equal(
+    encodeFrame({ type: "sealed", sealed: wholeSealed }).length,
+    4 + MAX_FRAME_SIZE + 17,
   );
-  await assert.rejects(
-    new FrameReader(chunks(bytes.subarray(0, 9))).next(),
-    /stream ended after 5 of 13 bytes/,
+  assert.throws(
+    () => encodeFrame({ type: "sealed", sealed: new Uint8Array(wholeSealed.length + 1) }),
+    RangeError,
   );
-});
-
-Deno.test("frame reader: a zero or huge length is refused before any payload is read", async () => {
-  await assert.rejects(new FrameReader(chunks(fromHex("00000000"))).next(), /length 0 is not/);
-  const huge = chunks(fromHex("ffffffff"), new Uint8Array(1000));
-  await assert.rejects(new FrameReader(huge).next(), /length 4294967295 is not between 1 and/);
-  assert.equal(huge.reads, 1);
-  await assert.rejects(
-    new FrameReader(chunks(encodeFrame(request)), 12).next(),
-    /length 13 is not between 1 and 12/,
+  assert.throws(() => encodeFrame({ type: "sealed", sealed: new Uint8Array(15) }), /tag/);
+  assert.throws(
+    () => decodeFrame(fromHex(`07 ${hex(run(0, 15))}`)),
+    /shorter than its 16-byte tag/,
   );
-});
-
-Deno.test("frame reader: a 16 MiB frame in 64 KiB chunks", async () => {
-  const body = new Uint8Array(MAX_FRAME_SIZE - 7).fill(0x5a);
-  const bytes = encodeFrame({ type: "request", seq: 5, command: "x", body });
-  const parts = [];
-  for (let at = 0; at < bytes.length; at += 65536) parts.push(bytes.subarray(at, at + 65536));
-  const payload = (await new FrameReader(chunks(...parts)).next())!;
-  const frame = decodeFrame(payload) as { body: Uint8Array };
-  assert.equal(frame.body.length, body.length);
-  assert.equal(frame.body.every((b) => b === 0x5a), true);
 });

@@ -1,13 +1,17 @@
 /**
- * lib/channel/handshake.ts over loopback: the proofs, a client of another version, a key on both
- * sides, on one side only or two different keys, a wrong client proof, a replayed conversation,
- * and the access rule without a key.
+ * lib/channel/handshake.ts over loopback: the proofs, a client of another version (version 1 gets
+ * the upgrade message; a client refused by a version-1 node says so plainly), a WELCOME from
+ * another node than the one dialled, a key on both sides, on one side only or two different keys,
+ * a wrong client proof, a peer without the key that makes up its own seal, a replayed
+ * conversation, and the access rule without a key.
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { makeAcl } from "../../../lib/channel/access.ts";
 import { connectChannel } from "../../../lib/channel/client.ts";
-import { encodeFrame } from "../../../lib/channel/frame.ts";
+import { FrameConn } from "../../../lib/channel/conn.ts";
+import { encodeFrame, type Frame, PROTOCOL_VERSION } from "../../../lib/channel/frame.ts";
+import { deriveSeal } from "../../../lib/channel/seal.ts";
 import {
   channelProof,
   type ChannelRefusedError,
@@ -50,11 +54,146 @@ Deno.test("channel: proofs are HMAC-SHA-256 over label and both nonces, in each 
 Deno.test("channel: a client of another protocol version is refused with both versions", async () => {
   await withServer({}, async (server) => {
     const peer = await raw(server.port);
-    await peer.write(encodeFrame(helloFrame({ version: 2 })));
+    await peer.write(encodeFrame(helloFrame({ version: 1 })));
     assert.deepEqual(await peer.frames(), [
-      { type: "refused", reason: "unsupported protocol version 2 (this node speaks 1)" },
+      {
+        type: "refused",
+        reason: "unsupported protocol version 1: upgrade om on that node (this node speaks 2)",
+      },
     ]);
     assert.equal(server.stats.refused, 1);
+    assert.equal(server.stats.accepted, 0);
+  });
+});
+
+/** A server that reads one HELLO and answers `answer` (a version-1 node, a stranger). */
+function oneAnswer(answer: (link: FrameConn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const done = (async () => {
+    const link = new FrameConn(await listener.accept());
+    await link.next();
+    await answer(link);
+    await link.next().catch(() => null);
+    link.close();
+    listener.close();
+  })();
+  return { port: listener.addr.port, done };
+}
+
+Deno.test("channel: a client refused by a version-1 node says which versions and whom to upgrade", async () => {
+  // A version-1 node's refusal, word for word as version 1 wrote it.
+  const old = oneAnswer((link) =>
+    link.refuse("unsupported protocol version 2 (this node speaks 1)")
+  );
+  await assert.rejects(
+    connectChannel({ hostname: HOST, port: old.port, nodeId: 3 }),
+    (error) => {
+      assert.equal((error as Error).name, "ChannelRefusedError");
+      assert.equal(
+        (error as Error).message,
+        `Cannot talk to ${HOST}:${old.port}: it speaks protocol version 1 and this node 2: ` +
+          "upgrade om on that node",
+      );
+      return true;
+    },
+  );
+  await old.done;
+  // A newer node's: this one is to upgrade.
+  const newer = oneAnswer((link) =>
+    link.refuse("unsupported protocol version 2: upgrade om on that node (this node speaks 3)")
+  );
+  await assert.rejects(
+    connectChannel({ hostname: HOST, port: newer.port, nodeId: 3 }),
+    refusal("it speaks protocol version 3 and this node 2: upgrade om on this node"),
+  );
+  await newer.done;
+});
+
+Deno.test("channel: a WELCOME from another node than the one dialled is refused", async () => {
+  const key = await newKey();
+  for (const options of [{}, { key }]) {
+    await withServer(options, async (server) => {
+      await assert.rejects(
+        connectChannel({
+          hostname: HOST,
+          port: server.port,
+          nodeId: 3,
+          expectNodeId: 5,
+          ...options,
+        }),
+        (error) => {
+          assert.equal((error as Error).name, "ChannelRefusedError");
+          assert.equal(
+            (error as Error).message,
+            `Cannot talk to node 5: it answered as node 7 (at ${HOST}:${server.port})`,
+          );
+          return true;
+        },
+      );
+      // The right node is let in.
+      const client = await connectChannel({
+        hostname: HOST,
+        port: server.port,
+        nodeId: 3,
+        expectNodeId: 7,
+        ...options,
+      });
+      assert.deepEqual(await client.request("ping", new Uint8Array([1])), new Uint8Array([1]));
+      await client.close();
+      assert.equal(server.stats.requests, 1, "the wrong node was asked nothing");
+    });
+  }
+});
+
+Deno.test("channel: a peer without the key gets no frame in, sealed or not", async () => {
+  const key = await newKey();
+  const ran: string[] = [];
+  const handlers = new Map<string, Handler>([["run", (body) => {
+    ran.push(new TextDecoder().decode(body));
+    return Promise.resolve(body);
+  }]]);
+  await withServer({ key, handlers }, async (server) => {
+    // It claims the key, answers with a proof of its own key, and seals a request with it.
+    const own = await newKey();
+    const peer = await raw(server.port);
+    const hello = helloFrame({ key: true }) as Frame & { type: "hello" };
+    await peer.write(encodeFrame(hello));
+    const welcome = (await peer.link.next()) as Frame & { type: "welcome" };
+    const nonces = { client: hello.nonce, server: welcome.nonce };
+    await peer.write(
+      encodeFrame({ type: "auth", proof: await channelProof(own, "client", nonces) }),
+    );
+    const seal = await deriveSeal(own, "client", {
+      version: PROTOCOL_VERSION,
+      nonces,
+      clientNode: hello.nodeId,
+      serverNode: welcome.nodeId,
+    });
+    const request = encodeFrame({
+      type: "request",
+      seq: 1,
+      command: "run",
+      body: new TextEncoder().encode("x"),
+    }).subarray(4);
+    const header = new Uint8Array([0, 0, 0, request.length + 17, 0x07]);
+    await peer.write(
+      encodeFrame({ type: "sealed", sealed: await seal.seal(request, header) }),
+    );
+    assert.deepEqual(await peer.frames(), [{ type: "refused", reason: "authentication failed" }]);
+    // Without the key flag: refused at HELLO; a request in place of HELLO: refused.
+    await assert.rejects(
+      connectChannel({ hostname: HOST, port: server.port, nodeId: 3 }),
+      refusal("authentication failed: this node requires the cluster key"),
+    );
+    const early = await raw(server.port);
+    await early.write(
+      encodeFrame({ type: "request", seq: 1, command: "run", body: new Uint8Array() }),
+    );
+    assert.deepEqual(await early.frames(), [
+      { type: "refused", reason: "protocol error: Cannot start: expected HELLO, got REQUEST" },
+    ]);
+    assert.deepEqual(ran, []);
+    assert.equal(server.stats.requests, 0);
     assert.equal(server.stats.accepted, 0);
   });
 });

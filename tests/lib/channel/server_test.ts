@@ -39,7 +39,7 @@ Deno.test("channel: dispatch answers unknown commands, throws and non-bytes with
   assert.deepEqual(await call("ping"), { error: "", body: new Uint8Array([1, 2]) });
   assert.deepEqual(JSON.parse(decoder.decode((await call("version")).body)), {
     om: VERSION,
-    protocol: 1,
+    protocol: 2,
     node: 9,
   });
   assert.equal((await call("xyz")).error, 'unknown command "xyz"');
@@ -216,6 +216,11 @@ Deno.test("channel: garbage connections are closed and counted; good ones keep w
       refused: 0,
       garbage: 7,
       requests: 100,
+      tampered: 0,
+      idle: 0,
+      perAddress: 0,
+      // "huge", and "random" whose first 4 bytes announce far more than a handshake frame.
+      oversized: 2,
     });
     await good(9);
   });

@@ -9,6 +9,7 @@ import { silentLogger as logger } from "../../../lib/base/log.ts";
 import { Deputy, MAX_JOBS_PER_USER } from "../../../lib/jobs/deputy.ts";
 import { decodeOutput, type OutputReply } from "../../../lib/jobs/jobwire.ts";
 import { type LocalSocket, serveLocal } from "../../../lib/jobs/localsocket.ts";
+import { MAX_CONNECTIONS_PER_USER } from "../../../lib/jobs/localauth.ts";
 import { ask, connectAs } from "../../tools/localreq.ts";
 
 const ROOT = Deno.uid() === 0;
@@ -87,14 +88,28 @@ Deno.test({
     await withSocket(async (local, dir) => {
       const idle: ChannelClient[] = [];
       try {
-        for (let i = 0; i < 1000; i++) idle.push(await connectAs(dir, 65534));
-        assert.equal(local.stats.open, 1000);
+        // The user's 769th connection and after are refused at auth (the per-user cap), and closed.
+        let refused = 0;
+        for (let i = 0; i < 1000; i++) {
+          try {
+            idle.push(await connectAs(dir, 65534));
+          } catch (error) {
+            assert.match(
+              String(error),
+              /user nobody has \d+ connections open, the most one user may/,
+            );
+            refused++;
+          }
+        }
+        assert.equal(idle.length, MAX_CONNECTIONS_PER_USER);
+        assert.equal(refused, 1000 - MAX_CONNECTIONS_PER_USER);
+        assert.equal(local.stats.connectionsRefused, refused);
         const other = await connectAs(dir, 1);
         const root = await connectAs(dir, 0);
         try {
           assert.deepEqual(await ask(other, "job.list"), []);
           assert.deepEqual(await ask(root, "ping", { still: "served" }), { still: "served" });
-          assert.equal(local.stats.refused, 0);
+          assert.equal(local.stats.refused, 0, "the socket itself refused nobody");
         } finally {
           await other.close();
           await root.close();
