@@ -19,21 +19,29 @@ export function parsePasswdLine(line: string): UserEntry | undefined {
   return { name: fields[0], uid: Number(fields[2]), gid: Number(fields[3]), home: fields[5] };
 }
 
-/** The user with `uid`; undefined when the name service does not know it. */
-export async function lookupUser(uid: number): Promise<UserEntry | undefined> {
+/**
+ * The name service's entry for `key` (`getent passwd KEY`: a uid, or a name); undefined when it
+ * has none, or `getent` could not be run.
+ */
+export async function getentPasswd(key: string): Promise<UserEntry | undefined> {
   try {
     const output = await new Deno.Command("getent", {
-      args: ["passwd", String(uid)],
+      args: ["passwd", key],
       stdin: "null",
       stdout: "piped",
       stderr: "null",
     }).output();
     if (output.code !== 0) return undefined;
-    const entry = parsePasswdLine(new TextDecoder().decode(output.stdout).split("\n")[0]);
-    return entry?.uid === uid ? entry : undefined;
+    return parsePasswdLine(new TextDecoder().decode(output.stdout).split("\n")[0]);
   } catch {
     return undefined;
   }
+}
+
+/** The user with `uid`; undefined when the name service does not know it. */
+export async function lookupUser(uid: number): Promise<UserEntry | undefined> {
+  const entry = await getentPasswd(String(uid));
+  return entry?.uid === uid ? entry : undefined;
 }
 
 /** How messages name a user: its name, or `uid N` when it has none. */

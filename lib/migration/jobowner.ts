@@ -4,7 +4,7 @@
  * takes the job only when a user of that name has that uid there too ({@linkcode ownerRefusal}),
  * before anything is frozen, and checks the restored tasks against it (credentials.ts).
  */
-import { lookupUser, parsePasswdLine, type UserEntry } from "../base/users.ts";
+import { getentPasswd, lookupUser, type UserEntry } from "../base/users.ts";
 
 /** The user a job runs as, as `mig.pages` and `mig.begin` carry it; uid 0: a root job. */
 export interface JobOwner {
@@ -54,19 +54,8 @@ export function ownerRefusal(
 /** The user named `name` in the name service (`getent passwd NAME`); undefined when none. */
 export async function userNamed(name: string): Promise<UserEntry | undefined> {
   if (!NAME.test(name)) return undefined;
-  try {
-    const output = await new Deno.Command("getent", {
-      args: ["passwd", name],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    if (output.code !== 0) return undefined;
-    const entry = parsePasswdLine(new TextDecoder().decode(output.stdout).split("\n")[0]);
-    return entry?.name === name ? entry : undefined;
-  } catch {
-    return undefined;
-  }
+  const entry = await getentPasswd(name);
+  return entry?.name === name ? entry : undefined;
 }
 
 /**
