@@ -13,7 +13,7 @@ import { newKeyText } from "../../lib/base/key.ts";
 import { readNodeInfo } from "../../lib/state/nodestate.ts";
 import { retryUntil } from "../../lib/base/retry.ts";
 import { omCommand } from "../../lib/base/selfexec.ts";
-import { ROOT, runIn, startAll, stats, withLab } from "../tools/labkit.ts";
+import { channelRequest, ROOT, runIn, startAll, stats, withLab } from "../tools/labkit.ts";
 
 const ignore = !ROOT;
 const INJECT = new URL("../tools/inject.ts", import.meta.url).pathname;
@@ -176,18 +176,8 @@ Deno.test({
     }, { key: false }),
 });
 
-const CHANREQ = new URL("../tools/chanreq.ts", import.meta.url).pathname;
 const chanreq = (lab: Lab, index: number, host: string, command: string, key?: string) =>
-  runIn(lab, index, [
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--quiet",
-    CHANREQ,
-    host,
-    command,
-    ...(key ? [key] : []),
-  ]);
+  channelRequest(lab, index, host, command, { key });
 
 Deno.test({
   name: "channel: without a key, members and allowed networks only; with one, the key only",

@@ -14,13 +14,10 @@ import { retryUntil } from "../../lib/base/retry.ts";
 import { omCommand } from "../../lib/base/selfexec.ts";
 import { readJobRecords } from "../../lib/jobs/table.ts";
 import { readNodeInfo } from "../../lib/state/nodestate.ts";
-import { ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
+import { channelRequest, ROOT, runIn, startAll, startIn, withLab } from "../tools/labkit.ts";
 
 const user = ROOT ? await lookupUser(65534) : undefined;
 const ignore = !ROOT || !user;
-const CHANREQ = new URL("../tools/chanreq.ts", import.meta.url).pathname;
-const deno = Deno.execPath();
-
 /** One channel request from inside node `index` to `host`, optionally as uid 65534. */
 function chanreq(
   lab: Lab,
@@ -30,19 +27,8 @@ function chanreq(
   body: unknown,
   options: { key?: string; asNobody?: boolean } = {},
 ) {
-  const argv = [
-    deno,
-    "run",
-    "-A",
-    "--quiet",
-    CHANREQ,
-    host,
-    command,
-    options.key ?? "-",
-    JSON.stringify(body),
-  ];
-  const nobody = ["setpriv", "--reuid=65534", `--regid=${user?.gid}`, "--clear-groups", "--"];
-  return runIn(lab, index, options.asNobody ? [...nobody, "env", "HOME=/tmp", ...argv] : argv);
+  const as = options.asNobody ? { uid: 65534, gid: user!.gid } : undefined;
+  return channelRequest(lab, index, host, command, { key: options.key, body, as });
 }
 
 /** Every request a migration or a moved job uses, with a body that would otherwise be taken. */

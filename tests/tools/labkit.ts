@@ -202,3 +202,41 @@ export async function manualOnly(lab: Lab): Promise<void> {
     await Deno.writeTextFile(`${nodeRoot(lab, node.index)}/admin/stay`, "1\n");
   }
 }
+
+/**
+ * One request over the node-to-node channel from inside node `index` to `host`
+ * (tests/tools/chanreq.ts): with a key file or none, a JSON body or none, as root or as uid
+ * `asUid` (with its primary group `gid`). Its output is the reply, or "refused: ..." / "error: ...".
+ */
+export function channelRequest(
+  lab: Lab,
+  index: number,
+  host: string,
+  command: string,
+  options: { key?: string; body?: unknown; as?: { uid: number; gid: number } } = {},
+) {
+  const argv = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--quiet",
+    new URL("./chanreq.ts", import.meta.url).pathname,
+    host,
+    command,
+    options.key ?? "-",
+    ...(options.body === undefined ? [] : [JSON.stringify(options.body)]),
+  ];
+  const as = options.as;
+  const user = as
+    ? [
+      "setpriv",
+      `--reuid=${as.uid}`,
+      `--regid=${as.gid}`,
+      "--clear-groups",
+      "--",
+      "env",
+      "HOME=/tmp",
+    ]
+    : [];
+  return runIn(lab, index, [...user, ...argv]);
+}
