@@ -160,9 +160,14 @@ export interface TasksChecked {
 export async function checkRestoredTasks(
   restored: { waiter: number; pid: number },
   rule: CredentialRule,
-  options: { procDir?: string } = {},
+  options: { procDir?: string; userNamespace?: string } = {},
 ): Promise<TasksChecked> {
   const procDir = options.procDir ?? "/proc";
+  // A user's job stays in this node's own user namespace: in one of its own, restored by criu as
+  // root with the images' uid_map, a task that looks unprivileged here could map host root.
+  const hostNamespace = rule.owner.uid === 0
+    ? undefined
+    : options.userNamespace ?? await Deno.readLink("/proc/self/ns/user");
   const pids = new Set<number>([restored.pid]);
   for (const root of [restored.waiter, restored.pid]) {
     for (const pid of await descendants(root, procDir)) pids.add(pid);
@@ -179,6 +184,17 @@ export async function checkRestoredTasks(
       tids = [];
     }
     if (tids.length === 0) return { threads, fault: `task ${pid}: its threads cannot be read` };
+    if (hostNamespace !== undefined) {
+      const namespace = await Deno.readLink(`${procDir}/${pid}/ns/user`).catch(() => undefined);
+      if (namespace !== hostNamespace) {
+        return {
+          threads,
+          fault: `task ${pid}: it is in a user namespace of its own (${
+            namespace ?? "unreadable"
+          }), which a job of user ${rule.owner.name} may not bring`,
+        };
+      }
+    }
     for (const tid of tids) {
       const where = tid === String(pid) ? `task ${pid}` : `task ${pid} (thread ${tid})`;
       let credentials: TaskCredentials;

@@ -48,6 +48,11 @@ export function ownerRefusal(
   const { here, nodeId } = node;
   if (!here) return `node ${nodeId} has no user ${owner.name}`;
   if (here.uid !== owner.uid) return `user ${owner.name} is uid ${here.uid} here, not ${owner.uid}`;
+  // The group comes from the wire too: a user's job runs in the user's own group here, never in
+  // one the request names (a job of nobody in group disk would write the disks).
+  if (here.gid !== owner.gid) {
+    return `user ${owner.name}'s group is gid ${here.gid} here, not ${owner.gid}`;
+  }
   return undefined;
 }
 

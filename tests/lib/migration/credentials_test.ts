@@ -180,12 +180,23 @@ Deno.test("credentials: the rule of a user's job names its groups here and this 
   );
 });
 
-/** A /proc of files: each process its `task/<tid>/status` and `task/<tid>/children`. */
+/** This node's user namespace in the fake /proc (`ns/user`'s link text). */
+const HOST_NS = "user:[4026531837]";
+
+/**
+ * A /proc of files: each process its `task/<tid>/status`, `task/<tid>/children` and `ns/user` (a
+ * link to HOST_NS, or to `userns`).
+ */
 async function fakeProc(
   dir: string,
-  processes: Record<number, { threads?: Record<number, string>; children?: number[] }>,
+  processes: Record<
+    number,
+    { threads?: Record<number, string>; children?: number[]; userns?: string }
+  >,
 ) {
   for (const [pid, process] of Object.entries(processes)) {
+    await Deno.mkdir(`${dir}/${pid}/ns`, { recursive: true });
+    await Deno.symlink(process.userns ?? HOST_NS, `${dir}/${pid}/ns/user`);
     const threads = process.threads ?? { [pid]: status() };
     for (const [tid, text] of Object.entries(threads)) {
       await Deno.mkdir(`${dir}/${pid}/task/${tid}`, { recursive: true });
@@ -209,37 +220,52 @@ Deno.test("credentials: every thread of every task below the waiter is checked, 
     400: {},
   });
   const restored = { waiter: 100, pid: 200 };
-  assert.deepEqual(await checkRestoredTasks(restored, nobody, { procDir: proc }), { threads: 4 });
+  assert.deepEqual(
+    await checkRestoredTasks(restored, nobody, { procDir: proc, userNamespace: HOST_NS }),
+    { threads: 4 },
+  );
   // A thread that is root, a grandchild that is: each found, and named.
   await Deno.writeTextFile(
     `${proc}/200/task/201/status`,
     status({ uid: "65534\t0\t65534\t65534" }),
   );
-  assert.deepEqual(await checkRestoredTasks(restored, nobody, { procDir: proc }), {
-    threads: 2,
-    fault: "task 200 (thread 201): it runs as uids 65534 0 65534 65534, not as user nobody " +
-      "(uid 65534, gid 65534)",
-  });
+  assert.deepEqual(
+    await checkRestoredTasks(restored, nobody, { procDir: proc, userNamespace: HOST_NS }),
+    {
+      threads: 2,
+      fault: "task 200 (thread 201): it runs as uids 65534 0 65534 65534, not as user nobody " +
+        "(uid 65534, gid 65534)",
+    },
+  );
   await Deno.writeTextFile(`${proc}/200/task/201/status`, status());
   await Deno.writeTextFile(`${proc}/400/task/400/status`, status({ eff: "0000000000000001" }));
   assert.match(
-    (await checkRestoredTasks(restored, nobody, { procDir: proc })).fault!,
+    (await checkRestoredTasks(restored, nobody, { procDir: proc, userNamespace: HOST_NS })).fault!,
     /^task 400: its CapEff holds chown/,
   );
   // A task that cannot be read is no pass.
   await Deno.writeTextFile(`${proc}/400/task/400/status`, "Name:\tsh\n");
   assert.match(
-    (await checkRestoredTasks(restored, nobody, { procDir: proc })).fault!,
+    (await checkRestoredTasks(restored, nobody, { procDir: proc, userNamespace: HOST_NS })).fault!,
     /^task 400: Cannot read credentials: no "\w+:" line/,
   );
-  assert.deepEqual(await checkRestoredTasks({ waiter: 100, pid: 999 }, nobody, { procDir: proc }), {
-    threads: 0,
-    fault: "task 999: its threads cannot be read",
-  });
+  assert.deepEqual(
+    await checkRestoredTasks({ waiter: 100, pid: 999 }, nobody, {
+      procDir: proc,
+      userNamespace: HOST_NS,
+    }),
+    {
+      threads: 0,
+      fault: "task 999: its threads cannot be read",
+    },
+  );
   // The PID 1 criu named, also when it is not below the waiter (a stand-in's).
   await Deno.writeTextFile(`${proc}/100/task/100/children`, "");
   await Deno.writeTextFile(`${proc}/400/task/400/status`, status());
-  assert.deepEqual(await checkRestoredTasks(restored, nobody, { procDir: proc }), { threads: 4 });
+  assert.deepEqual(
+    await checkRestoredTasks(restored, nobody, { procDir: proc, userNamespace: HOST_NS }),
+    { threads: 4 },
+  );
 });
 
 const binary = findCriu((name) => Deno.env.get(name));
@@ -344,4 +370,26 @@ Deno.test({
     await new Promise((resolve) => setTimeout(resolve, 2500));
     assert.equal(await Deno.stat(ran).then(() => true, () => false), false, "it never wrote");
   },
+});
+
+Deno.test("credentials: a user's job with a user namespace of its own is not let run", async () => {
+  await using tmp = await tempDir("credentials");
+  const proc = tmp.path;
+  // The images' uid_map could map host root inside: uid 65534 and no capabilities here prove
+  // nothing about what the task may do once it execs in its own namespace.
+  await fakeProc(proc, {
+    100: { threads: { 100: status({ uid: "0\t0\t0\t0" }) }, children: [200] },
+    200: { children: [300] },
+    300: { userns: "user:[4026532999]" },
+  });
+  const restored = { waiter: 100, pid: 200 };
+  const options = { procDir: proc, userNamespace: HOST_NS };
+  assert.equal(
+    (await checkRestoredTasks(restored, nobody, options)).fault,
+    "task 300: it is in a user namespace of its own (user:[4026532999]), which a job of user " +
+      "nobody may not bring",
+  );
+  // A root job may have one: it could make one anyway.
+  const rootRule = { ...nobody, owner: ROOT };
+  assert.equal((await checkRestoredTasks(restored, rootRule, options)).fault, undefined);
 });

@@ -54,6 +54,11 @@ Deno.test("jobowner: a node takes a job of a user it has with the same uid", () 
     "user nobody is uid 65534 here, not 1000",
   );
   assert.equal(ownerRefusal(NOBODY, { here: undefined, nodeId: 2 }), "node 2 has no user nobody");
+  // The group is the user's own here, never one the request names (disk, shadow...).
+  assert.equal(
+    ownerRefusal({ ...NOBODY, gid: 6 }, { here, nodeId: 2 }),
+    `user nobody's group is gid ${here.gid} here, not 6`,
+  );
 });
 
 Deno.test("jobowner: users and their groups by name, in this machine's name service", async () => {
