@@ -53,6 +53,16 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
  * lib/migration/homelink.ts), so this leaves room for 64 guests of one home on one node.
  */
 export const DEFAULT_MAX_PER_ADDRESS = 128;
+
+/**
+ * Connections that may be in their handshake at once: one more closes the oldest of them, so that
+ * peers who connect and say nothing (from many addresses, or a local user's loop) hold no place
+ * for long, while a real client, which finishes its handshake in milliseconds, gets through.
+ */
+export const DEFAULT_MAX_HANDSHAKING = 64;
+
+/** Refusals in flight at once (each reads the HELLO it answers): past it, a refused one just closes. */
+const MAX_REFUSING = 64;
 /**
  * How long the server goes on reading (and dropping) a connection it refuses or closes: closing a
  * socket with unread bytes resets the connection, and the peer could lose the last frame.
@@ -156,6 +166,8 @@ export interface ChannelStats {
    * frame may be (also in `garbage`).
    */
   oversized: number;
+  /** Connections closed in their handshake to make room, `maxHandshaking` being in theirs. */
+  crowded: number;
 }
 
 /** Options of {@linkcode serveChannel}. */
@@ -198,6 +210,11 @@ export interface ServeChannelOptions {
    * connections from ADDRESS"). Default DEFAULT_MAX_PER_ADDRESS; not applied on a unix socket.
    */
   readonly maxPerAddress?: number;
+  /**
+   * Connections in their handshake at once; one more closes the oldest of them. Default
+   * DEFAULT_MAX_HANDSHAKING.
+   */
+  readonly maxHandshaking?: number;
   /**
    * Told of each connection once its handshake is done, with a way to refuse and close it; what it
    * returns is called when the connection ends. The local socket counts connections per user
@@ -251,6 +268,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
     idle: 0,
     perAddress: 0,
     oversized: 0,
+    crowded: 0,
   };
   let listener: Deno.Listener;
   try {
@@ -265,8 +283,12 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       { cause: error },
     );
   }
+  const maxHandshaking = options.maxHandshaking ?? DEFAULT_MAX_HANDSHAKING;
   const links = new Set<FrameConn>();
   const tasks = new Set<Promise<void>>();
+  /** Connections in their handshake, oldest first. */
+  const handshaking = new Set<FrameConn>();
+  let refusing = 0;
   /** Connections open per peer address, and the addresses whose refusal was logged. */
   const perAddress = new Map<string, number>();
   const crowdedLogged = new Set<string>();
@@ -302,6 +324,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
     let ended = () => {};
     try {
       const peer = await serverHandshake(link, { remote, key, acl, nodeId });
+      handshaking.delete(link);
       cancelTimer();
       if (timedOut) throw new Error("timed out");
       open = true;
@@ -380,6 +403,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
         logger.debug("channel: {where}: {why}", { where, why: String(error) });
       }
     } finally {
+      handshaking.delete(link);
       ended();
       cancelTimer();
       cancelIdle();
@@ -394,6 +418,12 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
    * refusal.
    */
   function refuseSoon(conn: Deno.Conn, reason: string): void {
+    if (refusing >= MAX_REFUSING) {
+      // A flood: no more buffers and tasks for it; the peer sees its connection close.
+      conn.close();
+      return;
+    }
+    refusing++;
     const extra = new FrameConn(conn);
     links.add(extra);
     const task = (async () => {
@@ -405,6 +435,7 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       cancel();
       await extra.refuse(reason);
     })().finally(() => {
+      refusing--;
       links.delete(extra);
       tasks.delete(task);
     });
@@ -462,6 +493,13 @@ export function serveChannel(options: ServeChannelOptions): ChannelServer {
       perAddress.set(address, fromAddress + 1);
       const link = new FrameConn(conn);
       links.add(link);
+      if (handshaking.size >= maxHandshaking) {
+        const oldest = handshaking.values().next().value!;
+        handshaking.delete(oldest);
+        stats.crowded++;
+        oldest.close();
+      }
+      handshaking.add(link);
       const task = serve(link, conn.remoteAddr).finally(() => {
         stats.open--;
         full = false;

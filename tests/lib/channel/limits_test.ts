@@ -149,7 +149,7 @@ async function idleFrom(localAddress: string, port: number, count: number) {
 
 Deno.test("limits: 1000 idle connections from one address do not lock another out", async () => {
   /** What 127.0.0.1 gets while 127.0.0.2 holds 1000 connections, and the server's counters. */
-  const flooded = async (options: { maxPerAddress?: number }) => {
+  const flooded = async (options: { maxPerAddress?: number; maxHandshaking?: number }) => {
     let outcome = "";
     let stats: Record<string, number> = {};
     await withServer(options, async (server) => {
@@ -172,11 +172,47 @@ Deno.test("limits: 1000 idle connections from one address do not lock another ou
     });
     return { outcome, stats };
   };
-  const limited = await flooded({});
+  // The per-address limit alone (no place freed by closing silent handshakes).
+  const limited = await flooded({ maxHandshaking: Infinity });
   assert.equal(limited.outcome, "ok");
   assert.equal(limited.stats.perAddress, 1000 - 128);
   assert.ok(limited.stats.open <= 128 + 1, `${limited.stats.open} open`);
   // The same flood with no limit per address takes every place: the limit is what helps.
-  const unlimited = await flooded({ maxPerAddress: Infinity });
+  const unlimited = await flooded({ maxPerAddress: Infinity, maxHandshaking: Infinity });
+  assert.match(unlimited.outcome, /too many connections \(1000 open\)/);
+});
+
+Deno.test("limits: connections that never say HELLO, from many addresses, do not lock a client out", async () => {
+  /** What 127.0.0.1 gets while 8 addresses hold 125 silent connections each. */
+  const flooded = async (options: { maxHandshaking?: number }) => {
+    let outcome = "";
+    let crowded = 0;
+    await withServer(options, async (server) => {
+      const floods = [];
+      for (let i = 2; i <= 9; i++) floods.push(await idleFrom(`127.0.0.${i}`, server.port, 125));
+      try {
+        await retryUntil(() => server.stats.connections === 1000, 10_000, {
+          what: "the 1000 connections taken",
+        });
+        try {
+          const client = await connectChannel({ hostname: HOST, port: server.port, nodeId: 3 });
+          outcome = new TextDecoder().decode(await client.request("ping", encoder.encode("ok")));
+          await client.close();
+        } catch (error) {
+          outcome = (error as Error).message;
+        }
+        crowded = server.stats.crowded;
+      } finally {
+        for (const flood of floods) flood.close();
+      }
+    });
+    return { outcome, crowded };
+  };
+  // Under the per-address limit each, together they would take every place; the oldest silent
+  // ones are closed as more come, so the client gets in.
+  const limited = await flooded({});
+  assert.equal(limited.outcome, "ok");
+  assert.ok(limited.crowded >= 1000 - 64, `${limited.crowded} closed in their handshake`);
+  const unlimited = await flooded({ maxHandshaking: Infinity });
   assert.match(unlimited.outcome, /too many connections \(1000 open\)/);
 });

@@ -221,6 +221,7 @@ Deno.test("channel: garbage connections are closed and counted; good ones keep w
       perAddress: 0,
       // "huge", and "random" whose first 4 bytes announce far more than a handshake frame.
       oversized: 2,
+      crowded: 0,
     });
     await good(9);
   });
