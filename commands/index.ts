@@ -107,6 +107,12 @@ export const COMMANDS: readonly CommandMeta[] = [
     load: () => import("./migrate.ts"),
   },
   {
+    name: "stress",
+    links: [],
+    summary: "the stress test: jobs moved at random between the nodes, every result checked",
+    load: () => import("./stress.ts"),
+  },
+  {
     name: "ps",
     links: ["mps"],
     summary: "processes with the node they run on",

@@ -347,6 +347,29 @@ _om_spec_migrate() {
   esac
 }
 
+# om stress
+_om_spec_stress() {
+  case $1 in
+    flags) REPLY='--duration --jobs --interval --tests --memory --report --json --root -h --help' ;;
+    valued) REPLY='--duration --jobs --interval --tests --memory --report --root' ;;
+    value)
+      case $2 in
+        --duration) REPLY=none ;;
+        --jobs) REPLY=none ;;
+        --interval) REPLY=none ;;
+        --tests) REPLY=none ;;
+        --memory) REPLY=none ;;
+        --report) REPLY=file ;;
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        *) REPLY=none ;;
+      esac ;;
+  esac
+}
+
 # om ps, mps
 _om_spec_ps() {
   case $1 in
@@ -478,7 +501,7 @@ _om() {
     mosmon) _om_complete _om_spec_mon 1; return ;;
   esac
   if (( COMP_CWORD == 1 )); then
-    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run nomig runhome runon cpujob iojob nodecay slowdecay fastdecay migrate ps mon doctor keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
+    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run nomig runhome runon cpujob iojob nodecay slowdecay fastdecay migrate stress ps mon doctor keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
     return
   fi
   case ${COMP_WORDS[1]} in
@@ -496,6 +519,7 @@ _om() {
     slowdecay) _om_complete _om_spec_slowdecay 2 ;;
     fastdecay) _om_complete _om_spec_fastdecay 2 ;;
     migrate) _om_complete _om_spec_migrate 2 ;;
+    stress) _om_complete _om_spec_stress 2 ;;
     ps | mps) _om_complete _om_spec_ps 2 ;;
     mon | mosmon) _om_complete _om_spec_mon 2 ;;
     doctor) _om_complete _om_spec_doctor 2 ;;

@@ -62,6 +62,7 @@ complete -c om -n __om_needs_command -a nodecay -d 'run a command unlocked, with
 complete -c om -n __om_needs_command -a slowdecay -d 'run a command unlocked, with slow decay (om run -l -s)'
 complete -c om -n __om_needs_command -a fastdecay -d 'run a command unlocked, with fast decay (om run -l -f)'
 complete -c om -n __om_needs_command -a migrate -d 'move a running job to another node (stop-and-copy with CRIU)'
+complete -c om -n __om_needs_command -a stress -d 'the stress test: jobs moved at random between the nodes, every result checked'
 complete -c om -n __om_needs_command -a ps -d 'processes with the node they run on'
 complete -c om -n __om_needs_command -a mon -d 'a live terminal view of every node\'s load, speed and memory'
 complete -c om -n __om_needs_command -a doctor -d 'check this node for what om needs, and say how to fix each miss'
@@ -354,6 +355,17 @@ complete -c migrate -f
 complete -c migrate -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
 complete -c migrate -s h -l help -d 'show this help'
 complete -c migrate -n 'test (__om_argc 1 --root) -eq 1' -a 'home balance'
+
+# om stress
+complete -c om -n '__om_using stress' -l duration -x -d 'how long jobs run and move (default 60)'
+complete -c om -n '__om_using stress' -l jobs -x -d 'jobs running at once (default: the CPUs of the nodes that are up, at least 2)'
+complete -c om -n '__om_using stress' -l interval -x -d 'seconds between two moves om stress makes (default 5; 0: none, the balancer\'s only)'
+complete -c om -n '__om_using stress' -l tests -x -d 'the workloads, comma-separated: awk,portfolio,eatmem,forkit,memory,stream,stdin,pipeline (default all)'
+complete -c om -n '__om_using stress' -l memory -x -d 'MiB the memory workload holds (default from the nodes\' memory)'
+complete -c om -n '__om_using stress' -l report -r -F -d 'where the text report goes (default om-stress-<UTC date and time>.txt)'
+complete -c om -n '__om_using stress' -l json -d 'print the report as one JSON object'
+complete -c om -n '__om_using stress' -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
+complete -c om -n '__om_using stress' -s h -l help -d 'show this help'
 
 # om ps
 complete -c om -n '__om_using ps mps' -l json -d 'print the same rows as a JSON array'

@@ -27,6 +27,7 @@ export const LAYERS = [
   "balance",
   "lab",
   "doctor",
+  "stress",
 ] as const;
 
 /** The longest a source file may be without a "Longer than" reason in its header comment. */
