@@ -4,7 +4,8 @@
  * on this one node, interleaved round by round:
  *
  * - local: a plain `criu dump` into a tmpfs directory (the floor of bench/migrate.ts);
- * - link: `criu dump --page-server` through the page link (lib/migration/pagelink.ts) over loopback into a
+ * - link: `criu dump --page-server` through the page link (lib/migration/pagelink.ts: sealed
+ *   between the two daemons' relays, lib/migration/pagerelay.ts) over loopback into a
  *   `criu page-server` writing to tmpfs: a migration's dump, without the lab's veth bridge;
  * - om receiver: the same dump and link into om's page receiver (lib/migration/pagereceiver.ts): the same
  *   images as criu's page server, spliced through a 1 MiB pipe;
@@ -21,7 +22,9 @@ import { dumpArgs, pageServerArgs } from "../lib/criu/args.ts";
 import { findCriu } from "../lib/criu/preflight.ts";
 import { type Criu, dump } from "../lib/criu/run.ts";
 import { startJob } from "../lib/criu/startjob.ts";
-import { linkPages, listenForPages, newPageToken } from "../lib/migration/pagelink.ts";
+import { linkPages, newPageToken } from "../lib/migration/pagelink.ts";
+import { listenForPages } from "../lib/migration/pagelistener.ts";
+import { newPageSecret } from "../lib/migration/pageseal.ts";
 import { pageReservation, receiverArgs, reservePages } from "../lib/migration/pagereceiver.ts";
 import { LAB_PARENT } from "./benchlab.ts";
 import { benchMain, machine, median, ms, ratio, renderTable, saveResults } from "./report.ts";
@@ -71,7 +74,7 @@ async function dumpOnce(criu: Criu, way: Way, mb: number): Promise<number> {
   try {
     await holding(job.pid, mb);
     if (way === "local") return (await dump(criu, { pid: job.pid, imagesDir: dir })).ms;
-    const token = newPageToken();
+    const link = { token: newPageToken(), secret: newPageSecret() };
     await Deno.mkdir(`${dir}/in`);
     await Deno.mkdir(`${dir}/out`);
     const receiver = way === "link"
@@ -82,22 +85,22 @@ async function dumpOnce(criu: Criu, way: Way, mb: number): Promise<number> {
       : receiverArgs({ imagesDir: `${dir}/in`, logFile: `${dir}/ps.log` });
     if (!receiver) throw new Error(`no page receiver for ${Deno.build.arch}`);
     if (way === "reserved") await reservePages(`${dir}/in`, (await pageReservation(job.pid)) ?? {});
-    const listener = await listenForPages(receiver, { token });
+    const listener = await listenForPages(receiver, { ...link, dir: `${dir}/in` });
     const args = dumpArgs({
       pid: job.pid,
       imagesDir: `${dir}/out`,
       logFile: `${dir}/dump.log`,
       psSocket: 0,
     });
-    const link = await linkPages([criu.binary, ...args], {
-      hostname: "127.0.0.1",
-      port: listener.port,
-      token,
-    });
+    const linked = await linkPages(
+      [criu.binary, ...args],
+      { hostname: "127.0.0.1", port: listener.port, ...link },
+      { socketDir: `${dir}/link` },
+    );
     const start = criu.now();
-    const status = await link.go();
+    const status = await linked.go();
     const took = criu.now() - start;
-    const received = await listener.child.status;
+    const received = await listener.done;
     if (!status.success || !received.success) {
       throw new Error(
         `the ${way} dump failed (dump exit ${status.code}, receiver exit ${received.code}; ` +

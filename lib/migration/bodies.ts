@@ -7,6 +7,7 @@ import { bodyOf, isId } from "../channel/body.ts";
 import { isJobPolicy, type JobExit, type JobPolicy, type OutputFd } from "../jobs/table.ts";
 import { isPageToken } from "./pagelink.ts";
 import { isReservation } from "./pagereceiver.ts";
+import { isPageSecret } from "./pageseal.ts";
 import { announcedFiles } from "./files.ts";
 import { isJobOwner, type JobOwner } from "./jobowner.ts";
 
@@ -58,14 +59,17 @@ export function guestMoveBody(body: Uint8Array): { id: number; to: number } {
 }
 
 /**
- * mig.pages: a page link for one dump round (§11.1), and the final round's restore plan; the
- * job's user, which the target checks before the job is frozen.
+ * mig.pages: a page link for one dump round (§11.1): the token that admits it and the secret its
+ * keys come from (lib/migration/pageseal.ts); the final round's restore plan; the job's user,
+ * which the target checks before the job is frozen.
  */
 export interface PagesRequest {
   readonly id: number;
   readonly home: number;
   readonly user: JobOwner;
   readonly token: string;
+  /** The page link's secret: 64 lowercase hex characters (32 random bytes). */
+  readonly secret: string;
   readonly dir?: string;
   readonly prev?: string;
   readonly restore?: RestorePlan;
@@ -79,6 +83,7 @@ export function pagesBody(body: Uint8Array): PagesRequest {
     body,
     (r) =>
       isId(r.id) && Number.isInteger(r.home) && isJobOwner(r.user) && isPageToken(r.token) &&
+      isPageSecret(r.secret) && r.secret !== r.token &&
       (r.dir === undefined || (typeof r.dir === "string" && /^pre-\d+$/.test(r.dir))) &&
       (r.prev === undefined ||
         (typeof r.prev === "string" && /^(\.\.\/)?pre-\d+$/.test(r.prev))) &&

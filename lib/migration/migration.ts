@@ -10,8 +10,8 @@
  * - the guests' host (lib/migration/guests.ts): runs jobs of other homes, and sends them on
  *   when their home asks.
  * The channel's commands are a thin table over these (lib/migration/handlers.ts). Stdin across a
- * move is in lib/migration/stdio.ts, the image files in files.ts, the page link in pagelink.ts and
- * pagereceiver.ts, the time limits in limits.ts. Nothing here prints: errors and results go back
+ * move is in lib/migration/stdio.ts, the image files in files.ts, the page link in pagelink.ts,
+ * pagelistener.ts, pagerelay.ts and pageseal.ts (sealed records), and pagereceiver.ts, the time limits in limits.ts. Nothing here prints: errors and results go back
  * to the caller.
  */
 import type { ChannelClient } from "../channel/client.ts";

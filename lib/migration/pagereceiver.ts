@@ -13,11 +13,12 @@
  * the link took a median of 265 ms into this receiver against 332 ms into `criu page-server`, and
  * 262 ms for a plain dump into a local file (bench/README.md).
  *
- * It is perl (perl-base is on every Debian, as for the page link's two ends): Deno cannot splice,
- * and the socket is handed over on descriptor 0 by the listener of lib/migration/pagelink.ts, which execs
- * the receiver. Perl calls splice(2) through `syscall`, by its number on this machine's
- * architecture ({@linkcode spliceSyscall}); on an architecture om does not know the number of, the
- * target runs `criu page-server` as before.
+ * It is perl (perl-base is on every Debian, as for the page link's two ends): Deno cannot splice.
+ * Its end of the page link is a unix socket to the daemon's relay, which opens the link's sealed
+ * records into it (lib/migration/pagerelay.ts); the launcher of lib/migration/pagelistener.ts
+ * connects it, puts it on descriptor 0 and execs the receiver. Perl calls splice(2) through `syscall`, by
+ * its number on this machine's architecture ({@linkcode spliceSyscall}); on an architecture om
+ * does not know the number of, the target runs `criu page-server` as before.
  *
  * The protocol, as CRIU 3 and 4 speak it (criu/page-xfer.c): every command is 24 bytes, `u32 cmd`
  * (the command in its low 16 bits, flags in its high 16), `u32 nr_pages`, `u64 vaddr`,
@@ -64,7 +65,7 @@ export function spliceSyscall(arch: string = Deno.build.arch): number | undefine
 }
 
 /**
- * `perl -e PAGE_RECEIVER SPLICE DIR LOG`, with the page link's socket on descriptor 0: receives
+ * `perl -e PAGE_RECEIVER SPLICE DIR LOG`, with its end of the page link on descriptor 0: receives
  * one dump's pages into the images directory DIR, errors to LOG (appended). SPLICE is splice(2)'s
  * system call number.
  */
@@ -166,8 +167,8 @@ export interface ReceiverArgsOptions {
 }
 
 /**
- * The command of a page receiver on this machine, for lib/migration/pagelink.ts's listener, or undefined
- * when splice(2)'s number is not known here (then run `criu page-server`).
+ * The command of a page receiver on this machine, for lib/migration/pagelistener.ts's listener, or
+ * undefined when splice(2)'s number is not known here (then run `criu page-server`).
  */
 export function receiverArgs(
   options: ReceiverArgsOptions,

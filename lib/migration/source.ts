@@ -29,6 +29,7 @@ import {
   PageLinkError,
 } from "./pagelink.ts";
 import { pageReservation, reservedBytes } from "./pagereceiver.ts";
+import { newPageSecret } from "./pageseal.ts";
 import { continueTree, drainStdin, reopenStdin } from "./stdio.ts";
 import { FILE_CHUNK, fileChunkBody, isImageName } from "./files.ts";
 import { type JobOwner, jobOwner } from "./jobowner.ts";
@@ -145,7 +146,8 @@ export class Source {
           (this.#context.faults.wrongPlan === true),
       };
 
-      // Each round's pages go over a page link (lib/migration/pagelink.ts), made before the round starts.
+      // Each round's pages go over a page link (lib/migration/pagelink.ts), made before the round
+      // starts, sealed with keys from a secret of its own that only mig.pages carries.
       const abort = () =>
         client.request("mig.abort", jsonBytes({ id }), { timeoutMs: 5000 }).then(
           () => {},
@@ -154,6 +156,7 @@ export class Source {
       let frozen = 0;
       for (const round of dumpRounds(memDirtyTrack)) {
         const token = newPageToken();
+        const secret = newPageSecret();
         let port: number;
         let link: PageLink;
         const imagesDir = round.dir ? `${dir}/${round.dir}` : dir;
@@ -169,6 +172,7 @@ export class Source {
               home: o.home,
               user: owner,
               token,
+              secret,
               ...(round.dir ? { dir: round.dir } : {}),
               ...(round.prev !== undefined ? { prev: round.prev } : {}),
               ...(round.action === "dump" ? { restore: plan } : {}),
@@ -192,8 +196,8 @@ export class Source {
           });
           link = await linkPages(
             [...criuCommand, ...args],
-            { hostname: client.hostname, port, token },
-            gated ? { gate: `${imagesDir}/gate` } : {},
+            { hostname: client.hostname, port, token, secret },
+            { socketDir: `${dir}/page-link`, ...(gated ? { gate: `${imagesDir}/gate` } : {}) },
           );
         } catch (error) {
           await abort();

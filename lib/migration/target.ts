@@ -27,7 +27,7 @@ import { HELD_INVENTORY, WaitedRestore } from "../criu/restore.ts";
 import { DEFAULT_POLICY, type JobPolicy } from "../jobs/table.ts";
 import { decodeBase64 } from "../jobs/jobwire.ts";
 import { sleep } from "../base/time.ts";
-import { listenForPages, type PageListener } from "./pagelink.ts";
+import { listenForPages, type PageListener, type PageServerEnd } from "./pagelistener.ts";
 import { receiverArgs, reservedBytes, reservePages } from "./pagereceiver.ts";
 import type { BeginRequest, PagesRequest, RestorePlan } from "./bodies.ts";
 import { chunkRefusal, decodeFileChunk, FILES_MAX_BYTES, filesTotal } from "./files.ts";
@@ -92,7 +92,7 @@ interface Arrival {
   restored?: RestoredCopy & { readonly timer: ReturnType<typeof setTimeout> };
 }
 
-/** A page link's page server on the target (mig.pages). */
+/** A page link's page server on the target (mig.pages), with the link's end. */
 interface PageServer {
   readonly dir: string;
   /** The job's user as mig.pages named it; mig.begin must name the same. */
@@ -100,8 +100,12 @@ interface PageServer {
   /** What stores the pages: "om's page receiver" or "criu page-server". */
   readonly what: string;
   readonly logPath: string;
-  readonly child: Deno.ChildProcess;
-  readonly status: Promise<Deno.CommandStatus>;
+  readonly listener: PageListener;
+}
+
+/** How a page server ended, for messages: its exit code, or why its page link failed. */
+function howEnded(end: PageServerEnd): string {
+  return end.link !== undefined ? `the page link failed: ${end.link}` : `exit code ${end.code}`;
 }
 
 /** What the target needs of the rest of the node. */
@@ -235,7 +239,7 @@ export class Target {
 
   /** mig.pages: listens for a round's page link; for the final round, starts the restore. */
   pages(request: PagesRequest): Promise<{ port: number }> {
-    const { id, token, prev } = request;
+    const { id, token, secret, prev } = request;
     return this.#exclusive(id, async () => {
       await this.#admit(id, request.home, request.user);
       // Counted here from now on; its pages' room is promised until it is taken.
@@ -283,27 +287,19 @@ export class Target {
               ...(prev !== undefined ? { prevImagesDir: prev } : {}),
             }),
           ],
-          { token, cwd: dir },
+          { token, secret, dir, logFile: logPath },
         );
       } catch (error) {
         // A first round's directory is its own: a reservation goes with it.
         if (prev === undefined) await Deno.remove(base, { recursive: true }).catch(() => {});
         throw error;
       }
-      const { port, child } = listener;
       const what = receiver ? "om's page receiver" : "criu page-server";
-      const pages: PageServer = {
-        dir,
-        user: request.user,
-        what,
-        logPath,
-        child,
-        status: child.status,
-      };
+      const pages: PageServer = { dir, user: request.user, what, logPath, listener };
       this.#pages.set(id, pages);
       if (request.restore) await this.#prime(id, dir, request.restore);
       void this.#watchPages(id, pages);
-      return { port };
+      return { port: listener.port };
     });
   }
 
@@ -520,15 +516,15 @@ export class Target {
     this.#pages.delete(id);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<"late">((resolve) => timer = setTimeout(resolve, 30_000, "late"));
-    const status = await Promise.race([pages.status, late]).finally(() => clearTimeout(timer));
-    if (status === "late" || !status.success) {
-      try {
-        pages.child.kill("SIGKILL");
-      } catch { /* gone */ }
-      const code = status === "late" ? "still running after 30000 ms" : `exit code ${status.code}`;
-      throw new Error(
-        `Cannot store the pages of job ${id}: ${pages.what} ${code} (log: ${pages.logPath})`,
-      );
+    const end = await Promise.race([pages.listener.done, late]).finally(() => clearTimeout(timer));
+    if (end === "late" || !end.success) {
+      await pages.listener.stop();
+      const how = end === "late"
+        ? `${pages.what} still running after 30000 ms`
+        : end.link !== undefined
+        ? howEnded(end)
+        : `${pages.what} ${howEnded(end)}`;
+      throw new Error(`Cannot store the pages of job ${id}: ${how} (log: ${pages.logPath})`);
     }
     let bytes = 0;
     for await (const entry of Deno.readDir(pages.dir)) {
@@ -544,10 +540,7 @@ export class Target {
     const pages = this.#pages.get(id);
     if (!pages) return;
     this.#pages.delete(id);
-    try {
-      pages.child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await pages.status;
+    await pages.listener.stop();
   }
 
   /**
@@ -578,17 +571,17 @@ export class Target {
 
   /**
    * A page server's images that no mig.begin takes leave nothing behind here: when it failed (a
-   * source gone or cut off mid-dump: the page link's keepalive ends it,
-   * lib/migration/pagelink.ts), the restore held at its gate for them is stopped at once (the
+   * source gone or cut off mid-dump, whose silence ends the link, or a record that did not open:
+   * lib/migration/pagerelay.ts), the restore held at its gate for them is stopped at once (the
    * pages are incomplete); when it ended either way and no mig.begin came within the stale time
    * (a source that went quiet after its dump), the images go, and so does that restore.
    */
   async #watchPages(id: number, pages: PageServer): Promise<void> {
-    const status = await pages.status;
+    const end = await pages.listener.done;
     // Its pages are written, or never will be: the free space counts them from now on.
     this.#admission.settle(id, "pages");
     if (this.#pages.get(id) !== pages) return; // taken by mig.begin, or by a new mig.pages
-    if (!status.success) await this.#dropPrimed(id);
+    if (!end.success) await this.#dropPrimed(id);
     const stale = this.#options.staleMs ?? STALE_INCOMING_MS;
     await new Promise((resolve) => Deno.unrefTimer(setTimeout(resolve, stale)));
     const dropped = await this.#exclusive(id, async () => {
@@ -602,7 +595,7 @@ export class Target {
     this.#context.logger.warn(
       "job {id}: its page server ended ({how}) and no mig.begin came within {ms} ms; its images " +
         "here were dropped",
-      { id, how: status.success ? "exit code 0" : `exit code ${status.code}`, ms: stale },
+      { id, how: howEnded(end), ms: stale },
     );
   }
 

@@ -606,7 +606,7 @@ Deno.test({
         { what: "pages to reach node 2", intervalMs: 20 },
       );
       await cable(lab, 2, "down");
-      // Unacknowledged pages fail the dump after the page link's 10 s (lib/migration/pagelink.ts), not
+      // A page link silent or stuck for 10 s fails the dump (lib/migration/pagerelay.ts), not after
       // TCP's own quarter of an hour: the job runs on at home.
       const moved = await endsAfterCut(migrate, 60_000);
       const err = decoder.decode(moved.stderr);
@@ -614,8 +614,8 @@ Deno.test({
       assert.match(err, /dump failed on node 1/);
       assert.match(err, /the job goes on at node 1/);
       await cable(lab, 2, "up");
-      // Node 2's page server sees its peer gone (its keepalive, or the source's reset once the
-      // cable is back) and fails; the restore held at its gate for those pages stops with it.
+      // Node 2's page link sees its peer gone (the relay's 10 s of silence, or the source's reset
+      // once the cable is back) and fails; the restore held at its gate for those pages stops with it.
       await retryUntil(
         async () => (await readProcesses("/proc")).every((p) => !p.argv.includes(images)),
         30_000,

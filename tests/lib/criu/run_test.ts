@@ -11,11 +11,12 @@ import { parseJobUser } from "../../../lib/criu/jobuser.ts";
 import { findCriu, type Preflight, preflight } from "../../../lib/criu/preflight.ts";
 import { type Criu, dump, restore } from "../../../lib/criu/run.ts";
 import { fdKey, hasOwnMounts, type StartedJob, startJob } from "../../../lib/criu/startjob.ts";
-import { linkPages, listenForPages, newPageToken } from "../../../lib/migration/pagelink.ts";
+import { linkPages } from "../../../lib/migration/pagelink.ts";
+import { listenForPages } from "../../../lib/migration/pagelistener.ts";
 import { receiverArgs, reservePages } from "../../../lib/migration/pagereceiver.ts";
 import { privateMemory } from "../../../lib/base/procs.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
-import { feed, PAGE_RECORDER } from "../../tools/pagestream.ts";
+import { feed, newLink, PAGE_RECORDER } from "../../tools/sealedpages.ts";
 import { tempDir } from "../../tools/tempdir.ts";
 
 const binary = findCriu((name) => Deno.env.get(name));
@@ -289,25 +290,30 @@ realTest(
       // its PID in its own namespace, 1, which names its images.
       const reserve = await privateMemory(job.pid);
       assert.ok(reserve[1] >= 6 * 1048576, `6 MiB and more: ${JSON.stringify(reserve)}`);
-      // One dump through a page link, recorded; then the same stream into criu's page server and
-      // into om's receiver, room reserved for it as a target does. Both stores must be the same
-      // files, byte for byte.
+      // One dump through a (sealed) page link, recorded; then the same stream, over a sealed
+      // page link each, into criu's page server and into om's receiver, room reserved for it as
+      // a target does. Both stores must be the same files, byte for byte.
       await Deno.mkdir(`${dir}/out`);
-      const token = newPageToken();
+      const link = newLink();
       const recorder = await listenForPages(["perl", "-e", PAGE_RECORDER, `${dir}/stream`], {
-        token,
+        ...link,
+        dir,
       });
-      const link = await linkPages([
-        criu.binary,
-        ...dumpArgs({
-          pid: job.pid,
-          imagesDir: `${dir}/out`,
-          logFile: `${dir}/dump.log`,
-          psSocket: 0,
-        }),
-      ], { hostname: "127.0.0.1", port: recorder.port, token });
-      assert.equal((await link.go()).code, 0, "the dump");
-      assert.equal((await recorder.child.status).code, 0, "the recording");
+      const linked = await linkPages(
+        [
+          criu.binary,
+          ...dumpArgs({
+            pid: job.pid,
+            imagesDir: `${dir}/out`,
+            logFile: `${dir}/dump.log`,
+            psSocket: 0,
+          }),
+        ],
+        { hostname: "127.0.0.1", port: recorder.port, ...link },
+        { socketDir: `${dir}/link` },
+      );
+      assert.equal((await linked.go()).code, 0, "the dump");
+      assert.deepEqual(await recorder.done, { success: true, code: 0 }, "the recording");
       await job.process.status;
       await before.done;
       const stream = await Deno.readFile(`${dir}/stream`);

@@ -16,6 +16,7 @@ import {
 } from "../../../lib/migration/admission.ts";
 import { encodeFileChunk, FILES_MAX_BYTES } from "../../../lib/migration/files.ts";
 import { newPageToken } from "../../../lib/migration/pagelink.ts";
+import { newPageSecret } from "../../../lib/migration/pageseal.ts";
 import { PAGE_SERVER_ENV } from "../../../lib/migration/target.ts";
 import { exists } from "../../tools/labkit.ts";
 import { tempDir } from "../../tools/tempdir.ts";
@@ -132,7 +133,7 @@ Deno.test("admission: the room of a real file system", async () => {
 
 /** mig.pages of job `id`, root's unless `user` says otherwise. */
 const pagesBody = (id: number, extra: Record<string, unknown> = {}) =>
-  body({ id, home: 1, user: ROOT, token: newPageToken(), ...extra });
+  body({ id, home: 1, user: ROOT, token: newPageToken(), secret: newPageSecret(), ...extra });
 
 Deno.test("admission: a target takes no job of a user it has not, with that uid, before the freeze", async () => {
   await using tmp = await tempDir("admission");

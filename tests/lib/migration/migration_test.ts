@@ -20,7 +20,6 @@ import { Migration } from "../../../lib/migration/migration.ts";
 import { dumpRounds, roundArgs } from "../../../lib/migration/rounds.ts";
 import { PAGE_SERVER_ENV } from "../../../lib/migration/target.ts";
 import { begin, body, peer, ROOT, targetNode as target, text } from "./targetnode.ts";
-import { newPageToken } from "../../../lib/migration/pagelink.ts";
 import { readProcess, readProcesses } from "../../../lib/base/procs.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
 import { exists } from "../../tools/labkit.ts";
@@ -30,11 +29,15 @@ import {
   CLOSE,
   command,
   concat,
+  newLink,
   OPEN2,
   PRESENT,
+  sealedStream,
   sendOnLink,
+  sendSealed,
   task,
-} from "../../tools/pagestream.ts";
+} from "../../tools/sealedpages.ts";
+import { pageProxy } from "../../tools/pageproxy.ts";
 import { tempDir } from "../../tools/tempdir.ts";
 
 Deno.test("migration: stop-and-copy without dirty-memory tracking: one dump, left stopped", () => {
@@ -176,13 +179,13 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
       p.argv.includes(criu) && p.argv.includes("restore")
     );
   const pages = async (data: string) => {
-    const token = newPageToken();
+    const link = newLink();
     const reply = await handlers.get("mig.pages")!(
       body({
         id: 77,
         home: 1,
         user: ROOT,
-        token,
+        ...link,
         restore: { fds: [null, null, null], mounts: false },
       }),
       peer,
@@ -190,12 +193,7 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
     await retryUntil(async () => (await restores()).length > 0, 5000, {
       what: "the restore to wait at its gate",
     });
-    const link = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: JSON.parse(text(reply)).port,
-    });
-    await link.write(new TextEncoder().encode(token + data));
-    link.close();
+    await sendSealed(JSON.parse(text(reply)).port, link, new TextEncoder().encode(data));
   };
   // The link breaks mid-dump: the held restore stops at once, the images stay a while.
   await pages("half the pages");
@@ -239,13 +237,13 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
     reserve?: Record<string, number>,
     before?: () => Promise<void>,
   ) => {
-    const token = newPageToken();
+    const link = newLink();
     const reply = await handlers.get("mig.pages")!(
-      body({ id: 77, home: 1, user: ROOT, token, ...(reserve ? { reserve } : {}) }),
+      body({ id: 77, home: 1, user: ROOT, ...link, ...(reserve ? { reserve } : {}) }),
       peer,
     );
     await before?.();
-    await sendOnLink(JSON.parse(text(reply)).port, token, stream);
+    await sendSealed(JSON.parse(text(reply)).port, link, stream);
   };
   const opened = command(OPEN2, 0, 0, 0n, task(1));
   // All of it, room reserved for task 1 and for a task 5 the dump did not bring: the images are
@@ -283,7 +281,7 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
   for (const reserve of [{ x: 1 }, { 1: -1 }, { 1: 0.5 }, [1]]) {
     await assert.rejects(
       handlers.get("mig.pages")!(
-        body({ id: 77, home: 1, user: ROOT, token: newPageToken(), reserve }),
+        body({ id: 77, home: 1, user: ROOT, ...newLink(), reserve }),
         peer,
       ),
       /Cannot read the body of mig\.pages/,
@@ -297,6 +295,74 @@ Deno.test("migration: om's page receiver stores the pages; a link cut in them fa
     /Cannot store the pages of job 77: om's page receiver exit code 1 \(log: .*page-server\.log\)/,
   );
   assert.equal(await exists(dir), false, "its images went");
+});
+
+Deno.test("migration: a page stream changed on the way fails the store; nothing is restored", async () => {
+  await using tmp = await tempDir("migration");
+  const root = tmp.path;
+  // A stand-in criu whose restore waits at the gate like criu's; the pages go to om's receiver.
+  const criu = `${root}/criu`;
+  await Deno.writeTextFile(
+    criu,
+    "#!/bin/sh\ncase $1 in\nrestore) exec 3< inventory.img; exec sleep 60 ;;\nesac\nexit 1\n",
+    { mode: 0o755 },
+  );
+  const { handlers } = target(root, { criu, staleMs: 3000 });
+  const dir = `${root}/migrations/77-in`;
+  const restores = async () =>
+    (await readProcesses("/proc")).filter((p) =>
+      p.argv.includes(criu) && p.argv.includes("restore")
+    );
+  for (const action of ["flip", "replay", "drop", "inject", "cutInside"] as const) {
+    const link = newLink();
+    const reply = await handlers.get("mig.pages")!(
+      body({
+        id: 77,
+        home: 1,
+        user: ROOT,
+        ...link,
+        restore: { fds: [null, null, null], mounts: false },
+      }),
+      peer,
+    );
+    await retryUntil(async () => (await restores()).length > 0, 5000, {
+      what: "the restore to wait at its gate",
+    });
+    // A whole dump's stream, in records of 4 KiB: the man in the middle changes the third.
+    const middle = pageProxy(JSON.parse(text(reply)).port, {
+      direction: "toTarget",
+      at: 2,
+      action,
+    });
+    const stream = concat(
+      command(OPEN2, 0, 0, 0n, task(1)),
+      command(ADD_F, PRESENT, 4, 0x1000n, task(1)),
+      new Uint8Array(4 * 4096).fill(9),
+      command(CLOSE, 0, 0, 0n, 0n),
+    );
+    await sendOnLink(middle.port, await sealedStream(link, stream, { chunk: 4096 }));
+    await middle.close();
+    // The held restore stops at once: those pages will never be whole.
+    await retryUntil(async () => (await restores()).length === 0, 5000, {
+      what: `${action}: the held restore to stop with the failed page link`,
+    });
+    const log = await Deno.readTextFile(`${dir}/page-server.log`);
+    await assert.rejects(
+      handlers.get("mig.begin")!(body(begin), peer),
+      new RegExp(
+        "Cannot store the pages of job 77: the page link failed: (sealed record [23] did not " +
+          "open|the page link from the source ended in the middle of record 2)",
+      ),
+      action,
+    );
+    assert.match(log, /^Error: om page link: /m, action);
+    assert.equal(await exists(dir), false, `${action}: its images went`);
+    await assert.rejects(
+      handlers.get("mig.restore")!(body({ id: 77 }), peer),
+      /no migration of job 77 under way here/,
+      `${action}: nothing to restore`,
+    );
+  }
 });
 
 Deno.test("migration: a new daemon removes what migrations left, and nothing else", async () => {
@@ -350,7 +416,7 @@ Deno.test({
       const { handlers } = target(root);
       await assert.rejects(
         handlers.get("mig.pages")!(
-          body({ id: 77, home: 1, user: ROOT, token: newPageToken(), reserve: { 1: 8 << 20 } }),
+          body({ id: 77, home: 1, user: ROOT, ...newLink(), reserve: { 1: 8 << 20 } }),
           peer,
         ),
         // The budget (lib/migration/admission.ts): its free space less a sixteenth of its size.
@@ -358,9 +424,8 @@ Deno.test({
       );
       assert.equal(await exists(`${root}/migrations/77-in`), false, "nothing was made");
       // Room for what fits is taken.
-      const token = newPageToken();
       await handlers.get("mig.pages")!(
-        body({ id: 77, home: 1, user: ROOT, token, reserve: { 1: 256 << 10 } }),
+        body({ id: 77, home: 1, user: ROOT, ...newLink(), reserve: { 1: 256 << 10 } }),
         peer,
       );
       assert.ok((await Deno.stat(`${root}/migrations/77-in/reserve-1`)).blocks! * 512 >= 256 << 10);

@@ -26,7 +26,7 @@ import {
   PARENT,
   PRESENT,
   task,
-} from "../../tools/pagestream.ts";
+} from "../../tools/sealedpages.ts";
 import { tempDir } from "../../tools/tempdir.ts";
 
 /** `count` pages of `fill`. */
