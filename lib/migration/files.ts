@@ -49,6 +49,19 @@ export function announcedFiles(value: unknown): value is Record<string, number> 
     );
 }
 
+/**
+ * Why a job of a user (not root) may not bring these images, or undefined: a tmpfs's contents
+ * (`tmpfs-*.img`) are unpacked by criu, as root, with their owners and set-user-ID bits, into the
+ * job's mount namespace, where the user's job could then run a set-user-ID-root program. A user's
+ * job, started by om in a mount namespace of its own, has none (its dumps hold none).
+ */
+export function userImagesRefusal(files: Record<string, number>): string | undefined {
+  const tmpfs = Object.keys(files).find((name) => name.startsWith("tmpfs-"));
+  return tmpfs === undefined
+    ? undefined
+    : `its images hold a tmpfs's contents (${tmpfs}), which criu would unpack as root`;
+}
+
 /** The bytes of announced files, all together. */
 export function filesTotal(files: Record<string, number>): number {
   return Object.values(files).reduce((sum, bytes) => sum + bytes, 0);

@@ -30,7 +30,13 @@ import { sleep } from "../base/time.ts";
 import { listenForPages, type PageListener, type PageServerEnd } from "./pagelistener.ts";
 import { receiverArgs, reservedBytes, reservePages } from "./pagereceiver.ts";
 import type { BeginRequest, PagesRequest, RestorePlan } from "./bodies.ts";
-import { chunkRefusal, decodeFileChunk, FILES_MAX_BYTES, filesTotal } from "./files.ts";
+import {
+  chunkRefusal,
+  decodeFileChunk,
+  FILES_MAX_BYTES,
+  filesTotal,
+  userImagesRefusal,
+} from "./files.ts";
 import { Admission, mib } from "./admission.ts";
 import { type JobOwner, ownerRefusal, sameOwner, userNamed } from "./jobowner.ts";
 import { checkRestoredTasks, credentialRule } from "./credentials.ts";
@@ -317,6 +323,8 @@ export class Target {
       if (server && !sameOwner(server.user, request.user)) {
         throw new Error(`Cannot take job ${id}: mig.begin names another user than mig.pages did`);
       }
+      const images = request.user.uid === 0 ? undefined : userImagesRefusal(request.files);
+      if (images) throw new Error(`Cannot take job ${id} of user ${request.user.name}: ${images}`);
       const total = filesTotal(request.files);
       if (total > FILES_MAX_BYTES) {
         throw new Error(

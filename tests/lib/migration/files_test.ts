@@ -8,6 +8,7 @@ import {
   FILES_MAX_COUNT,
   filesTotal,
   isImageName,
+  userImagesRefusal,
 } from "../../../lib/migration/files.ts";
 import { HELD_INVENTORY } from "../../../lib/criu/restore.ts";
 
@@ -132,5 +133,14 @@ Deno.test("migration files: each file within the size mig.begin announced", () =
   assert.equal(
     chunkRefusal(files, { name: "constructor", offset: 0, length: 0 }),
     "mig.begin did not announce it",
+  );
+});
+
+Deno.test("migration files: a user's job brings no tmpfs's contents (criu unpacks them as root)", () => {
+  const dumped = Object.fromEntries(DUMPED.map((name) => [name, 4096]));
+  assert.equal(userImagesRefusal(dumped), undefined, "a user's job as om starts it has none");
+  assert.equal(
+    userImagesRefusal({ ...dumped, "tmpfs-dev-77.tar.gz.img": 4096 }),
+    "its images hold a tmpfs's contents (tmpfs-dev-77.tar.gz.img), which criu would unpack as root",
   );
 });
