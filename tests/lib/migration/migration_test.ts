@@ -19,7 +19,15 @@ import { createLogger } from "../../../lib/base/log.ts";
 import { Migration } from "../../../lib/migration/migration.ts";
 import { dumpRounds, roundArgs } from "../../../lib/migration/rounds.ts";
 import { PAGE_SERVER_ENV } from "../../../lib/migration/target.ts";
-import { begin, body, peer, ROOT, targetNode as target, text } from "./targetnode.ts";
+import {
+  begin,
+  body,
+  finalRoundPages,
+  peer,
+  ROOT,
+  targetNode as target,
+  text,
+} from "./targetnode.ts";
 import { readProcess, readProcesses } from "../../../lib/base/procs.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
 import { exists } from "../../tools/labkit.ts";
@@ -180,20 +188,11 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
     );
   const pages = async (data: string) => {
     const link = newLink();
-    const reply = await handlers.get("mig.pages")!(
-      body({
-        id: 77,
-        home: 1,
-        user: ROOT,
-        ...link,
-        restore: { fds: [null, null, null], mounts: false },
-      }),
-      peer,
-    );
+    const port = await finalRoundPages(handlers, link);
     await retryUntil(async () => (await restores()).length > 0, 5000, {
       what: "the restore to wait at its gate",
     });
-    await sendSealed(JSON.parse(text(reply)).port, link, new TextEncoder().encode(data));
+    await sendSealed(port, link, new TextEncoder().encode(data));
   };
   // The link breaks mid-dump: the held restore stops at once, the images stay a while.
   await pages("half the pages");
@@ -315,21 +314,12 @@ Deno.test("migration: a page stream changed on the way fails the store; nothing 
     );
   for (const action of ["flip", "replay", "drop", "inject", "cutInside"] as const) {
     const link = newLink();
-    const reply = await handlers.get("mig.pages")!(
-      body({
-        id: 77,
-        home: 1,
-        user: ROOT,
-        ...link,
-        restore: { fds: [null, null, null], mounts: false },
-      }),
-      peer,
-    );
+    const port = await finalRoundPages(handlers, link);
     await retryUntil(async () => (await restores()).length > 0, 5000, {
       what: "the restore to wait at its gate",
     });
     // A whole dump's stream, in records of 4 KiB: the man in the middle changes the third.
-    const middle = pageProxy(JSON.parse(text(reply)).port, {
+    const middle = pageProxy(port, {
       direction: "toTarget",
       at: 2,
       action,

@@ -35,7 +35,7 @@ import { proxy } from "../../tools/proxy.ts";
 import { newLink, sendOnLink } from "../../tools/sealedpages.ts";
 import { exists } from "../../tools/labkit.ts";
 import { tempDir } from "../../tools/tempdir.ts";
-import { begin, body, peer, ROOT, targetNode, text } from "./targetnode.ts";
+import { begin, body, finalRoundPages, peer, targetNode, text } from "./targetnode.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -464,18 +464,9 @@ criuTest(
     try {
       const { handlers } = targetNode(root, { criu: criu! });
       const link = newLink();
-      const reply = await handlers.get("mig.pages")!(
-        body({
-          id: 77,
-          home: 1,
-          user: ROOT,
-          ...link,
-          restore: { fds: [null, null, null], mounts: false },
-        }),
-        peer,
-      );
+      const port = await finalRoundPages(handlers, link);
       // A man in the middle flips a bit of the pages: the first record of a whole 64 KiB or more.
-      const middle = pageProxy(JSON.parse(text(reply)).port, {
+      const middle = pageProxy(port, {
         direction: "toTarget",
         at: (record) => record.length >= 65536,
         action: "flip",

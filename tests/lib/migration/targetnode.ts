@@ -64,3 +64,24 @@ export const begin = {
   command: ["sleep", "9"],
   fds: [null, "pipe:[123]", null],
 };
+
+/**
+ * A final round's mig.pages of job 77 of node 1 (root's), asking the target to start its restore
+ * early; resolves with the page link's port. `link`: the round's token and secret.
+ */
+export async function finalRoundPages(
+  handlers: Map<string, Handler>,
+  link: { token: string; secret: string },
+): Promise<number> {
+  const reply = await handlers.get("mig.pages")!(
+    body({
+      id: 77,
+      home: 1,
+      user: ROOT,
+      ...link,
+      restore: { fds: [null, null, null], mounts: false },
+    }),
+    peer,
+  );
+  return JSON.parse(text(reply)).port;
+}
