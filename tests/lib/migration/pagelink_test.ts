@@ -35,7 +35,7 @@ import { proxy } from "../../tools/proxy.ts";
 import { newLink, sendOnLink } from "../../tools/sealedpages.ts";
 import { exists } from "../../tools/labkit.ts";
 import { tempDir } from "../../tools/tempdir.ts";
-import { begin, body, finalRoundPages, peer, targetNode, text } from "./targetnode.ts";
+import { begin, body, finalRoundPages, peer, targetNode } from "./targetnode.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
