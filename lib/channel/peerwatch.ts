@@ -29,6 +29,12 @@ export interface PeerWatchOptions {
   readonly connect: () => Promise<ChannelClient>;
   /** What the peer is called in errors, e.g. "node 2". */
   readonly where: string;
+  /**
+   * Called at each ping: sends something on the watched connection itself. A frame lost on the
+   * way (a request or its answer dropped) is noticed only when the next frame comes (§8.7); this
+   * one makes it come, so the connection ends now rather than at the request's limit.
+   */
+  readonly nudge?: () => void;
   /** Default WATCH_AFTER_MS. */
   readonly afterMs?: number;
   /** Default WATCH_PING_MS. */
@@ -62,6 +68,7 @@ export async function watched<T>(work: Promise<T>, options: PeerWatchOptions): P
       await pause(afterMs);
       while (!settled) {
         const start = performance.now();
+        options.nudge?.();
         if (await pinger.ping()) missed = 0;
         else if (++missed >= misses) {
           throw new PeerSilentError(

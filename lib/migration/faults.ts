@@ -19,6 +19,11 @@ export interface MigrationFaults {
    * own (mig.pages `restore.mounts`), so the early restore does not fit the images (§11.4).
    */
   readonly wrongPlan?: boolean;
+  /**
+   * The target's page listener listens on port `listen` and tells the source `announce` in its
+   * place (mig.pages' answer), so that a man in the middle on `announce` carries the page link.
+   */
+  readonly pagePortVia?: { readonly listen: number; readonly announce: number };
 }
 
 /** Reads faults from JSON (a test tool's argument); throws TypeError on anything unknown. */
@@ -29,7 +34,10 @@ export function parseFaults(text: string): MigrationFaults {
   }
   const numbers = ["fileDelayMs", "restoreLimitMs", "commitDelayMs"];
   const flags = ["loseMoveReply", "wrongPlan"];
-  for (const [name, v] of Object.entries(value)) {
+  const isPort = (n: unknown) => Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536;
+  for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
+    const via = v as { listen?: unknown; announce?: unknown } | null;
+    if (name === "pagePortVia" && isPort(via?.listen) && isPort(via?.announce)) continue;
     if (
       numbers.includes(name)
         ? typeof v === "number" && v >= 0

@@ -72,6 +72,8 @@ export interface ListenForPagesOptions {
   readonly seconds?: number;
   /** How long the link may stay silent (pagerelay.ts); tests shorten it. */
   readonly silenceMs?: number;
+  /** The TCP port to listen on (default: a free one; tests' faults fix it). */
+  readonly port?: number;
 }
 
 /**
@@ -118,7 +120,7 @@ export async function listenForPages(
   try {
     plain = await acceptFrom(local, child, 10_000);
     try {
-      listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+      listener = Deno.listen({ hostname: "0.0.0.0", port: options.port ?? 0 });
     } catch (error) {
       plain.close();
       throw error;

@@ -148,11 +148,20 @@ export class Source {
 
       // Each round's pages go over a page link (lib/migration/pagelink.ts), made before the round
       // starts, sealed with keys from a secret of its own that only mig.pages carries.
-      const abort = () =>
-        client.request("mig.abort", jsonBytes({ id }), { timeoutMs: 5000 }).then(
-          () => {},
-          () => {},
-        );
+      // When the link is what failed (a frame that did not open ends the connection), the
+      // target hears mig.abort on a fresh one, rather than keeping the images until they go stale.
+      const abort = async () => {
+        const ask = (via: ChannelClient) =>
+          via.request("mig.abort", jsonBytes({ id }), { timeoutMs: 5000 });
+        try {
+          await ask(client);
+          return;
+        } catch (error) {
+          if (error instanceof RemoteError) return;
+        }
+        const fresh = await this.#context.connect(target, client.hostname).catch(() => undefined);
+        if (fresh) await ask(fresh).catch(() => {}).finally(() => fresh.close().catch(() => {}));
+      };
       let frozen = 0;
       for (const round of dumpRounds(memDirtyTrack)) {
         const token = newPageToken();
@@ -222,10 +231,21 @@ export class Source {
         try {
           code = (await link.go()).code;
         } catch (error) {
+          // criu may have ended well, the job left stopped, before the link failed (a record
+          // that did not open, the target's answer lost): it runs on here.
+          await continueTree(pid);
           await abort();
+          logger.warn("job {id}: migration to node {to} failed at {step}; continued here", {
+            id,
+            to: target,
+            step: round.action,
+          });
           throw fail(round.action, error);
         }
         if (code !== 0) {
+          // A failed dump lets the job go itself; a signal that stopped it (criu killed
+          // mid-dump) does not.
+          await continueTree(pid);
           await abort();
           const logPath = `${imagesDir}/${round.action}.log`;
           throw fail(
@@ -242,6 +262,9 @@ export class Source {
           // Where the request went, should the target have left the map meanwhile.
           connect: () => this.#context.connect(target, client.hostname),
           where: `node ${target}`,
+          // A ping on the connection itself, its answer not awaited: the target answers it
+          // after the request it serves, and a frame dropped on the way ends the connection.
+          nudge: () => void client.request("ping", undefined, { timeoutMs: 0 }).catch(() => {}),
         });
       let step: MigrationStep = "dump";
       let transferMs = 0;

@@ -293,7 +293,13 @@ export class Target {
               ...(prev !== undefined ? { prevImagesDir: prev } : {}),
             }),
           ],
-          { token, secret, dir, logFile: logPath },
+          {
+            token,
+            secret,
+            dir,
+            logFile: logPath,
+            port: this.#context.faults.pagePortVia?.listen,
+          },
         );
       } catch (error) {
         // A first round's directory is its own: a reservation goes with it.
@@ -305,7 +311,7 @@ export class Target {
       this.#pages.set(id, pages);
       if (request.restore) await this.#prime(id, dir, request.restore);
       void this.#watchPages(id, pages);
-      return { port: listener.port };
+      return { port: this.#context.faults.pagePortVia?.announce ?? listener.port };
     });
   }
 

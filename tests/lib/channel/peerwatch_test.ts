@@ -21,6 +21,7 @@ async function withPeer(
     watch: <T>(work: Promise<T>) => Promise<T>;
     via: ReturnType<typeof proxy>;
     connects: () => number;
+    nudges: () => number;
   }) => Promise<void>,
 ) {
   const handlers = new Map<string, Handler>([
@@ -41,10 +42,12 @@ async function withPeer(
     connectChannel({ hostname: HOST, port: via.port, nodeId: 1, timeoutMs: 1000 });
   const client = await connect();
   let connects = 0;
+  let nudges = 0;
   try {
     await body({
       via,
       connects: () => connects,
+      nudges: () => nudges,
       request: async (ms) =>
         decoder.decode(await client.request("slow", encoder.encode(String(ms)), { timeoutMs: 0 })),
       watch: (work) =>
@@ -54,6 +57,7 @@ async function withPeer(
             return connect();
           },
           where: "node 2",
+          nudge: () => nudges++,
           afterMs: 100,
           pingMs: 200,
           misses: 2,
@@ -67,16 +71,19 @@ async function withPeer(
 }
 
 Deno.test("peerwatch: a short wait makes no connection", async () => {
-  await withPeer(async ({ request, watch, connects }) => {
+  await withPeer(async ({ request, watch, connects, nudges }) => {
     assert.equal(await watch(request(20)), "done");
     assert.equal(connects(), 0);
+    assert.equal(nudges(), 0);
   });
 });
 
 Deno.test("peerwatch: a long wait goes on while the peer answers pings", async () => {
-  await withPeer(async ({ request, watch, connects }) => {
+  await withPeer(async ({ request, watch, connects, nudges }) => {
     assert.equal(await watch(request(1500)), "done");
     assert.equal(connects(), 1, "one ping connection for the whole wait");
+    // Pings from 100 ms on, every 200 ms: the watched connection is nudged at each.
+    assert.ok(nudges() >= 4 && nudges() <= 8, `nudged ${nudges()} times`);
   });
 });
 
