@@ -128,6 +128,36 @@ Deno.test("architecture: the product reads no test-only variable", async () => {
   assert.deepEqual(found, []);
 });
 
+/** deno.json's packages that only tests may import (README's dependency section says why). */
+const TEST_ONLY_PACKAGES = ["puppeteer-core"];
+
+Deno.test("architecture: the product imports no test-only package", async () => {
+  const bare = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)"((?:npm:)?[^".][^"]*)"/gm;
+  const found: string[] = [];
+  const files = [
+    join(REPO, "main.ts"),
+    ...await sourceFiles(join(REPO, "lib")),
+    ...await sourceFiles(join(REPO, "commands")),
+  ];
+  for (const file of files) {
+    for (const match of (await Deno.readTextFile(file)).matchAll(bare)) {
+      const name = match[1].replace(/^npm:/, "");
+      if (
+        TEST_ONLY_PACKAGES.some((p) =>
+          name === p || name.startsWith(`${p}@`) || name.startsWith(`${p}/`)
+        )
+      ) {
+        found.push(`${relative(REPO, file)} imports ${match[1]}`);
+      }
+    }
+  }
+  assert.deepEqual(found, []);
+  // The pattern does see such an import (the check above cannot pass by seeing none).
+  assert.deepEqual([...`import p from "npm:puppeteer-core@25";`.matchAll(bare)].map((m) => m[1]), [
+    "npm:puppeteer-core@25",
+  ]);
+});
+
 Deno.test(`architecture: no source file over ${MAX_LINES} lines without a reason in its header`, async () => {
   const found: string[] = [];
   for (const dir of ["lib", "commands"]) {
