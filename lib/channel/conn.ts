@@ -200,7 +200,14 @@ export class FrameConn {
     if (payload[0] !== FrameType.sealed) {
       const kind = kindOfByte.get(payload[0])?.toUpperCase() ??
         `type 0x${payload[0].toString(16).padStart(2, "0")}`;
-      throw new SealError(`a ${kind} frame came unsealed after a keyed handshake`);
+      // A server whose handshake timer fired as the client finished refuses unsealed: its
+      // reason, marked as unproven, tells that apart from an attack.
+      let reason = "";
+      try {
+        const frame = decodeFrame(payload);
+        if (frame.type === "refused") reason = ` (its unauthenticated reason: "${frame.reason}")`;
+      } catch { /* no reason to tell */ }
+      throw new SealError(`a ${kind} frame came unsealed after a keyed handshake${reason}`);
     }
     const frame = decodeFrame(
       await seal.open(payload.subarray(1), sealedHeader(payload.length)),

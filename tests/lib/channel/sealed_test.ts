@@ -154,6 +154,41 @@ for (const { direction, action, answered, runs: expectedRuns } of CASES) {
   );
 }
 
+Deno.test("sealed: a REFUSED in clear after the handshake fails the request, its reason told as unproven", async () => {
+  // What a server whose handshake timer fired as the client finished sends; or a forger.
+  const key = await newKey();
+  const { runs, handlers } = counting();
+  const inject = encodeFrame({ type: "refused", reason: "no handshake within 5000 ms" });
+  await withServer({ key, handlers }, async (server) => {
+    const proxy = tamperProxy(server.port, {
+      direction: "toClient",
+      at: 0,
+      action: "inject",
+      inject,
+    });
+    try {
+      const client = await connectChannel({ hostname: HOST, port: proxy.port, nodeId: 3, key });
+      try {
+        await assert.rejects(
+          client.request("count", encoder.encode("a")),
+          (error: Error) => {
+            assert.match(
+              error.message,
+              /a REFUSED frame came unsealed after a keyed handshake \(its unauthenticated reason: "no handshake within 5000 ms"\)/,
+            );
+            return true;
+          },
+        );
+      } finally {
+        await client.close();
+      }
+      assert.deepEqual(runs, ["a"], "the request itself reached the server, once");
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 Deno.test("sealed: a request body's bytes are nowhere on the wire (and are, without a key)", async () => {
   const pattern = encoder.encode("KNOWN-PLAINTEXT-om-0123456789");
   const body = new Uint8Array(pattern.length * 2000);
