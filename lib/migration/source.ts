@@ -233,7 +233,7 @@ export class Source {
         } catch (error) {
           // criu may have ended well, the job left stopped, before the link failed (a record
           // that did not open, the target's answer lost): it runs on here.
-          await continueTree(pid);
+          await continueTree(o.who);
           await abort();
           logger.warn("job {id}: migration to node {to} failed at {step}; continued here", {
             id,
@@ -245,7 +245,7 @@ export class Source {
         if (code !== 0) {
           // A failed dump lets the job go itself; a signal that stopped it (criu killed
           // mid-dump) does not.
-          await continueTree(pid);
+          await continueTree(o.who);
           await abort();
           const logPath = `${imagesDir}/${round.action}.log`;
           throw fail(
@@ -317,7 +317,7 @@ export class Source {
           const writer = await reopenStdin(pid, stdin.data).catch(() => undefined);
           if (writer) o.reattach(writer, stdin.eof);
         }
-        await continueTree(pid);
+        await continueTree(o.who);
         await abort();
         logger.warn("job {id}: migration to node {to} failed at {step}; continued here", {
           id,

@@ -5,6 +5,12 @@
  * the move fails; and the job's processes are continued where a dump left them stopped.
  */
 import { descendants } from "../base/procs.ts";
+import {
+  identifyProcess,
+  isSameProcess,
+  type ProcessIdentity,
+  signalProcess,
+} from "../jobs/processid.ts";
 import { withTimeout } from "../base/time.ts";
 
 /**
@@ -59,11 +65,21 @@ export async function reopenStdin(
   return writer;
 }
 
-/** Continues every process of the tree rooted at `pid` (a dump left them stopped). */
-export async function continueTree(pid: number): Promise<void> {
-  for (const p of [pid, ...await descendants(pid)]) {
+/**
+ * Continues every process of the tree rooted at `root` (a dump or a restore left them stopped),
+ * if `root` is still that process: nothing is sent to a PID that has changed hands. Each
+ * descendant is named as it is listed and checked again right before its signal
+ * (lib/jobs/processid.ts).
+ */
+export async function continueTree(root: ProcessIdentity | undefined): Promise<void> {
+  if (!root || !isSameProcess(root)) return;
+  const tree = [
+    root,
+    ...(await descendants(root.pid)).flatMap((pid) => identifyProcess(pid) ?? []),
+  ];
+  for (const who of tree) {
     try {
-      Deno.kill(p, "SIGCONT");
-    } catch { /* gone */ }
+      signalProcess(who, "SIGCONT");
+    } catch { /* not ours to signal: nothing to continue */ }
   }
 }

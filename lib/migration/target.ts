@@ -26,6 +26,7 @@ import { pageServerArgs } from "../criu/args.ts";
 import { HELD_INVENTORY, WaitedRestore } from "../criu/restore.ts";
 import { DEFAULT_POLICY, type JobPolicy } from "../jobs/table.ts";
 import { decodeBase64 } from "../jobs/jobwire.ts";
+import { identifyProcess, type ProcessIdentity, signalProcess } from "../jobs/processid.ts";
 import { sleep } from "../base/time.ts";
 import { listenForPages, type PageListener, type PageServerEnd } from "./pagelistener.ts";
 import { receiverArgs, reservedBytes, reservePages } from "./pagereceiver.ts";
@@ -80,8 +81,17 @@ export interface RestoredCopy {
   readonly status: Promise<Deno.CommandStatus>;
   /** The job's PID 1 on this host. */
   readonly pid: number;
+  /** That PID 1 as restored (PID and start time): what every later signal checks. */
+  readonly who: ProcessIdentity | undefined;
   /** The write end of its new stdin. */
   readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+}
+
+/** SIGKILL to `who` if it is still that process (lib/jobs/processid.ts). */
+function killProcess(who: ProcessIdentity): void {
+  try {
+    signalProcess(who, "SIGKILL");
+  } catch { /* not ours to kill */ }
 }
 
 /**
@@ -486,7 +496,7 @@ export class Target {
       restored.child.kill("SIGUSR1");
     } catch { /* the waiter is gone: so is the job, and its end is reported where it lands */ }
     // From here the job is this node's: nothing below may fail the commit.
-    await continueTree(restored.pid).catch(() => {});
+    await continueTree(restored.who).catch(() => {});
     await this.#options.links.land(incoming, restored);
   }
 
@@ -699,14 +709,14 @@ export class Target {
     if (incoming.stdin?.length) void stdin.write(incoming.stdin).catch(() => {});
     if (incoming.stdinEof) void stdin.close().catch(() => {});
     const { pid, ms } = await run.restored(`restore job ${id}`);
+    // A child of the waiter, stopped: its PID cannot change hands before this.
+    const who = identifyProcess(pid);
     const checked = await rule
       .then((allowed) => checkRestoredTasks({ waiter: run.child.pid, pid }, allowed))
       .catch((error) => ({ threads: 0, fault: `its tasks cannot be checked: ${message(error)}` }));
     if (checked.fault !== undefined) {
       // Still stopped as criu left it: it never runs an instruction of the job.
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch { /* gone */ }
+      if (who) killProcess(who);
       await run.kill();
       this.#context.logger.warn("job {id}: its restored copy was killed: {fault}", {
         id,
@@ -717,7 +727,7 @@ export class Target {
           "killed before it ran",
       );
     }
-    return { child: run.child, status: run.status, pid, stdin, ms };
+    return { child: run.child, status: run.status, pid, who, stdin, ms };
   }
 
   /** Kills a restored job that was never let run, and forgets it. */
@@ -727,9 +737,7 @@ export class Target {
     if (!arrival || !restored) return;
     this.#arrivals.delete(id);
     clearTimeout(restored.timer);
-    try {
-      Deno.kill(restored.pid, "SIGKILL");
-    } catch { /* gone */ }
+    if (restored.who) killProcess(restored.who);
     // The waiter would wait out its commit window before it noticed: it has nothing left to do.
     try {
       restored.child.kill("SIGKILL");
