@@ -151,6 +151,22 @@ export interface TasksChecked {
 }
 
 /**
+ * The tasks of a restored job: those below its `waiter` (criu restores them as the waiter's
+ * children, and theirs; the waiter itself is om's), and `pid`, the job's PID 1 as criu's pidfile
+ * names it, with the tasks below it.
+ */
+export async function restoredTasks(
+  restored: { waiter: number; pid: number },
+  procDir = "/proc",
+): Promise<Set<number>> {
+  const pids = new Set<number>([restored.pid]);
+  for (const root of [restored.waiter, restored.pid]) {
+    for (const pid of await descendants(root, procDir)) pids.add(pid);
+  }
+  return pids;
+}
+
+/**
  * Checks every thread of a restored job against `rule` ({@linkcode credentialFault}): the tasks
  * below its `waiter` (criu restores them as the waiter's children, and theirs; the waiter itself
  * is om's), and `pid`, the job's PID 1 as criu's pidfile names it, with the tasks below it. A task
@@ -168,10 +184,7 @@ export async function checkRestoredTasks(
   const hostNamespace = rule.owner.uid === 0
     ? undefined
     : options.userNamespace ?? await Deno.readLink("/proc/self/ns/user");
-  const pids = new Set<number>([restored.pid]);
-  for (const root of [restored.waiter, restored.pid]) {
-    for (const pid of await descendants(root, procDir)) pids.add(pid);
-  }
+  const pids = await restoredTasks(restored, procDir);
   let threads = 0;
   for (const pid of pids) {
     let tids: string[];

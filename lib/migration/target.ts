@@ -40,7 +40,8 @@ import {
 } from "./files.ts";
 import { Admission, mib } from "./admission.ts";
 import { type JobOwner, ownerRefusal, sameOwner, userNamed } from "./jobowner.ts";
-import { checkRestoredTasks, credentialRule } from "./credentials.ts";
+import { checkRestoredTasks, credentialRule, restoredTasks } from "./credentials.ts";
+import { checkRestoredFiles } from "./restoredfiles.ts";
 import { continueTree } from "./stdio.ts";
 import { message, type MoveState } from "./errors.ts";
 import type { RoleContext } from "./context.ts";
@@ -712,7 +713,14 @@ export class Target {
     // A child of the waiter, stopped: its PID cannot change hands before this.
     const who = identifyProcess(pid);
     const checked = await rule
-      .then((allowed) => checkRestoredTasks({ waiter: run.child.pid, pid }, allowed))
+      .then(async (allowed) => {
+        const tasks = await checkRestoredTasks({ waiter: run.child.pid, pid }, allowed);
+        if (tasks.fault !== undefined) return tasks;
+        // And what it holds open: nothing its user may not open here (restoredfiles.ts).
+        const pids = await restoredTasks({ waiter: run.child.pid, pid });
+        const fault = await checkRestoredFiles(pids, allowed);
+        return fault === undefined ? tasks : { ...tasks, fault };
+      })
       .catch((error) => ({ threads: 0, fault: `its tasks cannot be checked: ${message(error)}` }));
     if (checked.fault !== undefined) {
       // Still stopped as criu left it: it never runs an instruction of the job.
