@@ -3,7 +3,13 @@
  * keeps the cluster map in the state tree, the kernel's /proc/hpc, or the ALPHA files.
  */
 import { type CommandSpec, type Parsed, unparse, UsageError } from "../lib/cli/parser.ts";
-import { type FlagSettings, loadSettings, type Settings } from "../lib/cli/config.ts";
+import {
+  execPatternProblem,
+  type FlagSettings,
+  loadSettings,
+  parseHttpAddress,
+  type Settings,
+} from "../lib/cli/config.ts";
 import type { Context } from "../lib/cli/context.ts";
 import { type Logging, setupLogging } from "../lib/base/log.ts";
 import { omCommand } from "../lib/base/selfexec.ts";
@@ -31,13 +37,21 @@ between the interfaces' networks (with loop prevention). With -m only the first 
 
 Signals: SIGUSR1 or SIGUSR2 toggle full debug output (under 'deno run', SIGUSR1 also starts
 Deno's inspector on 127.0.0.1:9229; the compiled om has no such hook, so prefer SIGUSR2 there);
-SIGHUP re-reads the configuration (intervals, debug); SIGTERM or SIGINT send a leave, remove the
+SIGHUP re-reads the configuration (intervals, debug, exec_allow); SIGTERM or SIGINT send a leave, remove the
 pid file and exit. Without -n the daemon detaches and logs to syslog (/dev/log, or
 $OM_ROOT/omdiscd.log where there is no syslog).
 
 It also serves om run and the other local tools on the unix socket $OM_ROOT/omdiscd.sock (mode
 0666: every user, who proves who it is with a file in $OM_ROOT/users, mode 1733), and the other
 nodes on TCP port 20302 (PROTOCOL.md §8, §10).
+
+om exec runs commands on the nodes for root (PROTOCOL.md §13): each node runs only the commands
+its own exec_allow lets it (--exec-allow, OM_EXEC_ALLOW; none by default), and only with a
+cluster key; it logs every command it runs or refuses, with who asked from where.
+
+With --http ADDR:PORT (http, OM_HTTP; off by default) it serves the cluster's live status page
+and its read-only JSON API there (PROTOCOL.md §14): bind it to a management address, since it
+shows every job of the cluster to whoever reaches it.
 
 Settings (flags over environment over ${"$"}OM_CONFIG or /etc/om/om.conf over defaults):
 interface (OM_INTERFACE), multicast_ttl (OM_MULTICAST_TTL), group (OM_GROUP, 239.192.79.77),
@@ -121,6 +135,20 @@ debug (OM_DEBUG).`,
       value: "CIDR[,CIDR...]",
       help: "without a key: networks that may use the channel (default: the cluster's own)",
     },
+    {
+      name: "execAllow",
+      flags: ["--exec-allow"],
+      value: "PATTERN[,PATTERN...]",
+      help: "commands om exec may run here: names, absolute paths, * for all (default none)",
+      complete: "none",
+    },
+    {
+      name: "http",
+      flags: ["--http"],
+      value: "ADDR:PORT",
+      help: "serve the status page and its JSON API there (default off)",
+      complete: "none",
+    },
   ],
   examples: [
     { command: "om discover", says: "start the daemon on the default route's interface" },
@@ -136,6 +164,10 @@ debug (OM_DEBUG).`,
     {
       command: "om keygen /etc/om/cluster.key && om discover --key /etc/om/cluster.key",
       says: "an authenticated cluster (copy the key to every node)",
+    },
+    {
+      command: "om discover --http 192.168.100.5:8080",
+      says: "also serve the status page at http://192.168.100.5:8080/ (a management address)",
     },
   ],
 };
@@ -175,7 +207,31 @@ function flagSettings(parsed: Parsed): FlagSettings {
     allow: o.allow === undefined
       ? undefined
       : String(o.allow).split(",").map((s) => s.trim()).filter(Boolean),
+    execAllow: o.execAllow === undefined ? undefined : execAllowFlag(String(o.execAllow)),
+    http: o.http === undefined ? undefined : httpFlag(String(o.http)),
   };
+}
+
+/** `--http ADDR:PORT`, checked as the configuration checks http. */
+function httpFlag(text: string) {
+  try {
+    return parseHttpAddress(text, "--http");
+  } catch {
+    throw new UsageError(
+      `Cannot use "${text}" for --http: not ADDR:PORT (an IPv4 address, [IPv6] or localhost, ` +
+        "and a port from 1 to 65535)",
+    );
+  }
+}
+
+/** `--exec-allow`'s patterns, each checked as the configuration checks exec_allow. */
+function execAllowFlag(text: string): string[] {
+  const patterns = text.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const pattern of patterns) {
+    const problem = execPatternProblem(pattern);
+    if (problem) throw new UsageError(`Cannot use "${pattern}" for --exec-allow: ${problem}`);
+  }
+  return patterns;
 }
 
 const READY = "\u0000om-discover-ready\n";
@@ -292,6 +348,7 @@ export async function serve(
           "root",
           "alpha",
           "alphaDir",
+          "http",
         ] as const
       ) {
         if (JSON.stringify(next[key]) !== JSON.stringify(settings[key])) {
@@ -306,6 +363,7 @@ export async function serve(
         expireAfter: next.expireAfter,
         infoInterval: next.infoInterval,
         debug: next.debug,
+        execAllow: next.execAllow,
       };
       logger.info("SIGHUP: configuration re-read from {file}", { file: settings.configFile });
     } catch (error) {

@@ -107,10 +107,22 @@ export const COMMANDS: readonly CommandMeta[] = [
     load: () => import("./migrate.ts"),
   },
   {
+    name: "exec",
+    links: [],
+    summary: "run a command on the nodes, as root, where their exec_allow lets it (GOMD's SCX)",
+    load: () => import("./exec.ts"),
+  },
+  {
     name: "stress",
     links: [],
     summary: "the stress test: jobs moved at random between the nodes, every result checked",
     load: () => import("./stress.ts"),
+  },
+  {
+    name: "status",
+    links: [],
+    summary: "this node and the cluster at a glance; --html: the status page as one file",
+    load: () => import("./status.ts"),
   },
   {
     name: "ps",

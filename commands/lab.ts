@@ -7,7 +7,7 @@
 import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
 import type { Context } from "../lib/cli/context.ts";
 import { formatNodeId } from "../lib/base/ipv4.ts";
-import { MAX_NETS, MAX_NODES, parseSize, planLab } from "../lib/lab/plan.ts";
+import { LAB_HTTP_PORT, MAX_NETS, MAX_NODES, parseSize, planLab } from "../lib/lab/plan.ts";
 import {
   DEFAULT_LAB_DIR,
   DEFAULT_LAB_NAME,
@@ -45,7 +45,8 @@ has ethK on every network and its daemon runs with -i eth0,eth1,... to relay.
 Every node has its own state tree <lab dir>/NAME/nodeI/root, configuration file
 <lab dir>/NAME/nodeI/om.conf, and cgroups NAME/nodeI in the cgroup v1 cpu, cpuacct and memory
 hierarchies (below the cgroup om runs in). Its processes see OM_ROOT, OM_CONFIG, OM_CGROUP_CPU,
-OM_CGROUP_CPUACCT, OM_CGROUP_MEMORY, OM_LAB and OM_LAB_NODE. The daemon of node I logs to
+OM_CGROUP_CPUACCT, OM_CGROUP_MEMORY, OM_LAB and OM_LAB_NODE, over up's own environment: an
+OM_EXEC_ALLOW given to up reaches every daemon (om exec). The daemon of node I logs to
 <lab dir>/NAME/nodeI/discover.log. The lab directory is /run/om-lab, or OM_LAB_DIR.
 
 'up' waits until every node's map holds exactly the lab's nodes, then prints node 1's map; when
@@ -61,7 +62,13 @@ fetched once with apt on private lists and unpacked into .deno/criu (the system 
 was; needs apt-get, dpkg and the Debian archive keyring). An OM_CRIU in up's environment is used
 as given, unchecked. A lab is a tool of a clone of om: a compiled om has no scripts/, so it takes
 a criu from PATH that passes 'criu check', and without one the nodes find each other but move no
-jobs. After the map, 'up' prints the next things to try: a job, a move, om stress.`,
+jobs. After the map, 'up' prints the next things to try: a job, a move, om stress.
+
+Status page: every node serves the cluster's live status page and its JSON API on its eth0
+address, port ${LAB_HTTP_PORT} (http = 10.77.0.I:${LAB_HTTP_PORT} in its om.conf); 'up' prints node 1's.
+The host's namespace has no route to the lab: open it from inside a node (om lab exec 1 --
+curl -s http://10.77.0.1:${LAB_HTTP_PORT}/api/nodes, or a browser run there), or write a
+snapshot to look at anywhere (om lab exec 1 -- om status --html /tmp/cluster.html).`,
   verbs: [
     { name: "up", help: "make the nodes, start their daemons, wait for their maps to agree" },
     { name: "exec", help: "run a command inside node I (its namespace, cgroups, OM_ROOT)" },
@@ -113,6 +120,10 @@ jobs. After the map, 'up' prints the next things to try: a job, a move, om stres
       says: "lab omlab: 4 nodes up, maps agree after 0.4 s; node 1's map, the key, what to try",
     },
     {
+      command: "OM_EXEC_ALLOW='*' om lab up 3",
+      says: "three nodes on which om exec runs any command (om lab exec 1 -- om exec -- uptime)",
+    },
+    {
       command: "OM_CRIU=/opt/criu/sbin/criu om lab up 3",
       says: "three nodes that move jobs with that CRIU, used as given",
     },
@@ -125,6 +136,10 @@ jobs. After the map, 'up' prints the next things to try: a job, a move, om stres
       says: "limited nodes whose daemons re-announce every second",
     },
     { command: "om lab exec 2 -- om showmap", says: "the map as node 2 sees it" },
+    {
+      command: `om lab exec 1 -- curl -s http://10.77.0.1:${LAB_HTTP_PORT}/api/nodes`,
+      says: "node 1's status API: every node's figures as JSON",
+    },
     { command: "om lab status --json", says: "the nodes, their daemons and maps, as JSON" },
     { command: "om lab down", says: "stops the daemons, removes the namespaces and cgroups" },
   ],
@@ -223,6 +238,7 @@ async function up(
       memory,
       key: parsed.options.noKey !== true,
       criu,
+      http: LAB_HTTP_PORT,
       now: ctx.now,
       log: (message) => {
         if (message.startsWith("no cgroup")) ctx.err(`om lab: ${message}\n`);
@@ -254,6 +270,7 @@ async function up(
     const first = agreement.views.find((v) => v.index === lab.record.nodes[0].index)!;
     ctx.out(`lab ${name}: ${size} up, maps agree after ${seconds} s\n`);
     ctx.out(renderShowmap(showmapView(first.self!, first.map!)));
+    ctx.out(statusPage(lab, omProgram()));
     ctx.out(
       lab.record.key
         ? `cluster key: ${lab.record.key} (named by every node's om.conf)\n`
@@ -290,6 +307,26 @@ function omProgram(): string {
   if (!/(^|\/)deno$/.test(Deno.execPath())) return Deno.execPath();
   const launcher = decodeURIComponent(new URL("../om", import.meta.url).pathname);
   return launcher === `${Deno.cwd()}/om` ? "./om" : launcher;
+}
+
+/**
+ * Where node 1's status page is, and how to look at it: the host's namespace has no route to the
+ * lab, so from inside a node, or as a snapshot file.
+ */
+export function statusPage(lab: Lab, om: string): string {
+  const { http, name } = lab.record;
+  if (http === undefined) return "";
+  const first = lab.record.nodes[0];
+  const url = `http://${first.nics[0].address}:${http}/`;
+  const inNode = `${om} lab exec ${first.index}${
+    name === DEFAULT_LAB_NAME ? "" : ` --name ${name}`
+  } --`;
+  return [
+    `status page: ${url} (every node serves one on its address, port ${http})`,
+    `  from inside the lab: ${inNode} curl -s ${url}api/nodes`,
+    `  as a file to open anywhere: ${inNode} ${om} status --html /tmp/cluster.html`,
+    "",
+  ].join("\n");
 }
 
 /** What to try once the lab is up: a job on node 1, moving it, and the stress test. */

@@ -81,8 +81,8 @@ _om_complete() {
 # om discover, omdiscd
 _om_spec_discover() {
   case $1 in
-    flags) REPLY='-i --interface -n --nodaemon -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --alpha --debug --key --info-interval --channel-port --allow -h --help' ;;
-    valued) REPLY='-i --interface -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --key --info-interval --channel-port --allow' ;;
+    flags) REPLY='-i --interface -n --nodaemon -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --alpha --debug --key --info-interval --channel-port --allow --exec-allow --http -h --help' ;;
+    valued) REPLY='-i --interface -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --key --info-interval --channel-port --allow --exec-allow --http' ;;
     value)
       case $2 in
         -i | --interface) REPLY=interface ;;
@@ -97,6 +97,8 @@ _om_spec_discover() {
         --info-interval) REPLY=none ;;
         --channel-port) REPLY=none ;;
         --allow) REPLY=none ;;
+        --exec-allow) REPLY=none ;;
+        --http) REPLY=none ;;
         *) REPLY=none ;;
       esac ;;
     arg)
@@ -347,6 +349,28 @@ _om_spec_migrate() {
   esac
 }
 
+# om exec
+_om_spec_exec() {
+  case $1 in
+    flags) REPLY='-w -b -t -f --root -h --help' ;;
+    valued) REPLY='-w -t -f --root' ;;
+    value)
+      case $2 in
+        -w) REPLY=none ;;
+        -t) REPLY=none ;;
+        -f) REPLY=none ;;
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=none ;;
+        1) REPLY=none ;;
+        *) REPLY=none ;;
+      esac ;;
+  esac
+}
+
 # om stress
 _om_spec_stress() {
   case $1 in
@@ -365,6 +389,25 @@ _om_spec_stress() {
       esac ;;
     arg)
       case $2 in
+        *) REPLY=none ;;
+      esac ;;
+  esac
+}
+
+# om status
+_om_spec_status() {
+  case $1 in
+    flags) REPLY='--json --html --root --alpha -h --help' ;;
+    valued) REPLY='--html --root' ;;
+    value)
+      case $2 in
+        --html) REPLY=file ;;
+        --root) REPLY=file ;;
+        *) REPLY=none ;;
+      esac ;;
+    arg)
+      case $2 in
+        0) REPLY=host ;;
         *) REPLY=none ;;
       esac ;;
   esac
@@ -501,7 +544,7 @@ _om() {
     mosmon) _om_complete _om_spec_mon 1; return ;;
   esac
   if (( COMP_CWORD == 1 )); then
-    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run nomig runhome runon cpujob iojob nodecay slowdecay fastdecay migrate stress ps mon doctor keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
+    mapfile -t COMPREPLY < <(compgen -W 'discover showmap setpe mosctl run nomig runhome runon cpujob iojob nodecay slowdecay fastdecay migrate exec stress status ps mon doctor keygen lab completions --help --version' -- "${COMP_WORDS[1]}")
     return
   fi
   case ${COMP_WORDS[1]} in
@@ -519,7 +562,9 @@ _om() {
     slowdecay) _om_complete _om_spec_slowdecay 2 ;;
     fastdecay) _om_complete _om_spec_fastdecay 2 ;;
     migrate) _om_complete _om_spec_migrate 2 ;;
+    exec) _om_complete _om_spec_exec 2 ;;
     stress) _om_complete _om_spec_stress 2 ;;
+    status) _om_complete _om_spec_status 2 ;;
     ps | mps) _om_complete _om_spec_ps 2 ;;
     mon | mosmon) _om_complete _om_spec_mon 2 ;;
     doctor) _om_complete _om_spec_doctor 2 ;;

@@ -62,7 +62,9 @@ complete -c om -n __om_needs_command -a nodecay -d 'run a command unlocked, with
 complete -c om -n __om_needs_command -a slowdecay -d 'run a command unlocked, with slow decay (om run -l -s)'
 complete -c om -n __om_needs_command -a fastdecay -d 'run a command unlocked, with fast decay (om run -l -f)'
 complete -c om -n __om_needs_command -a migrate -d 'move a running job to another node (stop-and-copy with CRIU)'
+complete -c om -n __om_needs_command -a exec -d 'run a command on the nodes, as root, where their exec_allow lets it (GOMD\'s SCX)'
 complete -c om -n __om_needs_command -a stress -d 'the stress test: jobs moved at random between the nodes, every result checked'
+complete -c om -n __om_needs_command -a status -d 'this node and the cluster at a glance; --html: the status page as one file'
 complete -c om -n __om_needs_command -a ps -d 'processes with the node they run on'
 complete -c om -n __om_needs_command -a mon -d 'a live terminal view of every node\'s load, speed and memory'
 complete -c om -n __om_needs_command -a doctor -d 'check this node for what om needs, and say how to fix each miss'
@@ -86,6 +88,8 @@ complete -c om -n '__om_using discover omdiscd' -l key -r -F -d 'cluster key (om
 complete -c om -n '__om_using discover omdiscd' -l info-interval -x -d 'measure and publish this node\'s load this often (1)'
 complete -c om -n '__om_using discover omdiscd' -l channel-port -x -d 'TCP port of the node-to-node channel (20302)'
 complete -c om -n '__om_using discover omdiscd' -l allow -x -d 'without a key: networks that may use the channel (default: the cluster\'s own)'
+complete -c om -n '__om_using discover omdiscd' -l exec-allow -x -d 'commands om exec may run here: names, absolute paths, * for all (default none)'
+complete -c om -n '__om_using discover omdiscd' -l http -x -d 'serve the status page and its JSON API there (default off)'
 complete -c om -n '__om_using discover omdiscd' -s h -l help -d 'show this help'
 
 # omdiscd (om discover)
@@ -105,6 +109,8 @@ complete -c omdiscd -l key -r -F -d 'cluster key (om keygen): authenticate every
 complete -c omdiscd -l info-interval -x -d 'measure and publish this node\'s load this often (1)'
 complete -c omdiscd -l channel-port -x -d 'TCP port of the node-to-node channel (20302)'
 complete -c omdiscd -l allow -x -d 'without a key: networks that may use the channel (default: the cluster\'s own)'
+complete -c omdiscd -l exec-allow -x -d 'commands om exec may run here: names, absolute paths, * for all (default none)'
+complete -c omdiscd -l http -x -d 'serve the status page and its JSON API there (default off)'
 complete -c omdiscd -s h -l help -d 'show this help'
 
 # om showmap
@@ -356,6 +362,14 @@ complete -c migrate -l root -r -F -d 'om\'s state tree (default /run/om, or OM_R
 complete -c migrate -s h -l help -d 'show this help'
 complete -c migrate -n 'test (__om_argc 1 --root) -eq 1' -a 'home balance'
 
+# om exec
+complete -c om -n '__om_using exec' -s w -x -d 'the nodes to run on: ids and ranges, 2-4,7 (default: every node that is up)'
+complete -c om -n '__om_using exec' -s b -d 'gather the nodes whose output and status are the same'
+complete -c om -n '__om_using exec' -s t -x -d 'time limit per node, 0.1 to 86400 (default 60)'
+complete -c om -n '__om_using exec' -s f -x -d 'nodes asked at once (default 32)'
+complete -c om -n '__om_using exec' -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
+complete -c om -n '__om_using exec' -s h -l help -d 'show this help'
+
 # om stress
 complete -c om -n '__om_using stress' -l duration -x -d 'how long jobs run and move (default 60)'
 complete -c om -n '__om_using stress' -l jobs -x -d 'jobs running at once (default: the CPUs of the nodes that are up, at least 2)'
@@ -366,6 +380,14 @@ complete -c om -n '__om_using stress' -l report -r -F -d 'where the text report 
 complete -c om -n '__om_using stress' -l json -d 'print the report as one JSON object'
 complete -c om -n '__om_using stress' -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
 complete -c om -n '__om_using stress' -s h -l help -d 'show this help'
+
+# om status
+complete -c om -n '__om_using status' -l json -d 'print the summary as JSON'
+complete -c om -n '__om_using status' -l html -r -F -d 'write the status page, data inlined, to FILE (- for standard output)'
+complete -c om -n '__om_using status' -l root -r -F -d 'om\'s state tree (default /run/om, or OM_ROOT)'
+complete -c om -n '__om_using status' -l alpha -d 'use the ALPHA files /tmp/om_config and /tmp/om_mospe instead'
+complete -c om -n '__om_using status' -s h -l help -d 'show this help'
+complete -c om -n '__om_using status; and test (__om_argc 2 --html --root) -eq 0' -a '(__fish_print_hostnames)'
 
 # om ps
 complete -c om -n '__om_using ps mps' -l json -d 'print the same rows as a JSON array'

@@ -38,6 +38,13 @@ import { Migration } from "./migration/migration.ts";
 import type { MigrationFaults } from "./migration/faults.ts";
 import { keylessHandlers } from "./migration/keyless.ts";
 import { Balancer } from "./balance/balancer.ts";
+import { ExecService } from "./exec/service.ts";
+import { MoveLog } from "./migration/movelog.ts";
+import { StatusService } from "./web/service.ts";
+import type { WebServer } from "./web/server.ts";
+import { NODE_FLAGS, type NodeFlags } from "./web/model.ts";
+import { listNodeInfo } from "./state/nodestate.ts";
+import { userName } from "./base/users.ts";
 
 /**
  * The node could not start: `logged` are the log's lines, `said` what the person who started a
@@ -68,7 +75,7 @@ export interface NodeOptions {
 export interface RunningNode {
   readonly id: number;
   readonly address: string;
-  /** Takes the settings a SIGHUP re-read that apply without a restart (intervals). */
+  /** Takes the settings a SIGHUP re-read that apply without a restart (intervals, exec_allow). */
   reconfigure(settings: Settings): void;
   close(): Promise<void>;
 }
@@ -167,6 +174,7 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
     : infoExchange(settings, paths, env, self.address);
   let channel: ChannelServer | undefined;
   let local: LocalSocket | undefined;
+  let web: WebServer | undefined;
   const daemon = new DiscoveryDaemon({
     self,
     talk,
@@ -194,6 +202,7 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
             ...stats,
             channel: channel?.stats,
             local: local?.stats,
+            http: web?.stats,
           }) +
             "\n",
         ),
@@ -237,10 +246,13 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
       input: (job, data, eof) => migration.input(job, data, eof),
       signal: (job, signal) => migration.signal(job, signal),
     },
-    placer: async (job, node) => void await migration.migrate(job, node),
+    placer: async (job, node) => void await migration.migrate(job, node, { by: "placement" }),
   });
+  // The recent moves of this node's jobs, for the status page (lib/web/).
+  const moves = new MoveLog({ now: () => systemClock.now() });
   const migration: Migration = new Migration({
     nodeId: id,
+    moves,
     root: settings.root,
     deputy,
     logger,
@@ -256,6 +268,39 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
   const balancer = info
     ? new Balancer({ nodeId: id, paths, info, deputy, migration, logger, keyed: key !== undefined })
     : undefined;
+  // om exec: this node runs what its exec_allow lets it, for root, and only with a key.
+  const exec = new ExecService({
+    nodeId: id,
+    keyed: key !== undefined,
+    allow: settings.execAllow,
+    logger,
+    clock: systemClock,
+    connect: (node) => connect(node),
+    env: { OM_ROOT: settings.root, OM_CONFIG: settings.configFile },
+  });
+  // The status page's side: the read-only status.* commands, the collector, the page if asked.
+  const status = new StatusService({
+    nodeId: id,
+    address: self.address,
+    keyed: key !== undefined,
+    clock: systemClock,
+    logger,
+    interval: () => info?.interval ?? settings.infoInterval,
+    members: () => daemon.membership.members(),
+    figures: async () =>
+      info
+        ? [...(info.own ? [info.own] : []), ...info.known().map((k) => k.info)]
+        : (await listNodeInfo(paths.nodes)).filter((n) => n.status === "up"),
+    flags: async () =>
+      Object.fromEntries(
+        await Promise.all(NODE_FLAGS.map(async (f) => [f, await readFlag(paths, f)])),
+      ) as NodeFlags,
+    interfaces: talk.map((n) => n.name),
+    jobs: () => deputy.jobs.list(),
+    moves,
+    userName,
+    connect: (node, address) => connect(node, address),
+  });
   // Without a key nothing proves who asks: every mig.* and job.* request is refused.
   const migrationHandlers = key ? migration.channelHandlers() : keylessHandlers(MIGRATION_COMMANDS);
   try {
@@ -269,6 +314,8 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
         ...MIGRATION_COMMANDS.map((
           name,
         ): [string, Handler] => [name, migrationHandlers.get(name)!]),
+        ...exec.channelHandlers(),
+        ...status.channelHandlers(),
       ]),
       // With a key every connection proves it; without one only the map's members and the
       // allowed networks get in.
@@ -290,7 +337,12 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
       logger,
       clock: systemClock,
       deputy,
-      more: new Map([...migration.localHandlers(), ...(balancer?.localHandlers() ?? [])]),
+      more: new Map([
+        ...migration.localHandlers(),
+        ...(balancer?.localHandlers() ?? []),
+        ...exec.localHandlers(),
+        ...status.localHandlers(),
+      ]),
     });
   } catch (error) {
     await channel?.close();
@@ -302,6 +354,25 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
         channel ? "local socket" : `node-to-node channel on TCP port ${settings.channelPort}`
       }: ${error instanceof Error ? error.message : error}`,
     );
+  }
+  status.start();
+  if (settings.http) {
+    const { hostname, port } = settings.http;
+    try {
+      web = await status.serve(hostname, port, [Deno.hostname()]);
+    } catch (error) {
+      await status.close();
+      exec.close();
+      await local?.close();
+      await channel?.close();
+      await daemon.stop();
+      pidFile.release();
+      throw startFailure(
+        `Cannot serve the status page on ${hostname}:${port}: ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+    }
   }
   balancer?.start();
 
@@ -321,6 +392,12 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
         : "",
     },
   );
+  if (web) {
+    logger.info("Status page at http://{host}:{port}/ (read-only; JSON API under /api/)", {
+      host: web.hostname.includes(":") ? `[${web.hostname}]` : web.hostname,
+      port: web.port,
+    });
+  }
   if (paths.backend === "kernel") logger.info("Notified kernel to activate openMosix");
   if (paths.backend === "alpha") logger.info("Simulated notification to activate openMosix");
   if (key) {
@@ -343,9 +420,12 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
         expireAfter: next.expireAfter,
         infoInterval: next.infoInterval,
       });
+      exec.setAllow(next.execAllow);
     },
     async close() {
       await balancer?.stop();
+      exec.close();
+      await status.close();
       await migration.close();
       await local?.close();
       await channel?.close();

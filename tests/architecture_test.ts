@@ -25,9 +25,11 @@ export const LAYERS = [
   "jobs",
   "migration",
   "balance",
+  "exec",
   "lab",
   "doctor",
   "stress",
+  "web",
 ] as const;
 
 /** The longest a source file may be without a "Longer than" reason in its header comment. */

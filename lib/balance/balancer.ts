@@ -413,8 +413,8 @@ export class Balancer {
       { ...move },
     );
     try {
-      if (guest) await migration.requestMove(move.id, move.to);
-      else await migration.migrate(move.id, move.to);
+      if (guest) await migration.requestMove(move.id, move.to, "balancer");
+      else await migration.migrate(move.id, move.to, { by: "balancer" });
     } catch (error) {
       logger.warn("balance: job {id} stays: {error}", { id: move.id, error: message(error) });
       const until = Date.now() + STAY_INTERVALS * info.interval;
@@ -473,7 +473,7 @@ export class Balancer {
     return this.#sweep(
       "expel",
       () => migration.guests().map((g) => g.id),
-      (id) => migration.requestMove(id, "home"),
+      (id) => migration.requestMove(id, "home", "expel"),
       () => migration.arriving(),
     );
   }
@@ -484,7 +484,7 @@ export class Balancer {
     return this.#sweep(
       "bring",
       () => deputy.jobs.list().filter((j) => j.node !== nodeId && !j.output.exit).map((j) => j.id),
-      (id) => migration.migrate(id, "home"),
+      (id) => migration.migrate(id, "home", { by: "bring" }),
     );
   }
 }

@@ -35,8 +35,25 @@ export interface Settings {
   channelPort: number;
   /** Without a key: networks (CIDR) whose nodes may use the channel besides the map's members. */
   allow: string[];
+  /**
+   * Patterns of the commands `om exec` may run on this node (names, absolute paths, `*` for all;
+   * lib/exec/allow.ts); empty = none.
+   */
+  execAllow: string[];
+  /**
+   * Where `om discover` serves the status page and its JSON API (lib/web/); unset = no page. Bind
+   * it to a management address: the page is read-only, but shows every job of the cluster.
+   */
+  http: HttpAddress | undefined;
   /** The configuration file that was read (or would have been). */
   configFile: string;
+}
+
+/** An address and TCP port to listen on (the `http` setting, `ADDR:PORT`). */
+export interface HttpAddress {
+  /** An IPv4 address, an IPv6 address (without brackets), or `localhost`. */
+  readonly hostname: string;
+  readonly port: number;
 }
 
 /** The defaults; PROTOCOL.md and README list the same values. */
@@ -56,6 +73,8 @@ export const DEFAULTS: Readonly<Settings> = {
   key: undefined,
   channelPort: 20302,
   allow: [],
+  execAllow: [],
+  http: undefined,
   configFile: "/etc/om/om.conf",
 };
 
@@ -64,7 +83,16 @@ interface Key {
   readonly setting: keyof Settings;
   readonly file: string;
   readonly env: string;
-  readonly kind: "string" | "path" | "boolean" | "list" | "integer" | "seconds" | "multicast";
+  readonly kind:
+    | "string"
+    | "path"
+    | "boolean"
+    | "list"
+    | "patterns"
+    | "integer"
+    | "seconds"
+    | "multicast"
+    | "hostport";
   readonly range?: readonly [number, number];
 }
 
@@ -101,10 +129,50 @@ const KEYS: readonly Key[] = [
     range: [1, 65535],
   },
   { setting: "allow", file: "allow", env: "OM_ALLOW", kind: "list" },
+  { setting: "execAllow", file: "exec_allow", env: "OM_EXEC_ALLOW", kind: "patterns" },
+  { setting: "http", file: "http", env: "OM_HTTP", kind: "hostport" },
 ];
 
 /** The file keys, for the documentation and the sample file. */
 export const FILE_KEYS: readonly string[] = KEYS.map((k) => k.file);
+
+/**
+ * Why `pattern` cannot be one of exec_allow's patterns (lib/exec/allow.ts matches them), or
+ * undefined: a bare name pattern (no `/`), an absolute path pattern, or `*`; no blanks or control
+ * characters, at most 4096 characters.
+ */
+export function execPatternProblem(pattern: string): string | undefined {
+  if (pattern === "") return "it is empty";
+  if (pattern.length > 4096) return "it is longer than 4096 characters";
+  // deno-lint-ignore no-control-regex
+  if (/[\s\x00-\x1f\x7f]/.test(pattern)) return "it holds a blank or a control character";
+  if (pattern.includes("/") && !pattern.startsWith("/")) {
+    return "a pattern with a / must be an absolute path (/usr/bin/*)";
+  }
+  return undefined;
+}
+
+/**
+ * Reads `ADDR:PORT` (the `http` setting): an IPv4 address, `[IPv6]` or `localhost`, and a port
+ * from 1 to 65535. Throws SyntaxError, naming `where`.
+ */
+export function parseHttpAddress(text: string, where = "http"): HttpAddress {
+  const value = text.trim();
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(value);
+  const hostname = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  const known = hostname !== undefined &&
+    (match?.[1] !== undefined
+      ? hostname.includes(":")
+      : isIPv4(hostname) || hostname === "localhost");
+  if (!match || !known || port < 1 || port > 65535) {
+    throw new SyntaxError(
+      `${where} "${value}" is not ADDR:PORT (an IPv4 address, [IPv6] or localhost, and a port ` +
+        `from 1 to 65535)`,
+    );
+  }
+  return { hostname: hostname!, port };
+}
 
 function convert(key: Key, raw: string, where: string): Settings[keyof Settings] {
   const value = raw.trim();
@@ -126,6 +194,16 @@ function convert(key: Key, raw: string, where: string): Settings[keyof Settings]
       const list = value.split(",").map((s) => s.trim()).filter(Boolean);
       return list;
     }
+    case "patterns": {
+      const list = value.split(",").map((s) => s.trim()).filter(Boolean);
+      for (const pattern of list) {
+        const problem = execPatternProblem(pattern);
+        if (problem) throw new SyntaxError(`${where}: ${key.file} "${pattern}": ${problem}`);
+      }
+      return list;
+    }
+    case "hostport":
+      return value === "" ? undefined : parseHttpAddress(value, `${where}: ${key.file}`);
     case "integer": {
       const [min, max] = key.range ?? [0, Number.MAX_SAFE_INTEGER];
       if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {

@@ -59,6 +59,11 @@ export interface CommandSpec {
    * word that does not start with `-`. The options are still declared, for help and completions.
    */
   readonly rawArgs?: boolean;
+  /**
+   * Options end at the first positional argument (a command line to run follows: `om exec uname
+   * -a` passes `-a` to uname), as parse's `stopAtFirstArg`.
+   */
+  readonly stopAtFirstArg?: boolean;
 }
 
 /** Parsed command line: option values by name, and the positional arguments. */
@@ -168,7 +173,7 @@ export function parse(
       throw new UsageError(`Cannot use ${token}: unknown option`);
     }
     args.push(token);
-    if (options.stopAtFirstArg) {
+    if (options.stopAtFirstArg ?? spec.stopAtFirstArg) {
       args.push(...argv.slice(i + 1));
       break;
     }

@@ -38,6 +38,7 @@ export const LOCAL_ACCESS: Readonly<Record<string, Access>> = {
   "job.signal": "owner",
   "job.migrate": "owner",
   "job.place": "owner",
+  "status.cluster": "anyone",
   "node.expel": "root",
   "node.bring": "root",
 };

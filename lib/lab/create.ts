@@ -43,6 +43,11 @@ export interface CreateLabOptions {
   readonly key?: boolean;
   /** The CRIU the nodes use (OM_CRIU of their processes; criu.ts provides it); default none. */
   readonly criu?: string;
+  /**
+   * The TCP port every node serves its status page on, at its first address (`http` in its
+   * om.conf); default none.
+   */
+  readonly http?: number;
   /** Milliseconds since the epoch, for the creation time. */
   readonly now?: () => number;
   readonly log?: LabLog;
@@ -60,6 +65,12 @@ export async function createLab(options: CreateLabOptions): Promise<Lab> {
   checkTopology(options.nodes);
   if (options.cpus !== undefined && !(options.cpus > 0 && options.cpus <= 1024)) {
     throw new RangeError(`Cannot give ${options.cpus} CPUs to a node: more than 0, at most 1024`);
+  }
+  if (
+    options.http !== undefined &&
+    !(Number.isInteger(options.http) && options.http >= 1 && options.http <= 65535)
+  ) {
+    throw new RangeError(`Cannot serve the status page on port ${options.http}: 1 to 65535`);
   }
   const log = options.log ?? (() => {});
   const dir = `${options.dir.replace(/\/$/, "")}/${name}`;
@@ -126,6 +137,7 @@ export async function createLab(options: CreateLabOptions): Promise<Lab> {
       ...(options.memory !== undefined ? { memory: options.memory } : {}),
       ...(options.key !== false ? { key: `${dir}/cluster.key` } : {}),
       ...(options.criu !== undefined ? { criu: options.criu } : {}),
+      ...(options.http !== undefined ? { http: options.http } : {}),
       nodes,
       made: [{ kind: "dir", path: dir }],
     },
@@ -145,7 +157,8 @@ export async function createLab(options: CreateLabOptions): Promise<Lab> {
       await Deno.writeTextFile(
         node.config,
         `# om configuration of lab ${name}, node ${node.index} ($OM_CONFIG inside the node).\n` +
-          (key ? `key = ${key}\n` : ""),
+          (key ? `key = ${key}\n` : "") +
+          (options.http !== undefined ? `http = ${node.nics[0].address}:${options.http}\n` : ""),
       );
     }
   } catch (error) {

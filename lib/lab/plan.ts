@@ -11,6 +11,12 @@ export const MAX_NODES = 250;
 /** Networks of one lab (bridges br0..br15; node 1 has an interface on each). */
 export const MAX_NETS = 16;
 
+/**
+ * The TCP port of every lab node's status page (`om lab up` sets `http = <eth0 address>:PORT` in
+ * each node's om.conf): om's ports are 20301 (UDP) and 20302, and 20380 is the page's in a lab.
+ */
+export const LAB_HTTP_PORT = 20380;
+
 /** One interface of a node to be: on network `net`, with this address. */
 export interface NicSpec {
   readonly net: number;

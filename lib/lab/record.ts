@@ -90,6 +90,11 @@ export interface LabRecord {
    * absent when none was given: the nodes then look for one on PATH.
    */
   readonly criu?: string;
+  /**
+   * The TCP port of every node's status page (`http = <its eth0 address>:<port>` in its om.conf);
+   * absent when the lab's nodes serve none.
+   */
+  readonly http?: number;
   readonly nodes: LabNode[];
   made: Made[];
 }

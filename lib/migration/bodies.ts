@@ -36,16 +36,21 @@ export function jobBody(command: string, body: Uint8Array): { id: number } {
   return bodyOf<{ id: number }>(command, body, (r) => isId(r.id));
 }
 
-/** job.migrate (local) and mig.request: move job `id` to a node, or home. */
+/**
+ * job.migrate (local) and mig.request: move job `id` to a node, or home; mig.request may say who
+ * asks on the node the job runs on (`by`: its balancer or expel; absent when it does not say).
+ */
 export function moveBody(
   command: string,
   body: Uint8Array,
   lowest: number,
-): { id: number; to: number | "home" } {
-  return bodyOf<{ id: number; to: number | "home" }>(
+): { id: number; to: number | "home"; by?: "balancer" | "expel" } {
+  return bodyOf<{ id: number; to: number | "home"; by?: "balancer" | "expel" }>(
     command,
     body,
-    (r) => isId(r.id) && (r.to === "home" || (Number.isInteger(r.to) && r.to >= lowest)),
+    (r) =>
+      isId(r.id) && (r.to === "home" || (Number.isInteger(r.to) && r.to >= lowest)) &&
+      (r.by === undefined || r.by === "balancer" || r.by === "expel"),
   );
 }
 

@@ -217,8 +217,13 @@ export class Guests {
   /**
    * Asks the home of guest `id` to move it to `to` (a node id, or its home): the home decides,
    * as for every move of its jobs, and asks this node to send it (`mig.request`, then `mig.move`).
+   * `by`: who here asks (this node's balancer, or expel), told to the home for its log of moves.
    */
-  async requestMove(id: number, to: number | "home"): Promise<MigrationReport> {
+  async requestMove(
+    id: number,
+    to: number | "home",
+    by?: "balancer" | "expel",
+  ): Promise<MigrationReport> {
     const guest = this.#guest(id);
     let client: ChannelClient;
     try {
@@ -230,7 +235,8 @@ export class Guests {
       );
     }
     try {
-      const reply = await client.request("mig.request", jsonBytes({ id, to }), { timeoutMs: 0 });
+      const body = jsonBytes({ id, to, ...(by ? { by } : {}) });
+      const reply = await client.request("mig.request", body, { timeoutMs: 0 });
       return jsonOf(reply);
     } catch (error) {
       throw MigrationError.from(error);

@@ -21,6 +21,7 @@ import type { MoveState } from "./errors.ts";
 import type { Guests } from "./guests.ts";
 import type { Home } from "./home.ts";
 import type { Target } from "./target.ts";
+import { sessionUid } from "../jobs/localauth.ts";
 
 /** The roles the handlers hand requests to. */
 export interface Roles {
@@ -39,8 +40,8 @@ export function channelHandlers(roles: Roles): Map<string, Handler> {
   return new Map<string, Handler>([
     // At home: the node a job runs on asks to move it (its balancer, or expel).
     ["mig.request", async (body, peer) => {
-      const { id, to } = moveBody("mig.request", body, 1);
-      return jsonBytes(await home.request(id, to, peer));
+      const { id, to, by } = moveBody("mig.request", body, 1);
+      return jsonBytes(await home.request(id, to, peer, by));
     }],
     ["mig.check", async () => jsonBytes(await target.check())],
     ["mig.move", async (body, peer) => {
@@ -95,12 +96,12 @@ export function channelHandlers(roles: Roles): Map<string, Handler> {
   ]);
 }
 
-/** The local socket's `job.migrate`. */
+/** The local socket's `job.migrate` (a user's `om migrate`, entered as such in the log of moves). */
 export function localHandlers(home: Home): Map<string, Handler> {
   return new Map<string, Handler>([
-    ["job.migrate", async (body) => {
+    ["job.migrate", async (body, peer) => {
       const { id, to } = moveBody("job.migrate", body, 0);
-      return jsonBytes(await home.migrate(id, to));
+      return jsonBytes(await home.migrate(id, to, { by: "user", uid: sessionUid(peer) }));
     }],
   ]);
 }

@@ -21,11 +21,18 @@ import { message, MigrationError, type MigrationReport, type MoveState } from ".
 import { now, type RoleContext } from "./context.ts";
 import { MOVE_SETTLE_MS } from "./limits.ts";
 import { NEEDS_KEY } from "./keyless.ts";
+import { type MoveCause, type MoveHandle, type MoveLog, UNSAID } from "./movelog.ts";
 import type { Source } from "./source.ts";
 import type { Incoming, RestoredCopy } from "./target.ts";
 
 /** No move from here under way (Home.migrate). */
 const noArrival = () => {};
+
+/** A move's report, entered in the log of moves (when there is one) as done. */
+function ended(logged: MoveHandle | undefined, report: MigrationReport): MigrationReport {
+  logged?.ok(report);
+  return report;
+}
 
 /**
  * What the home needs of the deputy (lib/jobs/deputy.ts): its job table, and its hooks for a move
@@ -54,6 +61,8 @@ export interface HomeLinks {
   readonly source: Source;
   /** Where job `id` is as this node sees it (mig.status of this node). */
   readonly stateHere: (id: number) => MoveState;
+  /** Where the moves of this node's jobs are entered (the status page's); none: not kept. */
+  readonly moves?: MoveLog;
 }
 
 /** The home's side of its jobs' moves. */
@@ -141,9 +150,13 @@ export class Home {
    * Moves job `id` (a job of this home node) to node `to`. When it runs here, this node is the
    * source; when it runs elsewhere, that node is asked to be the source (`mig.move`), and the
    * destination may be this node (the job comes home and the deputy adopts it). Throws
-   * MigrationError.
+   * MigrationError. `cause`: who asked, for the log of moves (lib/migration/movelog.ts).
    */
-  async migrate(id: number, to: number | "home"): Promise<MigrationReport> {
+  async migrate(
+    id: number,
+    to: number | "home",
+    cause: MoveCause = UNSAID,
+  ): Promise<MigrationReport> {
     const { nodeId } = this.#context;
     const { deputy } = this.#links;
     const start = now();
@@ -168,6 +181,10 @@ export class Home {
       throw new MigrationError(`Cannot migrate job ${id}: it is being moved already`, undefined);
     }
     this.#migrating.add(id);
+    const logged = this.#links.moves?.begin(
+      { id, home: job.home, from: job.node, to: target },
+      cause,
+    );
     // Stdin writes wait from here until the job runs again, here or there.
     const release = await deputy.holdInput(id);
     let arrived = noArrival;
@@ -200,9 +217,17 @@ export class Home {
         job.migrations++;
         job.movedAt = Date.now();
         await deputy.moved(id, target);
-        return { ...report, totalMs: Math.round(now() - start) };
+        return ended(logged, { ...report, totalMs: Math.round(now() - start) });
       }
-      return await this.#moveRemote(job, target, start);
+      return ended(logged, await this.#moveRemote(job, target, start));
+    } catch (error) {
+      const failure = MigrationError.from(error);
+      logged?.failed({
+        step: failure.step,
+        message: failure.message,
+        totalMs: now() - start,
+      });
+      throw error;
     } finally {
       if (arrived !== noArrival) {
         this.#arrivals.delete(id);
@@ -334,10 +359,18 @@ export class Home {
     }
   }
 
-  /** mig.request: the node a job runs on asks to move it (its balancer, or expel). */
-  async request(id: number, to: number | "home", peer: Peer): Promise<MigrationReport> {
+  /**
+   * mig.request: the node a job runs on asks to move it (its balancer, or expel: `by`, when it
+   * says which).
+   */
+  async request(
+    id: number,
+    to: number | "home",
+    peer: Peer,
+    by?: "balancer" | "expel",
+  ): Promise<MigrationReport> {
     await this.#movedJob(id, peer);
-    return await this.migrate(id, to);
+    return await this.migrate(id, to, { by: by ?? "node", node: peer.nodeId });
   }
 
   /** job.push: output of a moved job, from the node it runs on. */

@@ -26,6 +26,7 @@ import { Target } from "./target.ts";
 import { Home, type HomeDeputy } from "./home.ts";
 import { Guests, type GuestView } from "./guests.ts";
 import { channelHandlers, localHandlers } from "./handlers.ts";
+import type { MoveCause, MoveLog } from "./movelog.ts";
 
 /** Options of {@linkcode Migration}. */
 export interface MigrationOptions {
@@ -54,6 +55,8 @@ export interface MigrationOptions {
   readonly keyed: boolean;
   /** Faults a test makes this node's migrations suffer (lib/migration/faults.ts); none by default. */
   readonly faults?: MigrationFaults;
+  /** Where the home enters the moves of this node's jobs (lib/migration/movelog.ts); optional. */
+  readonly moves?: MoveLog;
 }
 
 /** Every role of this node in the moves of jobs, wired together. */
@@ -79,6 +82,7 @@ export class Migration {
       deputy: options.deputy,
       source,
       stateHere: (id) => this.state(id),
+      moves: options.moves,
     });
     this.#target = new Target(context, {
       env: options.env,
@@ -108,15 +112,22 @@ export class Migration {
 
   /**
    * Moves job `id` (a job of this home node) to node `to`, or home; throws MigrationError
-   * (lib/migration/home.ts).
+   * (lib/migration/home.ts). `cause`: who asked (the log of moves).
    */
-  migrate(id: number, to: number | "home"): Promise<MigrationReport> {
-    return this.#home.migrate(id, to);
+  migrate(id: number, to: number | "home", cause?: MoveCause): Promise<MigrationReport> {
+    return this.#home.migrate(id, to, cause);
   }
 
-  /** Asks the home of guest `id` to move it (lib/migration/guests.ts). */
-  requestMove(id: number, to: number | "home"): Promise<MigrationReport> {
-    return this.#guests.requestMove(id, to);
+  /**
+   * Asks the home of guest `id` to move it (lib/migration/guests.ts); `by`: this node's balancer
+   * or expel, which the home enters in its log of moves.
+   */
+  requestMove(
+    id: number,
+    to: number | "home",
+    by?: "balancer" | "expel",
+  ): Promise<MigrationReport> {
+    return this.#guests.requestMove(id, to, by);
   }
 
   /** The guests running here now. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { nextSteps } from "../../commands/lab.ts";
+import { nextSteps, statusPage } from "../../commands/lab.ts";
 import type { Lab, LabNode } from "../../lib/lab/record.ts";
 
 const node = (index: number): LabNode => ({
@@ -52,4 +52,15 @@ Deno.test("lab up's next steps without CRIU, or with one node, offer no move", (
   const one = nextSteps(lab(1, "/opt/criu"), "om");
   assert.doesNotMatch(one, /migrate/);
   assert.match(one, /om lab exec 1 -- om stress\n/);
+});
+
+Deno.test("lab up says where node 1's status page is, and how to look at it from the host", () => {
+  const served: Lab = { ...lab(2), record: { ...lab(2).record, http: 20380 } };
+  assert.equal(
+    statusPage(served, "./om"),
+    "status page: http://10.77.0.1:20380/ (every node serves one on its address, port 20380)\n" +
+      "  from inside the lab: ./om lab exec 1 -- curl -s http://10.77.0.1:20380/api/nodes\n" +
+      "  as a file to open anywhere: ./om lab exec 1 -- ./om status --html /tmp/cluster.html\n",
+  );
+  assert.equal(statusPage(lab(2), "./om"), "", "a lab without pages says nothing");
 });

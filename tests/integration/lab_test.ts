@@ -374,6 +374,13 @@ Deno.test({
       }
       assert.equal((await inNode(lab, 2, ["sh", "-c", "echo $OM_CRIU"])).trim(), given);
       const exec = `${OM_WORD} lab exec 1 --name ${name} --`;
+      // Every node serves its status page; up says where node 1's is.
+      assert.equal(lab.record.http, 20380);
+      assert.match(
+        await Deno.readTextFile(lab.record.nodes[1].config),
+        /^http = 10\.77\.0\.2:20380$/m,
+      );
+      assert.match(ctx.stdout(), /^status page: http:\/\/10\.77\.0\.1:20380\/ /m);
       assert.ok(
         ctx.stdout().endsWith(
           `cluster key: ${lab.record.key} (named by every node's om.conf)\n` +

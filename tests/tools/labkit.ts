@@ -90,7 +90,7 @@ export async function withLab(
   tag: string,
   nodes: NodeSpec[],
   fn: (lab: Lab) => Promise<void>,
-  options: { cpus?: number; memory?: number; key?: boolean } = {},
+  options: { cpus?: number; memory?: number; key?: boolean; http?: number } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "om-lab-test-" });
   const name = uniqueName(tag);

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { DEFAULTS, FILE_KEYS, loadSettings, parseConfigFile } from "../../../lib/cli/config.ts";
+import {
+  DEFAULTS,
+  FILE_KEYS,
+  loadSettings,
+  parseConfigFile,
+  parseHttpAddress,
+} from "../../../lib/cli/config.ts";
 
 Deno.test("config: the file's keys, comments and blank lines", () => {
   const parsed = parseConfigFile(
@@ -78,4 +84,59 @@ Deno.test("config: dist/om.conf.sample names every key with its default", async 
   for (const [setting, value] of Object.entries(parsed)) {
     assert.deepEqual(value, DEFAULTS[setting as keyof typeof DEFAULTS], `default of ${setting}`);
   }
+});
+
+Deno.test("config: exec_allow is a list of command patterns, each checked", async () => {
+  assert.deepEqual(
+    parseConfigFile("exec_allow = uptime, mosctl*, /usr/local/bin/*\n", "f"),
+    { execAllow: ["uptime", "mosctl*", "/usr/local/bin/*"] },
+  );
+  assert.deepEqual(parseConfigFile("exec_allow =\n", "f"), { execAllow: [] });
+  assert.throws(
+    () => parseConfigFile("exec_allow = uptime, bin/x\n", "f"),
+    /^SyntaxError: f:1: exec_allow "bin\/x": a pattern with a \/ must be an absolute path/,
+  );
+  const settings = await loadSettings({}, (n) => (n === "OM_EXEC_ALLOW" ? "*" : undefined));
+  assert.deepEqual(settings.execAllow, ["*"]);
+  assert.deepEqual(DEFAULTS.execAllow, [], "nothing runs by default");
+  await assert.rejects(
+    loadSettings({}, (n) => (n === "OM_EXEC_ALLOW" ? "./x" : undefined)),
+    /^SyntaxError: OM_EXEC_ALLOW: exec_allow "\.\/x": a pattern with a \/ must be an absolute/,
+  );
+});
+
+Deno.test("config: http is ADDR:PORT (IPv4, [IPv6] or localhost), off by default", async () => {
+  assert.deepEqual(parseConfigFile("http = 10.0.0.5:8080\n", "f"), {
+    http: { hostname: "10.0.0.5", port: 8080 },
+  });
+  assert.deepEqual(parseHttpAddress("[fe80::1]:80"), { hostname: "fe80::1", port: 80 });
+  assert.deepEqual(parseHttpAddress("localhost:20380"), { hostname: "localhost", port: 20380 });
+  assert.equal(parseConfigFile("http =\n", "f").http, undefined);
+  assert.equal(DEFAULTS.http, undefined, "no page by default");
+  for (
+    const bad of [
+      "10.0.0.5",
+      ":80",
+      "10.0.0.5:0",
+      "10.0.0.5:65536",
+      "300.1.1.1:80",
+      "[::1]",
+      "host.example:80",
+      "10.0.0.5:80:1",
+      "[zz]:80",
+    ]
+  ) {
+    assert.throws(() => parseHttpAddress(bad), SyntaxError, bad);
+  }
+  assert.throws(
+    () => parseConfigFile("http = 10.0.0.5\n", "f"),
+    /^SyntaxError: f:1: http "10.0.0.5" is not ADDR:PORT/,
+  );
+  const settings = await loadSettings({}, (n) => (n === "OM_HTTP" ? "127.0.0.1:9000" : undefined));
+  assert.deepEqual(settings.http, { hostname: "127.0.0.1", port: 9000 });
+  const flagged = await loadSettings(
+    { http: { hostname: "10.1.1.1", port: 1 } },
+    (n) => (n === "OM_HTTP" ? "127.0.0.1:9000" : undefined),
+  );
+  assert.deepEqual(flagged.http, { hostname: "10.1.1.1", port: 1 }, "the flag wins");
 });

@@ -1,0 +1,123 @@
+/** The runner on real processes: no shell, the fixed environment, the time limit, the limit. */
+import assert from "node:assert/strict";
+import { systemClock } from "../../../lib/base/clock.ts";
+import { resolveCommand, runCommand } from "../../../lib/exec/runner.ts";
+import { retryUntil } from "../../../lib/base/retry.ts";
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+const run = (argv: string[], options: Partial<Parameters<typeof runCommand>[1]> = {}) =>
+  runCommand(argv, { timeoutMs: 10_000, clock: systemClock, ...options });
+
+/** True while a process with this pid runs (a zombie counts as ended). */
+async function alive(pid: number): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) [ZX] /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("runner: argv without a shell, in /, stdin closed, the fixed environment", async () => {
+  const result = await run([
+    "sh",
+    "-c",
+    'echo "$1 $(pwd) $HOME $USER $PATH $OM_ROOT"; env | sort | cut -d= -f1 | tr "\\n" " "; ' +
+    'read line; echo "read $?" >&2; exit 3',
+    "sh",
+    "a b;$(x)",
+  ], { env: { OM_ROOT: "/r" } });
+  assert.deepEqual(result.outcome, { kind: "exited", code: 3 });
+  const [first, names] = text(result.stdout).split("\n");
+  assert.equal(
+    first,
+    "a b;$(x) / /root root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /r",
+  );
+  // Nothing of the daemon's own environment.
+  assert.deepEqual(names.trim().split(" ").filter((n) => !["PWD", "SHLVL", "_"].includes(n)), [
+    "HOME",
+    "LANG",
+    "LOGNAME",
+    "OM_ROOT",
+    "PATH",
+    "USER",
+  ]);
+  assert.equal(text(result.stderr), "read 1\n", "stdin is at its end at once");
+  assert.deepEqual(result.dropped, { stdout: 0, stderr: 0 });
+});
+
+Deno.test("runner: not found is 127, not executable 126, as a shell says; nothing starts", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/plain`, "echo hi\n", { mode: 0o644 });
+    const cases: [string, number, string][] = [
+      ["no-such-command-om", 127, "no-such-command-om: command not found"],
+      [`${dir}/missing`, 127, `${dir}/missing: No such file or directory`],
+      [`${dir}/plain`, 126, `${dir}/plain: Permission denied`],
+      [dir, 126, `${dir}: Is a directory`],
+    ];
+    for (const [name, code, reason] of cases) {
+      const result = await run([name]);
+      assert.deepEqual(result.outcome, { kind: "unstartable", code, reason });
+    }
+    // A bare name is looked up in the fixed PATH, never elsewhere.
+    await Deno.writeTextFile(`${dir}/mine`, "#!/bin/sh\necho mine\n", { mode: 0o755 });
+    assert.equal((await run(["mine"])).outcome.kind, "unstartable");
+    assert.deepEqual(await resolveCommand("mine", `/nonexistent:${dir}`), { path: `${dir}/mine` });
+    assert.equal(text((await run([`${dir}/mine`])).stdout), "mine\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runner: a signal's end, 128+N", async () => {
+  const result = await run(["sh", "-c", "kill -TERM $$"]);
+  assert.deepEqual(result.outcome, { kind: "signal", signal: "SIGTERM", code: 143 });
+});
+
+Deno.test("runner: at the time limit the whole process group is killed", async () => {
+  const started = Date.now();
+  const result = await run(
+    ["sh", "-c", "sleep 60 & echo $!; echo started; sleep 60; echo never"],
+    { timeoutMs: 700 },
+  );
+  const took = Date.now() - started;
+  assert.deepEqual(result.outcome, { kind: "timeout", afterMs: 700 });
+  const [child, said] = text(result.stdout).split("\n");
+  assert.equal(said, "started");
+  assert.ok(took >= 700 && took < 5000, `took ${took} ms`);
+  assert.ok(result.ms >= 700);
+  // The background sleep was in the group: it is gone too.
+  await retryUntil(async () => !await alive(Number(child)), 3000, { what: `pid ${child} to end` });
+});
+
+Deno.test("runner: output past the limit is dropped and counted; the pipes are drained", async () => {
+  const result = await run(
+    ["sh", "-c", "head -c 300000 /dev/zero; head -c 5000 /dev/zero >&2; echo done"],
+    { outputLimit: 100_000 },
+  );
+  assert.deepEqual(result.outcome, { kind: "exited", code: 0 }, "the command was not blocked");
+  assert.equal(result.stdout.length + result.stderr.length, 100_000);
+  assert.equal(
+    result.stdout.length + result.dropped.stdout + result.stderr.length + result.dropped.stderr,
+    300_000 + 5000 + 5,
+  );
+});
+
+Deno.test("runner: a process that keeps the pipes open is let go after the end", async () => {
+  const started = Date.now();
+  const result = await run(["sh", "-c", "sleep 30 & echo $!"], { afterEndMs: 300 });
+  assert.deepEqual(result.outcome, { kind: "exited", code: 0 });
+  assert.ok(Date.now() - started < 5000, "not held by the background sleep");
+  const pid = Number(text(result.stdout).trim());
+  assert.ok(pid > 0);
+  Deno.kill(pid, "SIGKILL");
+});
+
+Deno.test("runner: aborting kills the command (the daemon stops)", async () => {
+  const stop = new AbortController();
+  const running = run(["sleep", "30"], { signal: stop.signal });
+  setTimeout(() => stop.abort(), 200);
+  const result = await running;
+  assert.deepEqual(result.outcome, { kind: "signal", signal: "SIGKILL", code: 137 });
+});
