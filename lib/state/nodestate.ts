@@ -108,11 +108,15 @@ export function nodeInfoWriter(nodesDir: string): (info: NodeInfo) => Promise<vo
       written.set(info.id, files);
     }
     const known = files;
-    await Promise.all(NODE_FILES.map(async (name) => {
+    const write = async (name: (typeof NODE_FILES)[number]) => {
       const value = name === "status" ? info.status : String(Math.round(info[name]));
       if (known.get(name) === value) return;
       await replaceFile(`${nodesDir}/${info.id}/${name}`, encoder.encode(`${value}\n`));
       known.set(name, value);
-    }));
+    };
+    // The figures first, the status last: a reader that sees a node's new status sees the
+    // figures that go with it (a node down has every number 0 by then).
+    await Promise.all(NODE_FILES.filter((name) => name !== "status").map(write));
+    await write("status");
   };
 }

@@ -108,6 +108,8 @@ async function pump(link: Link, direction: Direction, from: Deno.Conn, to: Deno.
           await writeAll(to, unit);
           continue;
         }
+        // Said first: the node may end the connection at the first tampered byte.
+        say(`tampered ${link} ${taken.action} ${unit.length}`);
         switch (taken.action) {
           case "flip": {
             unit[4 + Math.floor(length / 2)] ^= 0x01;
@@ -125,7 +127,6 @@ async function pump(link: Link, direction: Direction, from: Deno.Conn, to: Deno.
             await writeAll(to, unit);
             break;
         }
-        say(`tampered ${link} ${taken.action} ${unit.length}`);
       }
     }
     // The sender is done: so is this direction; the other goes on until it ends too.
