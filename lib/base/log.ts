@@ -21,11 +21,32 @@ export interface Logger {
   error(message: string, properties?: Record<string, unknown>): void;
 }
 
-/** Fills `{name}` placeholders from `properties`; unknown names are left as they are. */
+/**
+ * A value as a log line shows it: control characters escaped (`\n`, `\r`, `\xNN`; a tab kept),
+ * so that a value from elsewhere (a peer's user name, a command's argv, an error's text) can
+ * neither end the line and forge the next one nor send the terminal escape sequences.
+ */
+export function logValue(value: unknown): string {
+  return String(value).replace(
+    // deno-lint-ignore no-control-regex -- control characters are what it escapes
+    /[\x00-\x08\x0a-\x1f\x7f]/g,
+    (c) =>
+      c === "\n"
+        ? "\\n"
+        : c === "\r"
+        ? "\\r"
+        : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/**
+ * Fills `{name}` placeholders from `properties` (each value through {@linkcode logValue});
+ * unknown names are left as they are.
+ */
 export function renderMessage(message: string, properties: Record<string, unknown> = {}): string {
   return message.replace(
     /\{(\w+)\}/g,
-    (whole, name: string) => name in properties ? String(properties[name]) : whole,
+    (whole, name: string) => name in properties ? logValue(properties[name]) : whole,
   );
 }
 

@@ -42,7 +42,7 @@ export function nameProblem(name: string): string | undefined {
 /** `pattern` as a regular expression: `*` any run and `?` one character, none of them a `/`. */
 function patternRegExp(pattern: string): RegExp {
   const source = [...pattern].map((c) =>
-    c === "*" ? "[^/]*" : c === "?" ? "[^/]" : c.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")
+    c === "*" ? "[^/]*" : c === "?" ? "[^/]" : c.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
   ).join("");
   return new RegExp(`^${source}$`, "u");
 }

@@ -10,6 +10,7 @@
  * after the command ended (a daemon it started) is let go AFTER_END_MS after the end.
  */
 import type { Clock } from "../base/clock.ts";
+import { CLOSE_FDS } from "../criu/startjob.ts";
 import { OutputCapture } from "./capture.ts";
 import type { ExecResult } from "./wire.ts";
 import { OUTPUT_LIMIT } from "./wire.ts";
@@ -101,10 +102,15 @@ export async function runCommand(
   const setsid = await resolveCommand("setsid", searchPath);
   if (!("path" in setsid)) return unstartable(127, "setsid (util-linux) is not on this node");
 
+  const perl = await resolveCommand("perl", searchPath);
+  if (!("path" in perl)) return unstartable(127, "perl is not on this node");
+
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(setsid.path, {
-      args: ["--", found.path, ...argv.slice(1)],
+    // perl closes every descriptor above 2 the daemon inherited without close-on-exec (as a
+    // job's start does), then becomes setsid, which makes the command lead its own group.
+    child = new Deno.Command(perl.path, {
+      args: ["-e", CLOSE_FDS, "--", setsid.path, "--", found.path, ...argv.slice(1)],
       clearEnv: true,
       env: {
         ...options.env,

@@ -15,6 +15,7 @@
  * failures to reach a node are results with an outcome, not errors: an error reply of `exec.ask`
  * means the asking itself was refused (not root, no key, a bad request), and `om exec` stops.
  */
+import { createHash } from "node:crypto";
 import type { Clock } from "../base/clock.ts";
 import { jsonBytes } from "../base/json.ts";
 import type { Logger } from "../base/log.ts";
@@ -69,10 +70,13 @@ export interface ExecServiceOptions {
   readonly maxRunning?: number;
 }
 
-/** The argv as the log shows it: JSON, cut to 300 characters. */
+/** The argv as the log shows it: JSON, cut to 300 characters with the whole one's digest. */
 function shown(argv: readonly string[]): string {
   const text = JSON.stringify(argv);
-  return text.length > 300 ? `${text.slice(0, 299)}…` : text;
+  if (text.length <= 300) return text;
+  // Cut, but pinned: the whole argv's length and digest, so a padded command's tail is known.
+  const digest = createHash("sha256").update(text).digest("hex");
+  return `${text.slice(0, 299)}… (${text.length} characters in all, SHA-256 ${digest})`;
 }
 
 /** The daemon's side of om exec (see the header). */
@@ -160,7 +164,7 @@ export class ExecService {
     asker: { readonly uid: number; readonly user: string },
   ): Promise<ExecResult> {
     const { logger } = this.#options;
-    logger.debug("exec: asking node {node} to run {argv} for {user}", {
+    logger.info("exec: asking node {node} to run {argv} for {user}", {
       node,
       argv: shown(argv),
       user: asker.user,

@@ -132,6 +132,9 @@ export function isNodeId(id: unknown): id is number {
   return Number.isInteger(id) && (id as number) >= 1 && (id as number) <= 0xffff;
 }
 
+/** The asking user's name as exec.run carries it: a user name, or a uid without one. */
+const USER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/;
+
 /** Reads `exec.run`'s body; throws TypeError naming what is wrong. */
 export function readRunRequest(body: Uint8Array): RunRequest {
   const request = bodyOf<RunRequest>(
@@ -139,7 +142,7 @@ export function readRunRequest(body: Uint8Array): RunRequest {
     body,
     (r) =>
       isTimeout(r.timeoutMs) && Number.isInteger(r.uid) && r.uid >= 0 &&
-      typeof r.user === "string" && r.user.length <= 256,
+      typeof r.user === "string" && USER_NAME.test(r.user),
   );
   const problem = argvProblem(request.argv);
   if (problem) throw new TypeError(`Cannot read the body of exec.run: ${problem}`);

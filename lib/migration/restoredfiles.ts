@@ -10,7 +10,8 @@
  *   the class the user is in (owner, group, other, as the kernel picks it), grants what the
  *   descriptor's access mode needs (`O_RDONLY` read, `O_WRONLY` write, `O_RDWR` both, `O_PATH`
  *   nothing);
- * - each mapped file (`/proc/PID/maps`): read, and write too for a shared writable mapping;
+ * - each mapped file (`/proc/PID/smaps`): read, and write too for a shared mapping that is or may
+ *   be made writable (`mw` among its VmFlags);
  * - the working directory: search; the root directory: `/`, as a user's job has;
  * - for each of those still at its path (not deleted), search on every directory above it, so that
  *   a readable file inside a directory closed to the user is not handed over either.
@@ -76,14 +77,33 @@ const DELETED = " (deleted)";
 /** A mapped file of a `/proc/PID/maps` line: its range, what it needs, its path. */
 export function mappedFile(
   line: string,
-): { range: string; need: number; path: string } | undefined {
+): { range: string; need: number; path: string; shared: boolean } | undefined {
   const match = /^([0-9a-f]+-[0-9a-f]+)\s+([r-][w-][x-][sp])\s+\S+\s+\S+\s+\d+\s+(\/.*)$/.exec(
     line,
   );
   if (!match) return undefined;
   const [, range, perms, path] = match;
-  const shared = perms[3] === "s" && perms[1] === "w";
-  return { range, need: Need.read | (shared ? Need.write : 0), path };
+  const shared = perms[3] === "s";
+  return { range, need: Need.read | (shared && perms[1] === "w" ? Need.write : 0), path, shared };
+}
+
+/**
+ * The mapped files of a `/proc/PID/smaps` text. A shared mapping that may be made writable
+ * (`mw` among its `VmFlags`: its file was opened for writing, so mprotect can add write later)
+ * needs write, even while it is read-only.
+ */
+export function mappedFiles(smaps: string): { range: string; need: number; path: string }[] {
+  const found: { range: string; need: number; path: string; shared: boolean }[] = [];
+  let current: (typeof found)[number] | undefined;
+  for (const line of smaps.split("\n")) {
+    if (/^[0-9a-f]+-[0-9a-f]+\s/.test(line)) {
+      current = mappedFile(line);
+      if (current) found.push(current);
+    } else if (current?.shared && /^VmFlags:.*\bmw\b/.test(line)) {
+      current.need |= Need.write;
+    }
+  }
+  return found.map(({ range, need, path }) => ({ range, need, path }));
 }
 
 /** Every directory above `path` ("/a/b/c": "/", "/a", "/a/b"). */
@@ -178,16 +198,15 @@ export async function checkRestoredFiles(
       if (found) return `${where}: ${found}`;
     }
 
-    let maps: string;
+    let smaps: string;
     try {
-      maps = await Deno.readTextFile(`${task}/maps`);
+      smaps = await Deno.readTextFile(`${task}/smaps`);
     } catch {
       return `${where}: its mappings cannot be read`;
     }
     const seen = new Set<string>();
-    for (const line of maps.split("\n")) {
-      const mapped = mappedFile(line);
-      if (!mapped || seen.has(`${mapped.path}\0${mapped.need}`)) continue;
+    for (const mapped of mappedFiles(smaps)) {
+      if (seen.has(`${mapped.path}\0${mapped.need}`)) continue;
       seen.add(`${mapped.path}\0${mapped.need}`);
       const found = await fault(
         `${task}/map_files/${mapped.range}`,

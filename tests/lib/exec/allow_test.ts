@@ -73,3 +73,17 @@ Deno.test("allow: the refusal says why, the same words on every node", () => {
     'Cannot run "../x": a path must be absolute (a bare name runs from the PATH)',
   );
 });
+
+Deno.test("allow: every character but * and ? stands for itself (-, ., +, [, $...)", () => {
+  const patterns = ["ssh-keygen", "apt-get", "/usr/bin/x-y", "g++", "a.b", "[x]", "$HOME", "c^d"];
+  for (
+    const name of ["ssh-keygen", "apt-get", "/usr/bin/x-y", "g++", "a.b", "[x]", "$HOME", "c^d"]
+  ) {
+    assert.equal(allows(patterns, name), true, name);
+  }
+  for (const name of ["sshxkeygen", "aptget", "/usr/bin/xy", "gg", "axb", "x", "HOME", "cd"]) {
+    assert.equal(allows(patterns, name), false, name);
+  }
+  assert.equal(refusal(["uptime", "ssh-keygen"], "ssh-keygen"), undefined);
+  assert.match(refusal(["uptime", "ssh-keygen"], "ls")!, /does not allow it/);
+});

@@ -121,3 +121,28 @@ Deno.test("runner: aborting kills the command (the daemon stops)", async () => {
   const result = await running;
   assert.deepEqual(result.outcome, { kind: "signal", signal: "SIGKILL", code: 137 });
 });
+
+Deno.test("runner: descriptors the daemon inherited without close-on-exec do not reach the command", async () => {
+  // A daemon started with descriptor 7 open (not close-on-exec), as a service manager or a
+  // shell may leave one: the runner, run in it, lists the command's descriptors.
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    const runner = new URL("../../../lib/exec/runner.ts", import.meta.url).href;
+    const clock = new URL("../../../lib/base/clock.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { runCommand } from "${runner}";\nimport { systemClock } from "${clock}";\n` +
+        `const r = await runCommand(["sh", "-c", "ls /proc/$$/fd"], { timeoutMs: 10000, clock: systemClock });\n` +
+        `console.log(new TextDecoder().decode(r.stdout).split("\\n").filter(Boolean).join(" "));\n`,
+    );
+    const out = await new Deno.Command("sh", {
+      args: ["-c", `exec 7</etc/hostname; exec "$0" run -A "$1"`, Deno.execPath(), script],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    assert.equal(out.code, 0);
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), "0 1 2");
+  } finally {
+    await Deno.remove(script);
+  }
+});

@@ -55,6 +55,7 @@ Deno.test("restoredfiles: what a descriptor needs, a mapping needs, and the dire
     range: "7f00-7f10",
     need: Need.read,
     path: "/usr/lib/libc.so.6",
+    shared: false,
   });
   assert.equal(mappedFile("7f00-7f10 rw-s 00000000 08:01 99 /etc/passwd")?.need, 6);
   assert.equal(mappedFile("7f00-7f10 rw-p 00000000 08:01 99 /etc/passwd")?.need, Need.read);
@@ -176,16 +177,26 @@ Deno.test({
       await Deno.symlink("/tmp", `${task}/cwd`);
       await Deno.symlink("/etc/passwd", `${task}/map_files/7f00-7f10`);
       const line = (perms: string) => `7f00-7f10 ${perms} 00000000 08:01 99 /etc/passwd\n`;
-      await Deno.writeTextFile(`${task}/maps`, line("r--s"));
+      const flags = (vm: string) => `Size: 64 kB\nVmFlags: ${vm}\n`;
+      await Deno.writeTextFile(`${task}/smaps`, line("r--s") + flags("rd sh mr me ms"));
       assert.equal(await checkRestoredFiles([300], nobody, { procDir: proc }), undefined);
-      await Deno.writeTextFile(`${task}/maps`, line("rw-s"));
+      // Read-only now, but its file was opened for writing: mprotect could make it writable.
+      await Deno.writeTextFile(`${task}/smaps`, line("r--s") + flags("rd sh mr mw me ms"));
+      assert.match(
+        (await checkRestoredFiles([300], nobody, { procDir: proc }))!,
+        /its mapping is \/etc\/passwd, for reading and writing/,
+      );
+      // A private mapping may be written: the file is not.
+      await Deno.writeTextFile(`${task}/smaps`, line("rw-p") + flags("rd wr mr mw me ac"));
+      assert.equal(await checkRestoredFiles([300], nobody, { procDir: proc }), undefined);
+      await Deno.writeTextFile(`${task}/smaps`, line("rw-s") + flags("rd wr sh mr mw me ms"));
       assert.equal(
         await checkRestoredFiles([300], nobody, { procDir: proc }),
         "task 300: its mapping is /etc/passwd, for reading and writing, which user nobody " +
           "(uid 65534) may not open here",
       );
       // A task whose tree cannot be read is no pass.
-      await Deno.remove(`${task}/maps`);
+      await Deno.remove(`${task}/smaps`);
       assert.equal(
         await checkRestoredFiles([300], nobody, { procDir: proc }),
         "task 300: its mappings cannot be read",
