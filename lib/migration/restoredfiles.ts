@@ -1,7 +1,7 @@
 /**
  * What a restored job may hold open (PROTOCOL.md §11, "The restored job's files"). criu opens a
- * job's files, maps its mapped files and enters its working directory as root (a user's job is
- * restored with root's capabilities, `--unprivileged`), whatever the files' modes: images that name
+ * job's files, maps its mapped files and enters its working directory as root (the target runs
+ * `criu restore` as root, a user's job too), whatever the files' modes: images that name
  * a file the job's user may not open, `/etc/shadow` for reading or `/etc/passwd` for writing, would
  * hand it to the job. So, with its credentials (credentials.ts) and while the job is still stopped,
  * every task of a user's restored job is checked ({@linkcode checkRestoredFiles}):
