@@ -47,16 +47,17 @@ h2 span, #om-time { color: var(--dim); font-weight: normal; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid var(--line);
   vertical-align: middle; white-space: nowrap; }
-th { color: var(--dim); font-weight: 600; font-size: .85rem; }
+th { color: var(--dim); font-weight: 600; font-size: .85rem; white-space: normal; }
 td[data-field="command"], td[data-field="result"] { white-space: normal; word-break: break-all; }
+td[data-field="status"], td[data-field="net"] { white-space: normal; }
 tr[data-status="down"] { color: var(--dim); }
 tr[data-status="up"] td[data-field="status"] { color: var(--up); font-weight: 600; }
 tr[data-status="down"] td[data-field="status"] { color: var(--down); font-weight: 600; }
 tr[data-result="failed"] td[data-field="result"] { color: var(--down); }
-.bar { width: 8rem; height: .55rem; background: #f0f0f1; border: 1px solid var(--line); }
+.bar { width: 6rem; height: .55rem; background: #f0f0f1; border: 1px solid var(--line); }
 .bar > span { display: block; height: 100%; width: 0; background: var(--bar); }
 .label { font-size: .8rem; color: var(--dim); }
-svg { width: 12rem; height: 1.8rem; background: #f6f7f7; }
+svg { width: 10rem; height: 1.8rem; background: #f6f7f7; }
 polyline { fill: none; stroke: var(--bar); stroke-width: 1.5; vector-effect: non-scaling-stroke; }
 p.empty { color: var(--dim); }
 `;

@@ -34,7 +34,8 @@ export const PAGE_SCRIPT = `"use strict";
     var units = ["B", "KiB", "MiB", "GiB", "TiB"];
     var u = 0;
     while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
-    return (u === 0 ? String(Math.round(n)) : n.toFixed(1)) + " " + units[u];
+    // A no-break space: a figure never wraps away from its unit.
+    return (u === 0 ? String(Math.round(n)) : n.toFixed(1)) + "\\u00a0" + units[u];
   }
   function rate(n) { return n === null || n === undefined ? "-" : bytes(n) + "/s"; }
   function clock(t) { return new Date(t).toLocaleTimeString(); }
@@ -129,7 +130,7 @@ export const PAGE_SCRIPT = `"use strict";
         bar(field(row, "mem"), n.tmem > 0 ? 100 * (n.tmem - n.mem) / n.tmem : 0,
           n.tmem > 0 ? bytes(n.mem) + " of " + bytes(n.tmem) : "-");
         bar(field(row, "util"), n.util, n.util + "%");
-        field(row, "net").textContent = rate(n.netIn) + " in, " + rate(n.netOut) + " out";
+        field(row, "net").textContent = rate(n.netIn) + "\\u00a0in, " + rate(n.netOut) + "\\u00a0out";
         field(row, "jobs").textContent = String(n.jobs);
         drawHistory(field(row, "history-graph"), n.id, n.cpus);
       });
@@ -236,6 +237,7 @@ export const PAGE_SCRIPT = `"use strict";
       Object.keys(data.history.nodes).forEach(function (id) {
         hist.nodes[id] = data.history.nodes[id].slice();
       });
+      updates = 0;
       setState("live", "live");
       render();
     });

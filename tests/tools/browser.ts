@@ -203,7 +203,11 @@ export class TestPage {
     return `Cannot find "${selector}": no element matches; ${await this.describe()}`;
   }
 
-  /** Writes a PNG of the page (the whole page unless `fullPage` is false) to `path`. */
+  /**
+   * Writes a PNG of the page (the whole page unless `fullPage` is false) to `path`. Not while the
+   * tab is hidden: Chromium draws no frame then, and the capture waits (until puppeteer gives up,
+   * after 3 minutes).
+   */
   async screenshot(path: string, options: { fullPage?: boolean } = {}): Promise<string> {
     await this.page.screenshot({ path, type: "png", fullPage: options.fullPage ?? true });
     return path;
