@@ -42,6 +42,7 @@ import { Admission, mib } from "./admission.ts";
 import { type JobOwner, ownerRefusal, sameOwner, userNamed } from "./jobowner.ts";
 import { checkRestoredTasks, credentialRule, restoredTasks } from "./credentials.ts";
 import { checkRestoredFiles } from "./restoredfiles.ts";
+import { checkImages } from "./imagecheck.ts";
 import { continueTree } from "./stdio.ts";
 import { message, type MoveState } from "./errors.ts";
 import type { RoleContext } from "./context.ts";
@@ -107,6 +108,8 @@ interface Arrival {
   phase: ArrivalPhase;
   /** In phase "restored": the copy, and the timer that drops it when no commit comes. */
   restored?: RestoredCopy & { readonly timer: ReturnType<typeof setTimeout> };
+  /** The mig.file writes under way: mig.restore waits for them before it checks the images. */
+  readonly writes: Set<Promise<void>>;
 }
 
 /** A page link's page server on the target (mig.pages), with the link's end. */
@@ -385,7 +388,7 @@ export class Target {
         pages: pages ?? 0,
         homeAddress,
       };
-      this.#arrivals.set(id, { incoming, phase: "begun" });
+      this.#arrivals.set(id, { incoming, phase: "begun", writes: new Set() });
       const stale = this.#options.staleMs ?? STALE_INCOMING_MS;
       Deno.unrefTimer(setTimeout(() => void this.#dropStale(incoming, stale), stale));
       return { pages: pages ?? 0 };
@@ -407,13 +410,17 @@ export class Target {
     const name = chunk.name === "inventory.img" && this.#primed.get(chunk.id)?.gated
       ? HELD_INVENTORY
       : chunk.name;
-    using file = await Deno.open(`${arrival.incoming.dir}/${name}`, {
-      write: true,
-      create: true,
-    });
-    await file.seek(chunk.offset, Deno.SeekMode.Start);
-    let data = chunk.data;
-    while (data.length > 0) data = data.subarray(await file.write(data));
+    const write = (async () => {
+      using file = await Deno.open(`${arrival.incoming.dir}/${name}`, {
+        write: true,
+        create: true,
+      });
+      await file.seek(chunk.offset, Deno.SeekMode.Start);
+      let data = chunk.data;
+      while (data.length > 0) data = data.subarray(await file.write(data));
+    })();
+    arrival.writes.add(write);
+    await write.finally(() => arrival.writes.delete(write));
   }
 
   /**
@@ -426,6 +433,8 @@ export class Target {
     const arrival = this.#arrivals.get(id);
     if (arrival?.phase !== "begun") throw new Error(`no migration of job ${id} under way here`);
     arrival.phase = "restoring";
+    // No mig.file writes from now on; those under way end before the images are checked.
+    await Promise.allSettled([...arrival.writes]);
     // Its files are all here: what is written is counted in the free space from now on.
     this.#admission.settle(id, "files");
     let copy: RestoredCopy & { ms: number };
@@ -688,6 +697,22 @@ export class Target {
       );
       await run.stop();
       run = undefined;
+    }
+    // A user's images are checked before criu reads them (imagecheck.ts): a held restore's gate
+    // stays shut until they pass.
+    const refused = incoming.user.uid === 0 ? undefined : await rule
+      .then((allowed) => checkImages(dir, allowed))
+      .catch((error) => `cannot be checked: ${message(error)}`);
+    if (refused !== undefined) {
+      if (run?.gated) await run.stop();
+      this.#context.logger.warn("job {id}: its images were refused: {fault}", {
+        id,
+        fault: refused,
+      });
+      throw new Error(
+        `Cannot restore job ${id} as user ${incoming.user.name}: its images ${refused}; nothing ` +
+          "was restored",
+      );
     }
     const limitMs = this.#context.faults.restoreLimitMs ?? restoreLimitMs(incoming.pages);
     if (run) {
