@@ -118,16 +118,19 @@ export const PAGE_SCRIPT = `"use strict";
         d.util = String(n.util);
         d.mem = String(n.mem);
         d.tmem = String(n.tmem);
-        d.flags = flagWords(n.flags);
+        // A node that is down has no flags to show: its last known ones are stale.
+        var flags = n.status === "up" ? n.flags : {};
+        d.flags = flagWords(flags);
         d.jobs = String(n.jobs);
         field(row, "id").textContent = String(n.id) + (n.self ? " (this node)" : "");
         field(row, "address").textContent = n.address;
         field(row, "status").textContent = n.status + (n.inMap ? "" : ", not in the map");
-        field(row, "flags").textContent = n.flags === null ? "?" : (flagWords(n.flags) || "-");
+        field(row, "flags").textContent = flags === null ? "?" : (flagWords(flags) || "-");
         field(row, "cpus").textContent = n.status === "up" ? String(n.cpus) : "-";
         field(row, "speed").textContent = n.status === "up" ? String(n.speed) : "-";
         bar(field(row, "load"), 100 * n.loadPerCpu / top, String(n.loadPerCpu) + " (load " + n.load + ")");
-        bar(field(row, "mem"), n.tmem > 0 ? 100 * (n.tmem - n.mem) / n.tmem : 0,
+        // The bar is what its header says: the memory available, of the total.
+        bar(field(row, "mem"), n.tmem > 0 ? 100 * n.mem / n.tmem : 0,
           n.tmem > 0 ? bytes(n.mem) + " of " + bytes(n.tmem) : "-");
         bar(field(row, "util"), n.util, n.util + "%");
         field(row, "net").textContent = rate(n.netIn) + "\\u00a0in, " + rate(n.netOut) + "\\u00a0out";

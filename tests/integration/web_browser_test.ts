@@ -47,6 +47,7 @@ function shownNodes(tab: TestPage) {
       const cell = (name: string) =>
         row.querySelector<HTMLElement>(`[data-field="${name}"]`)?.innerText ?? "";
       const bar = row.querySelector<HTMLElement>('[data-field="load"] .bar > span');
+      const memBar = row.querySelector<HTMLElement>('[data-field="mem"] .bar > span');
       return {
         id: Number(row.dataset.nodeId),
         status: row.dataset.status,
@@ -62,6 +63,7 @@ function shownNodes(tab: TestPage) {
         cpus: cell("cpus"),
         speed: cell("speed"),
         bar: parseFloat(bar?.style.width ?? "NaN"),
+        memBar: parseFloat(memBar?.style.width ?? "NaN"),
       };
     })
   );
@@ -193,6 +195,11 @@ Deno.test({
             `node ${node.id}`,
           );
           assert.ok(node.mem > 0 && node.mem <= node.tmem, `node ${node.id}: mem ${node.mem}`);
+          // The memory bar is what its header says: available, of the total.
+          assert.ok(
+            Math.abs(node.memBar - (100 * node.mem) / node.tmem) < 0.01,
+            `node ${node.id}: memory bar ${node.memBar}%, not ${(100 * node.mem) / node.tmem}%`,
+          );
           const bar = (100 * node.loadPerCpu) / top;
           assert.ok(
             Math.abs(node.bar - bar) < 0.01,
@@ -357,6 +364,9 @@ Deno.test({
         );
         assert.match(await tab.text(`${nodeRow(2)} [data-field="status"]`), /^down/);
         assert.equal(await tab.attribute(nodeRow(2), "data-load"), "0");
+        // Its last known flags (stay) are not shown as if they held.
+        assert.equal(await tab.attribute(nodeRow(2), "data-flags"), "");
+        assert.equal(await tab.text(`${nodeRow(2)} [data-field="flags"]`), "-");
         assert.equal(await tab.text("#om-node-count"), "2 of 3 up");
         assert.deepEqual(
           (await shownNodes(tab)).map((n) => [n.id, n.status]),
