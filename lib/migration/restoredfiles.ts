@@ -82,7 +82,10 @@ export function mappedFile(
     line,
   );
   if (!match) return undefined;
-  const [, range, perms, path] = match;
+  const [, padded, perms, path] = match;
+  // maps pads the addresses with zeros (00400000-0041f000); map_files names them without
+  // (400000-41f000), as a non-PIE program's mappings show.
+  const range = padded.split("-").map((hex) => BigInt(`0x${hex}`).toString(16)).join("-");
   const shared = perms[3] === "s";
   return { range, need: Need.read | (shared && perms[1] === "w" ? Need.write : 0), path, shared };
 }

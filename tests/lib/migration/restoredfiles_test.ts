@@ -58,6 +58,11 @@ Deno.test("restoredfiles: what a descriptor needs, a mapping needs, and the dire
     shared: false,
   });
   assert.equal(mappedFile("7f00-7f10 rw-s 00000000 08:01 99 /etc/passwd")?.need, 6);
+  // A non-PIE program's mappings: maps pads them with zeros, map_files does not.
+  assert.equal(
+    mappedFile("00400000-0041f000 r--p 00000000 08:01 12 /usr/bin/python3.11")?.range,
+    "400000-41f000",
+  );
   assert.equal(mappedFile("7f00-7f10 rw-p 00000000 08:01 99 /etc/passwd")?.need, Need.read);
   assert.equal(mappedFile("7f00-7f10 rw-p 00000000 00:00 0 [heap]"), undefined);
   assert.equal(mappedFile("7f00-7f10 rw-p 00000000 00:00 0"), undefined);
@@ -66,11 +71,15 @@ Deno.test("restoredfiles: what a descriptor needs, a mapping needs, and the dire
 });
 
 /** A process of user nobody, started by root with `setup` run first (as root: its redirections). */
-async function asNobody(setup: string, fn: (pid: number) => Promise<void>) {
+async function asNobody(
+  setup: string,
+  fn: (pid: number) => Promise<void>,
+  command = "sleep 30",
+) {
   const child = new Deno.Command("sh", {
     args: [
       "-c",
-      `${setup}; exec setpriv --reuid=65534 --regid=65534 --clear-groups sleep 30`,
+      `${setup}; exec setpriv --reuid=65534 --regid=65534 --clear-groups ${command}`,
     ],
     stdin: "null",
     stdout: "null",
@@ -148,6 +157,26 @@ Deno.test({
           const fault = await checkRestoredFiles([pid], nobody);
           assert.match(fault ?? "no fault", expected, setup);
         });
+      }
+      // A program that is not position-independent (mapped at 0x400000): its mappings are found
+      // in map_files under their unpadded names, and pass.
+      const nonPie = ["/usr/bin/python3.11", "/usr/bin/python3"].find((p) => {
+        try {
+          const head = Deno.readFileSync(p).subarray(0, 18);
+          return head[16] === 2; // e_type ET_EXEC, not ET_DYN
+        } catch {
+          return false;
+        }
+      });
+      if (nonPie) {
+        await asNobody("cd /", async (pid) => {
+          await retryUntil(
+            async () => (await Deno.readTextFile(`/proc/${pid}/maps`)).includes(nonPie),
+            5000,
+            { what: "the program mapped" },
+          );
+          assert.equal(await checkRestoredFiles([pid], nobody), undefined);
+        }, `${nonPie} -c "import time; time.sleep(30)"`);
       }
       // A descriptor of a file since deleted is still checked by its mode.
       await Deno.writeTextFile(`${dir}/secret`, "root only\n");
