@@ -6,7 +6,7 @@
  */
 import { jsonBytes } from "../lib/base/json.ts";
 import { type ChannelClient, RemoteError } from "../lib/channel/client.ts";
-import { connectLocal, LocalAuthError, localSocketPath } from "../lib/jobs/localauth.ts";
+import { connectLocal, localFailure } from "../lib/jobs/localauth.ts";
 import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts";
 import { loadSettings } from "../lib/cli/config.ts";
 import type { Context } from "../lib/cli/context.ts";
@@ -234,10 +234,6 @@ async function connect(root: string): Promise<ChannelClient> {
   try {
     return await connectLocal(root, { timeoutMs: 5000 });
   } catch (error) {
-    throw new AskingFailed(
-      error instanceof LocalAuthError
-        ? error.message
-        : `Cannot reach om discover at ${localSocketPath(root)}: is it running?`,
-    );
+    throw new AskingFailed(localFailure(error, root));
   }
 }

@@ -3,7 +3,7 @@
  * another node, stop-and-copy with CRIU, and prints what it took; with balance, to the node the
  * daemon's balancer would send it to (`job.place`). Protocol: PROTOCOL.md §10-12.
  */
-import { connectLocal, LocalAuthError, localSocketPath } from "../lib/jobs/localauth.ts";
+import { connectLocal, localFailure } from "../lib/jobs/localauth.ts";
 import type { CommandSpec, Parsed } from "../lib/cli/parser.ts";
 import { UsageError } from "../lib/cli/parser.ts";
 import { loadSettings, type Settings } from "../lib/cli/config.ts";
@@ -122,11 +122,7 @@ async function withDaemon(
   try {
     client = await connectLocal(root, { timeoutMs: 5000 });
   } catch (error) {
-    ctx.err(
-      error instanceof LocalAuthError
-        ? `om migrate: ${error.message}\n`
-        : `om migrate: Cannot reach om discover at ${localSocketPath(root)}: is it running?\n`,
-    );
+    ctx.err(`om migrate: ${localFailure(error, root)}\n`);
     return 1;
   }
   try {

@@ -127,19 +127,12 @@ async function request(job: Job, name: AdminRequest): Promise<number> {
   await writeRequest(job.paths, name);
   if (job.paths.backend === "kernel") return 0;
   // Loaded here only: every other verb starts without the channel's code.
-  const { connectLocal, localSocketPath, LocalAuthError } = await import(
-    "../lib/jobs/localauth.ts"
-  );
-  const path = localSocketPath(job.paths.root);
+  const { connectLocal, localFailure } = await import("../lib/jobs/localauth.ts");
   let client;
   try {
     client = await connectLocal(job.paths.root, { timeoutMs: 5000 });
   } catch (error) {
-    job.ctx.err(
-      error instanceof LocalAuthError
-        ? `mosctl: ${error.message}\n`
-        : `mosctl: Cannot reach om discover at ${path}: is it running?\n`,
-    );
+    job.ctx.err(`mosctl: ${localFailure(error, job.paths.root)}\n`);
     return 1;
   }
   try {

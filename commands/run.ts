@@ -5,12 +5,11 @@
  */
 import { jsonBytes, jsonOf } from "../lib/base/json.ts";
 import { type ChannelClient, RemoteError } from "../lib/channel/client.ts";
-import { connectLocal, LocalAuthError } from "../lib/jobs/localauth.ts";
+import { connectLocal, localFailure } from "../lib/jobs/localauth.ts";
 import { type CommandSpec, type Parsed, renderHelp } from "../lib/cli/parser.ts";
 import { loadSettings } from "../lib/cli/config.ts";
 import type { Context } from "../lib/cli/context.ts";
 import { decodeOutput, encodeBase64, type OutputReply } from "../lib/jobs/jobwire.ts";
-import { localSocketPath } from "../lib/jobs/localauth.ts";
 import { OUTPUT_POLL_MS, type RunRequest } from "../lib/jobs/deputy.ts";
 import { callerLockOf, parseRunOptions, type RunOptions } from "../lib/jobs/runoptions.ts";
 import { exitStatus } from "../lib/jobs/table.ts";
@@ -156,17 +155,12 @@ export async function run(parsed: Parsed, ctx: Context): Promise<number> {
 /** Runs the job and stands in for it until it ends (om run and the runners). */
 export async function runJob(options: RunOptions, ctx: Context): Promise<number> {
   const settings = await loadSettings({ root: options.root }, ctx.env);
-  const path = localSocketPath(settings.root);
   const connect = () => connectLocal(settings.root, { timeoutMs: 5000 });
   let output: ChannelClient;
   try {
     output = await connect();
   } catch (error) {
-    ctx.err(
-      error instanceof LocalAuthError
-        ? `om run: ${error.message}\n`
-        : `om run: Cannot reach om discover at ${path}: is it running?\n`,
-    );
+    ctx.err(`om run: ${localFailure(error, settings.root)}\n`);
     return 125;
   }
   const clients: ChannelClient[] = [output];

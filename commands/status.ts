@@ -10,7 +10,7 @@ import { type CommandSpec, type Parsed, UsageError } from "../lib/cli/parser.ts"
 import { loadSettings } from "../lib/cli/config.ts";
 import type { Context } from "../lib/cli/context.ts";
 import { RemoteError } from "../lib/channel/client.ts";
-import { connectLocal, LocalAuthError, localSocketPath } from "../lib/jobs/localauth.ts";
+import { connectLocal, localFailure } from "../lib/jobs/localauth.ts";
 import { jsonOf } from "../lib/base/json.ts";
 import { readMap, resolveStatePaths } from "../lib/state/tree.ts";
 import { ALPHA_OPTION, ROOT_OPTION } from "../lib/cli/stateflags.ts";
@@ -99,11 +99,7 @@ async function snapshot(root: string, file: string, ctx: Context): Promise<numbe
   try {
     client = await connectLocal(root, { timeoutMs: 5000 });
   } catch (error) {
-    ctx.err(
-      error instanceof LocalAuthError
-        ? `om status: ${error.message}\n`
-        : `om status: Cannot reach om discover at ${localSocketPath(root)}: is it running?\n`,
-    );
+    ctx.err(`om status: ${localFailure(error, root)}\n`);
     return 1;
   }
   let data;

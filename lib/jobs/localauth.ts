@@ -288,6 +288,16 @@ export class LocalAuthError extends Error {
 }
 
 /**
+ * What a command says when {@linkcode connectLocal} to `root` failed with `error`: the daemon's
+ * refusal, or that it cannot be reached.
+ */
+export function localFailure(error: unknown, root: string): string {
+  return error instanceof LocalAuthError
+    ? error.message
+    : `Cannot reach om discover at ${localSocketPath(root)}: is it running?`;
+}
+
+/**
  * The client's side: connects to the local socket of the state tree `root` and authenticates
  * (a fresh token in `root/users`). Throws LocalAuthError when the token cannot be made or is
  * refused, and connectChannel's errors when the daemon cannot be reached.

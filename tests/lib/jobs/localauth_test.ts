@@ -3,7 +3,14 @@ import { type ChannelClient, connectChannel } from "../../../lib/channel/client.
 import { builtinHandlers, type Handler, serveChannel } from "../../../lib/channel/server.ts";
 import { FakeClock, systemClock } from "../../../lib/base/clock.ts";
 import type { Peer } from "../../../lib/channel/handshake.ts";
-import { guardLocal, LOCAL_ACCESS, LocalGuard, sessionUid } from "../../../lib/jobs/localauth.ts";
+import {
+  guardLocal,
+  LOCAL_ACCESS,
+  LocalAuthError,
+  localFailure,
+  LocalGuard,
+  sessionUid,
+} from "../../../lib/jobs/localauth.ts";
 import { silentLogger as logger } from "../../../lib/base/log.ts";
 import { createToken, prepareUsersDir } from "../../../lib/jobs/usertoken.ts";
 
@@ -200,4 +207,15 @@ Deno.test({
       await Deno.remove(root, { recursive: true });
     }
   },
+});
+
+Deno.test("localauth: what a command says when it cannot reach or is refused by its daemon", () => {
+  assert.equal(
+    localFailure(new Deno.errors.NotFound("connect"), "/run/om"),
+    "Cannot reach om discover at /run/om/omdiscd.sock: is it running?",
+  );
+  assert.equal(
+    localFailure(new LocalAuthError("Cannot use the local socket: too many tokens"), "/run/om"),
+    "Cannot use the local socket: too many tokens",
+  );
 });
