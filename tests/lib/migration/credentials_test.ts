@@ -16,7 +16,7 @@ import {
 } from "../../../lib/migration/credentials.ts";
 import { encodeFileChunk, FILE_CHUNK } from "../../../lib/migration/files.ts";
 import { imageFiles } from "../../../lib/migration/source.ts";
-import { findCriu, type Preflight, preflight } from "../../../lib/criu/preflight.ts";
+import { criuTest } from "../../tools/criukit.ts";
 import { dump } from "../../../lib/criu/run.ts";
 import { startJob } from "../../../lib/criu/startjob.ts";
 import { readProcess } from "../../../lib/base/procs.ts";
@@ -268,27 +268,9 @@ Deno.test("credentials: every thread of every task below the waiter is checked, 
   );
 });
 
-const binary = findCriu((name) => Deno.env.get(name));
-const required = Deno.env.get("OM_REQUIRE_CRIU") === "1";
-let found: Preflight | Error;
-try {
-  found = binary
-    ? await preflight({ binary, now: () => performance.now() })
-    : new Error("no criu on PATH and OM_CRIU not set");
-} catch (error) {
-  found = error as Error;
-}
-const usable = !(found instanceof Error);
-
-Deno.test({
-  name: `credentials: a root job's images restored for user nobody are killed before they run${
-    usable || required ? "" : " (SKIPPED: no usable CRIU)"
-  }`,
-  ignore: !usable && !required,
-  async fn() {
-    if (found instanceof Error) {
-      throw new Error(`CRIU is required (OM_REQUIRE_CRIU=1) but unusable: ${found.message}`);
-    }
+Deno.test(criuTest(
+  "credentials: a root job's images restored for user nobody are killed before they run",
+  async (binary) => {
     await using tmp = await tempDir("credentials");
     const ran = `${tmp.path}/ran`;
     // Root's job, which writes its first line after 2 s: dumped (and so ended) long before.
@@ -370,7 +352,7 @@ Deno.test({
     await new Promise((resolve) => setTimeout(resolve, 2500));
     assert.equal(await Deno.stat(ran).then(() => true, () => false), false, "it never wrote");
   },
-});
+));
 
 Deno.test("credentials: a user's job with a user namespace of its own is not let run", async () => {
   await using tmp = await tempDir("credentials");

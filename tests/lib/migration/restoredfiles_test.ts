@@ -17,7 +17,7 @@ import { retryUntil } from "../../../lib/base/retry.ts";
 import { readProcess } from "../../../lib/base/procs.ts";
 import { encodeFileChunk, FILE_CHUNK } from "../../../lib/migration/files.ts";
 import { imageFiles } from "../../../lib/migration/source.ts";
-import { findCriu, type Preflight, preflight } from "../../../lib/criu/preflight.ts";
+import { criuTest } from "../../tools/criukit.ts";
 import { dump } from "../../../lib/criu/run.ts";
 import { startJob } from "../../../lib/criu/startjob.ts";
 import { parseJobUser } from "../../../lib/criu/jobuser.ts";
@@ -242,27 +242,9 @@ Deno.test({
   },
 });
 
-const binary = findCriu((name) => Deno.env.get(name));
-const required = Deno.env.get("OM_REQUIRE_CRIU") === "1";
-let found: Preflight | Error;
-try {
-  found = binary
-    ? await preflight({ binary, now: () => performance.now() })
-    : new Error("no criu on PATH and OM_CRIU not set");
-} catch (error) {
-  found = error as Error;
-}
-const usable = !(found instanceof Error);
-
-Deno.test({
-  name: `restoredfiles: nobody's job whose images hold /etc/shadow open is killed before it runs${
-    usable || required ? "" : " (SKIPPED: no usable CRIU)"
-  }`,
-  ignore: !ROOT || (!usable && !required),
-  async fn() {
-    if (found instanceof Error) {
-      throw new Error(`CRIU is required (OM_REQUIRE_CRIU=1) but unusable: ${found.message}`);
-    }
+Deno.test(criuTest(
+  "restoredfiles: nobody's job whose images hold /etc/shadow open is killed before it runs",
+  async (binary) => {
     await using tmp = await tempDir("restoredfiles");
     await Deno.chmod(tmp.path, 0o755);
     const { handlers } = targetNode(`${tmp.path}/node`, { criu: binary });
@@ -344,4 +326,5 @@ Deno.test({
     assert.match((await readProcess("/proc", pid))!.state, /^[Tt]$/, "stopped, as criu left it");
     await handlers.get("mig.abort")!(body({ id: 82 }), peer);
   },
-});
+  { root: true },
+));
