@@ -26,7 +26,15 @@ export const MAGIC = {
   fs: 0x51403912,
   mm: 0x57492820,
   memfd: 0x48453499,
+  skQueues: 0x56264026,
+  pipesData: 0x56453709,
+  fifoData: 0x59333054,
+  ttyInfo: 0x59453036,
+  ids: 0x54432030,
 } as const;
+
+/** The magic of `inventory.img`, alone in its header (a service image). */
+export const INVENTORY_MAGIC = 0x58313116;
 
 /** Most entries one image may hold here (a files.img of 1024 tasks' descriptors is far less). */
 export const MAX_ENTRIES = 1_000_000;
@@ -87,6 +95,59 @@ export function imageEntries(bytes: Uint8Array, name: string, magic: number): Pr
     offset = entry.next;
   }
   return entries;
+}
+
+/**
+ * Every entry of image `name` whose entries are each followed by raw bytes, as many as the
+ * entry's field `lengthField` says (sk-queues.img: a queued packet; pipes-data.img, fifo-data.img:
+ * a pipe's contents); the raw bytes are skipped.
+ */
+export function dataEntries(
+  bytes: Uint8Array,
+  name: string,
+  magic: number,
+  lengthField: number,
+): ProtoMessage[] {
+  const entries: ProtoMessage[] = [];
+  let offset = headerEnd(bytes, name, magic);
+  while (offset < bytes.length) {
+    if (entries.length >= MAX_ENTRIES) {
+      throw new SyntaxError(`Cannot read ${name}: more than ${MAX_ENTRIES} entries`);
+    }
+    const entry = entryAt(bytes, offset, name);
+    const message = decodeMessage(entry.message, { what: `${name} entry ${entries.length}` });
+    const length = required(message.uint32(lengthField), message, `field ${lengthField}`);
+    if (length > bytes.length - entry.next) {
+      throw new SyntaxError(
+        `Cannot read ${name}: entry ${entries.length} says ${length} bytes follow, ` +
+          `${bytes.length - entry.next} left`,
+      );
+    }
+    entries.push(message);
+    offset = entry.next + length;
+  }
+  return entries;
+}
+
+/** The one entry of `inventory.img` (its header is INVENTORY_MAGIC alone). */
+export function inventoryEntry(bytes: Uint8Array): ProtoMessage {
+  const name = "inventory.img";
+  if (bytes.length < 4) throw new SyntaxError(`Cannot read ${name}: shorter than its header`);
+  const magic = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
+  if (magic !== INVENTORY_MAGIC) {
+    throw new SyntaxError(
+      `Cannot read ${name}: its magic is 0x${magic.toString(16)}, not 0x${
+        INVENTORY_MAGIC.toString(16)
+      }`,
+    );
+  }
+  const entry = entryAt(bytes, 4, name);
+  if (entry.next !== bytes.length) {
+    throw new SyntaxError(
+      `Cannot read ${name}: ${bytes.length - entry.next} bytes after its entry`,
+    );
+  }
+  return decodeMessage(entry.message, { what: `${name} entry 0` });
 }
 
 /** The first entry of image `name`, which raw bytes may follow (a ghost file's contents). */
@@ -486,6 +547,8 @@ export const VmaStatus = {
 /** A mapping of a task (vma.proto vma_entry), what a check needs of it. */
 export interface Mapping {
   readonly start: bigint;
+  /** Its mmap(2) flags (MAP_*), as criu maps it again. */
+  readonly flags: number;
   /** For a file mapping, the files.img id of its file; for a SysV one, the segment's id. */
   readonly shmid: bigint;
   readonly status: number;
@@ -505,6 +568,7 @@ export function taskMemory(message: ProtoMessage): TaskMemory {
     exeFileId: required(message.uint32(12), message, "exe_file_id"),
     mappings: message.messages(14, "vma").map((vma) => ({
       start: required(vma.uint64(1), vma, "start"),
+      flags: required(vma.uint32(6), vma, "flags"),
       shmid: required(vma.uint64(4), vma, "shmid"),
       status: required(vma.uint32(7), vma, "status"),
       fdflags: vma.uint32(10),

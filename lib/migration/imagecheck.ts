@@ -26,6 +26,9 @@
  *   sticky bit, that is not owned by the user and one of its groups, or whose directory is not one
  *   the user may write and search here, reached with no symbolic link; a memfd with such a bit or
  *   such an owner (criu gives it them as root, and it can be executed);
+ * - a file through a magic link of the job's /proc (`root`, `cwd`, `exe`, `fd/`...); a ghost link;
+ *   a FIFO not the user's own to read and write; queued descriptors, unheld peers, netlink groups,
+ *   socket options, inotify, terminals, the inventory, low, locked or huge mappings (imagekinds.ts);
  * - mounts other than the job's own (imagemounts.ts);
  * - a task with a real-time policy or priority, a nice value below 0 (or this daemon's), a hard
  *   resource limit above this daemon's own, an OOM score adjustment below 0 (or this daemon's), or
@@ -63,6 +66,15 @@ import type { CredentialRule } from "./credentials.ts";
 import { descriptorNeed, directoriesAbove, type FileUser, grants, Need } from "./restoredfiles.ts";
 import { type HostMount, mountsRefusal, parseMountinfo, plainPath } from "./imagemounts.ts";
 import { checkTaskCore, parseLimits, parseNice, type TaskFacts } from "./imagetasks.ts";
+import { HELD_INVENTORY } from "../criu/restore.ts";
+import {
+  DEFAULT_LIMITS,
+  fifoFiles,
+  type KindLimits,
+  kindsFault,
+  mappingKindFault,
+  readKindLimits,
+} from "./imagekinds.ts";
 
 /**
  * The image files criu 4.1.1 writes for a job in om's shape (its own PID and mount namespaces,
@@ -81,6 +93,7 @@ const O_CREAT = 0o100;
 const O_EXCL = 0o200;
 const O_TRUNC = 0o1000;
 const O_NOFOLLOW = 0o400000;
+const O_PATH = 0o10000000;
 const MAKING_FLAGS: readonly [number, string][] = [
   [O_CREAT, "O_CREAT"],
   [O_EXCL, "O_EXCL"],
@@ -100,7 +113,7 @@ const SOCK_RAW = 3;
 const SOCK_PACKET = 10;
 
 /** What this node gives a job started here: the daemon's own mounts, limits and the rest. */
-export interface HostFacts extends TaskFacts {
+export interface HostFacts extends TaskFacts, Partial<KindLimits> {
   readonly mounts: readonly HostMount[];
   /** The first port a user may bind (`net.ipv4.ip_unprivileged_port_start`). */
   readonly portStart: number;
@@ -109,7 +122,8 @@ export interface HostFacts extends TaskFacts {
 /** Reads {@linkcode HostFacts} from this process's /proc (`proc`). */
 export async function hostFacts(proc = "/proc"): Promise<HostFacts> {
   const read = (path: string) => Deno.readTextFile(`${proc}/${path}`);
-  const [mountinfo, limits, stat, oom, loginuid, ports, label] = await Promise.all([
+  const [kindLimits, mountinfo, limits, stat, oom, loginuid, ports, label] = await Promise.all([
+    readKindLimits(proc),
     read("self/mountinfo"),
     read("self/limits"),
     read("self/stat"),
@@ -126,6 +140,7 @@ export async function hostFacts(proc = "/proc"): Promise<HostFacts> {
     loginuid: Number(loginuid.trim()),
     portStart: Number(ports.trim()) || 1024,
     lsmProfile: label?.replace(/\0/g, "").trim() || undefined,
+    ...kindLimits,
   };
 }
 
@@ -177,6 +192,8 @@ export async function checkImages(
 class ImageCheck {
   readonly #user: FileUser;
   readonly #who: string;
+  /** This node's limits on sockets, pipes and mappings (defaults where unread). */
+  readonly #limits: KindLimits;
   /** Directories and whether the user may search them, as found. */
   readonly #searchable = new Map<string, boolean>();
 
@@ -189,10 +206,12 @@ class ImageCheck {
     const { owner } = rule;
     this.#user = { uid: owner.uid, gid: owner.gid, groups: new Set([owner.gid, ...rule.groups]) };
     this.#who = `user ${owner.name} (uid ${owner.uid})`;
+    this.#limits = { ...DEFAULT_LIMITS, ...host };
   }
 
   async run(): Promise<string | undefined> {
     const names: string[] = [];
+    let inventory: string | undefined;
     for await (const entry of Deno.readDir(this.dir)) {
       if (!entry.name.endsWith(".img")) continue;
       if (!IMAGE_NAMES.test(entry.name)) {
@@ -204,11 +223,20 @@ class ImageCheck {
         return `hold ${entry.name}, which is not a regular file`;
       }
       names.push(entry.name);
+      // Never opened when a FIFO (criu reads it): the source's inventory is held beside it.
+      if (entry.name === "inventory.img") inventory = info.isFifo ? HELD_INVENTORY : entry.name;
+    }
+    if (inventory === HELD_INVENTORY) {
+      const held = await Deno.lstat(`${this.dir}/${HELD_INVENTORY}`).catch(() => undefined);
+      if (!held?.isFile) return `lack their inventory (${HELD_INVENTORY}) at the restore's gate`;
     }
     names.sort();
-    const files = names.includes("files.img")
-      ? imageEntries(await this.#read("files.img"), "files.img", MAGIC.files).map(fileEntry)
+    const fileMessages = names.includes("files.img")
+      ? imageEntries(await this.#read("files.img"), "files.img", MAGIC.files)
       : [];
+    const files = fileMessages.map(fileEntry);
+    const fifos = fifoFiles(fileMessages);
+    const held = new Set<number>();
     const regs = new Map<number, RegFile>();
     for (const file of files) {
       const fault = this.#fileFault(file);
@@ -270,6 +298,7 @@ class ImageCheck {
       let fault: string | undefined;
       if (/^fdinfo-\d+\.img$/.test(name)) {
         for (const fd of imageEntries(await this.#read(name), name, MAGIC.fdinfo).map(descriptor)) {
+          held.add(fd.id);
           const reg = fd.type === FdType.reg ? regs.get(fd.id) : undefined;
           if (fd.type === FdType.reg) {
             fault ??= use(fd.id, descriptorNeed(reg?.flags ?? 0), `descriptor ${fd.fd}`);
@@ -288,7 +317,7 @@ class ImageCheck {
         for (const mm of imageEntries(await this.#read(name), name, MAGIC.mm).map(taskMemory)) {
           fault ??= use(mm.exeFileId, Need.search, "an executable");
           for (const map of mm.mappings) {
-            fault ??= this.#mappingFault(map, use);
+            fault ??= mappingKindFault(map, this.#limits) ?? this.#mappingFault(map, use);
           }
         }
       }
@@ -296,10 +325,24 @@ class ImageCheck {
     }
     // Looked at all at once (a stat or two each); the first fault in files.img's order is told.
     const regFaults = await Promise.all(
-      [...regs.values()].map((reg) => this.#regFault(reg, needs.get(reg.id), remapped.has(reg.id))),
+      [...regs.values()].map((reg) =>
+        this.#regFault(reg, needs.get(reg.id), remapped.has(reg.id), fifos.has(reg.id))
+      ),
     );
     const regFault = regFaults.find((fault) => fault !== undefined);
     if (regFault) return regFault;
+    const kinds = await kindsFault({
+      names,
+      inventory,
+      files: fileMessages,
+      held,
+      uid: this.#user.uid,
+      groups: this.#user.groups,
+      who: this.#who,
+      limits: this.#limits,
+      read: (name) => this.#read(name),
+    });
+    if (kinds) return kinds;
 
     const mountImages = names.filter((name) => /^mountpoints-\d+\.img$/.test(name));
     if (mountImages.length > 1) return `hold ${mountImages.length} mount namespaces, not 1`;
@@ -399,14 +442,26 @@ class ImageCheck {
    * Why regular file `reg` may not be opened for the user here with `need` (its uses': by its own
    * flags when it has none); a remapped (deleted) one is judged by its ghost instead.
    */
-  async #regFault(reg: RegFile, need: number | undefined, remapped: boolean): Promise<
-    string | undefined
-  > {
+  async #regFault(
+    reg: RegFile,
+    need: number | undefined,
+    remapped: boolean,
+    fifo: boolean,
+  ): Promise<string | undefined> {
     const path = plainPath(reg.name);
     if (path !== reg.name) return `name a file ${JSON.stringify(reg.name)}, not a plain path`;
     if (remapped) return undefined;
-    // The job's own /proc: its processes' files are not this host's (the rest of /proc is).
-    if (/^\/proc\/(\d+|self|thread-self)(\/|$)/.test(path)) return undefined;
+    // The job's own /proc: its processes' files are not this host's (the rest of /proc is); but
+    // criu, as root, would follow a magic link there to any file.
+    const proc = /^\/proc\/(\d+|self|thread-self)(\/task\/\d+)?(\/|$)/.exec(path);
+    if (proc) {
+      const rest = path.slice(proc[0].length);
+      if (/^(root|cwd|exe)(\/|$)|^(fd|map_files|ns)\//.test(rest)) {
+        return `name ${JSON.stringify(path)}, through a magic link of /proc, which criu would ` +
+          "follow as root";
+      }
+      return undefined;
+    }
     const wanted = need ?? descriptorNeed(reg.flags);
     let info: Deno.FileInfo;
     try {
@@ -415,6 +470,19 @@ class ImageCheck {
       return error instanceof Deno.errors.NotFound
         ? `name ${JSON.stringify(path)}, which this node does not have`
         : `name ${JSON.stringify(path)}, which cannot be looked at here`;
+    }
+    if (fifo || info.isFifo) {
+      // criu opens a FIFO for reading and writing whatever its flags, and writes its data into it.
+      if (!info.isFifo || reg.flags & O_PATH) {
+        return `open ${JSON.stringify(path)} as a FIFO, which is not one here or is opened ` +
+          "with O_PATH";
+      }
+      if (
+        info.uid !== this.#user.uid || !grants(fileMode(info), this.#user, Need.read | Need.write)
+      ) {
+        return `open the FIFO ${JSON.stringify(path)}, which is not one of ${this.#who}'s own ` +
+          "that it may read and write";
+      }
     }
     // A directory is entered, not read, by a descriptor that reads it: search is what it needs.
     const dirNeed = info.isDirectory && (wanted & Need.write) === 0 ? Need.search : wanted;
@@ -488,7 +556,11 @@ class ImageCheck {
         : ` (rdev ${ghost.rdev >>> 20}:${ghost.rdev & 0xfffff})`;
       return `hold a ghost ${kinds[kind]} ${name}${rdev}, which criu would make as root`;
     }
-    if (![0o100000, 0o040000, 0o120000].includes(kind)) {
+    if (kind === 0o120000) {
+      return `hold a ghost symbolic link ${name}, which criu would make as root and open ` +
+        "through (its target is not looked at)";
+    }
+    if (![0o100000, 0o040000].includes(kind)) {
       return `hold a ghost file ${name} of unknown type (mode 0${ghost.mode.toString(8)})`;
     }
     const owner = this.#ownerFault(`a ghost file ${name}`, ghost);

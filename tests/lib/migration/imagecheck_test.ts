@@ -8,13 +8,9 @@
 import assert from "node:assert/strict";
 import { checkImages } from "../../../lib/migration/imagecheck.ts";
 import type { CredentialRule } from "../../../lib/migration/credentials.ts";
-import { retryUntil } from "../../../lib/base/retry.ts";
 import { encodeFileChunk, FILE_CHUNK } from "../../../lib/migration/files.ts";
 import { imageFiles } from "../../../lib/migration/source.ts";
 import { findCriu, type Preflight, preflight } from "../../../lib/criu/preflight.ts";
-import { dump } from "../../../lib/criu/run.ts";
-import { startJob } from "../../../lib/criu/startjob.ts";
-import { parseJobUser } from "../../../lib/criu/jobuser.ts";
 import { parseLimits } from "../../../lib/migration/imagetasks.ts";
 import { tempDir } from "../../tools/tempdir.ts";
 import {
@@ -29,6 +25,7 @@ import {
   setField,
 } from "../../tools/criuimages.ts";
 import { body, NOBODY, peer, targetNode, text } from "./targetnode.ts";
+import { copyImages, dumpNobodyJob, ghostImages } from "../../tools/criujob.ts";
 
 const ROOT = Deno.uid() === 0;
 const NONE = { inh: 0n, prm: 0n, eff: 0n, bnd: 0n, amb: 0n };
@@ -51,95 +48,6 @@ try {
 const usable = !(found instanceof Error);
 const skipped = usable || required ? "" : " (SKIPPED: no usable CRIU)";
 
-/**
- * A tree for a job of nobody's: `base` (755) with `readme` (644), `work` (nobody's, where its
- * files go) and the job's perl `job.pl`, which opens `readme` for reading, `work/out` for
- * appending, `work/ghost` for reading and writing (then deletes it), an unnamed temporary file in
- * `work`, a listening unix socket at an abstract name, a pipe and a memfd, enters `work` and
- * sleeps.
- */
-async function jobTree(base: string): Promise<void> {
-  await Deno.chmod(base, 0o755);
-  await Deno.mkdir(`${base}/work`);
-  await Deno.chown(`${base}/work`, 65534, 65534);
-  await Deno.writeTextFile(`${base}/readme`, "hello\n");
-  await Deno.chmod(`${base}/readme`, 0o644);
-  const work = `${base}/work`;
-  await Deno.writeTextFile(
-    `${base}/job.pl`,
-    `use Socket; open(my $r, "<", "${base}/readme") or die; ` +
-      `open(my $w, ">>", "${work}/out") or die; ` +
-      `open(my $g, "+>", "${work}/ghost") or die; print $g "x" x 100; unlink "${work}/ghost"; ` +
-      `sysopen(my $t, "${work}", 020200002) or die "O_TMPFILE: $!"; ` +
-      "socket(my $s, AF_UNIX, SOCK_STREAM, 0) or die; " +
-      'bind($s, pack_sockaddr_un("\\0om-imagecheck-' + base.split("-").at(-1) + '")) or die; ' +
-      "listen($s, 5) or die; pipe(my $pr, my $pw) or die; " +
-      // memfd_create(2), syscall 319 on x86_64.
-      'my $mfd = syscall(319, my $mname = "om-memfd", 0); $mfd >= 0 or die "memfd: $!"; ' +
-      'open(my $mf, "+<&=", $mfd) or die; syswrite($mf, "y" x 10); ' +
-      `chdir "${work}"; open(my $ready, ">", "${work}/ready"); close($ready); sleep 60;`,
-  );
-  await Deno.chmod(`${base}/job.pl`, 0o644);
-}
-
-/**
- * Dumps the job of {@linkcode jobTree} in `base`, started by root as om starts a user's job (its
- * own mounts and /proc) and becoming nobody, as nobody's job is dumped; returns its images dir.
- */
-async function dumpJob(base: string): Promise<string> {
-  await jobTree(base);
-  const job = await startJob(
-    [
-      "sh",
-      "-c",
-      "exec </dev/null >/dev/null 2>&1; " +
-      `exec setpriv --reuid=65534 --regid=65534 --clear-groups perl ${base}/job.pl`,
-    ],
-    { stdout: "null", stderr: "null", cwd: "/", ownMounts: true },
-  );
-  const images = `${base}/images`;
-  await Deno.mkdir(images);
-  try {
-    const user = await retryUntil(
-      async () => {
-        await Deno.stat(`${base}/work/ready`);
-        return parseJobUser(
-          await Deno.readTextFile(`/proc/${job.pid}/status`),
-          await Deno.readTextFile("/proc/self/status"),
-        );
-      },
-      5000,
-      { what: "the job to be nobody's and ready", intervalMs: 10 },
-    );
-    await dump({ binary: binary!, now: () => performance.now() }, {
-      pid: job.pid,
-      imagesDir: images,
-      user,
-    });
-  } finally {
-    try {
-      Deno.kill(job.pid, "SIGKILL");
-    } catch { /* the dump ended it */ }
-    await job.process.status;
-  }
-  await Deno.remove(`${base}/work/ready`);
-  return images;
-}
-
-/** A copy of images dir `from` at `to`. */
-async function copyImages(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to);
-  for await (const entry of Deno.readDir(from)) {
-    if (entry.isFile) await Deno.copyFile(`${from}/${entry.name}`, `${to}/${entry.name}`);
-  }
-}
-
-/** The names of the ghost-file images in `dir`. */
-async function ghostImages(dir: string): Promise<string[]> {
-  return (await Array.fromAsync(Deno.readDir(dir))).map((entry) => entry.name)
-    .filter((name) => name.startsWith("ghost-file-")).sort();
-}
-
 /** Edits the regular file entries (file_entry.reg, 3) of files.img whose name ends `suffix`. */
 const editReg = (suffix: string, edit: (reg: Field[]) => Field[]) => (fields: Field[]) => {
   if (!fieldBytes(fields, 3)) return undefined;
@@ -159,7 +67,7 @@ Deno.test({
       throw new Error(`CRIU is required (OM_REQUIRE_CRIU=1) but unusable: ${found.message}`);
     }
     await using tmp = await tempDir("imagecheck");
-    const images = await dumpJob(tmp.path);
+    const images = await dumpNobodyJob(binary!, tmp.path);
     const work = `${tmp.path}/work`;
 
     // What the real dump holds, which shaped the rule.
@@ -395,7 +303,7 @@ Deno.test({
     await Deno.chmod(tmp.path, 0o755);
     const base = `${tmp.path}/job`;
     await Deno.mkdir(base);
-    const images = await dumpJob(base);
+    const images = await dumpNobodyJob(binary!, base);
     const work = `${base}/work`;
     const { handlers } = targetNode(`${tmp.path}/node`, { criu: binary });
     /** Sends the images in `dir` to the target as job `id` and asks for its restore. */
@@ -421,7 +329,7 @@ Deno.test({
     };
     const workFiles = async () =>
       (await Array.fromAsync(Deno.readDir(work))).map((entry) => entry.name).sort();
-    assert.deepEqual(await workFiles(), ["out"], "the job's deleted files are gone");
+    assert.deepEqual(await workFiles(), ["fifo", "out"], "the job's deleted files are gone");
 
     // The review's C2: the ghost made set-user-ID root.
     const forged = `${tmp.path}/forged`;
@@ -445,7 +353,7 @@ Deno.test({
       return true;
     });
     // Nothing at the ghost's path or beside it, and criu never ran (it leaves its log first).
-    assert.deepEqual(await workFiles(), ["out"]);
+    assert.deepEqual(await workFiles(), ["fifo", "out"]);
     await assert.rejects(
       Deno.stat(`${tmp.path}/node/migrations/84-in/restore.log`),
       Deno.errors.NotFound,
