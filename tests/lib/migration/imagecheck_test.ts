@@ -8,9 +8,7 @@
 import assert from "node:assert/strict";
 import { checkImages } from "../../../lib/migration/imagecheck.ts";
 import type { CredentialRule } from "../../../lib/migration/credentials.ts";
-import { encodeFileChunk, FILE_CHUNK } from "../../../lib/migration/files.ts";
-import { imageFiles } from "../../../lib/migration/source.ts";
-import { findCriu, type Preflight, preflight } from "../../../lib/criu/preflight.ts";
+import { criuTest } from "../../tools/criukit.ts";
 import { parseLimits } from "../../../lib/migration/imagetasks.ts";
 import { tempDir } from "../../tools/tempdir.ts";
 import {
@@ -24,29 +22,15 @@ import {
   patchImage,
   setField,
 } from "../../tools/criuimages.ts";
-import { body, NOBODY, peer, targetNode, text } from "./targetnode.ts";
+import { body, NOBODY, peer, sendImages, targetNode, text } from "./targetnode.ts";
 import { copyImages, dumpNobodyJob, ghostImages } from "../../tools/criujob.ts";
 
-const ROOT = Deno.uid() === 0;
 const NONE = { inh: 0n, prm: 0n, eff: 0n, bnd: 0n, amb: 0n };
 const nobody: CredentialRule = {
   owner: { name: "nobody", uid: 65534, gid: 65534 },
   groups: new Set([65534]),
   daemon: NONE,
 };
-
-const binary = findCriu((name) => Deno.env.get(name));
-const required = Deno.env.get("OM_REQUIRE_CRIU") === "1";
-let found: Preflight | Error;
-try {
-  found = binary
-    ? await preflight({ binary, now: () => performance.now() })
-    : new Error("no criu on PATH and OM_CRIU not set");
-} catch (error) {
-  found = error as Error;
-}
-const usable = !(found instanceof Error);
-const skipped = usable || required ? "" : " (SKIPPED: no usable CRIU)";
 
 /** Edits the regular file entries (file_entry.reg, 3) of files.img whose name ends `suffix`. */
 const editReg = (suffix: string, edit: (reg: Field[]) => Field[]) => (fields: Field[]) => {
@@ -59,15 +43,11 @@ const editReg = (suffix: string, edit: (reg: Field[]) => Field[]) => (fields: Fi
   return matches ? edited : undefined;
 };
 
-Deno.test({
-  name: `imagecheck: a real dump of nobody's job passes, and forged copies of it fail${skipped}`,
-  ignore: !ROOT || (!usable && !required),
-  async fn() {
-    if (found instanceof Error) {
-      throw new Error(`CRIU is required (OM_REQUIRE_CRIU=1) but unusable: ${found.message}`);
-    }
+Deno.test(criuTest(
+  "imagecheck: a real dump of nobody's job passes, and forged copies of it fail",
+  async (binary) => {
     await using tmp = await tempDir("imagecheck");
-    const images = await dumpNobodyJob(binary!, tmp.path);
+    const images = await dumpNobodyJob(binary, tmp.path);
     const work = `${tmp.path}/work`;
 
     // What the real dump holds, which shaped the rule.
@@ -290,43 +270,22 @@ Deno.test({
       /^cannot be read: Cannot read files\.img entry \d+'s type 1 entry: field 2 appears 2 times/,
     );
   },
-});
+  { root: true },
+));
 
-Deno.test({
-  name: `imagecheck: a forged set-user-ID-root ghost is refused before criu restore runs${skipped}`,
-  ignore: !ROOT || (!usable && !required),
-  async fn() {
-    if (found instanceof Error) {
-      throw new Error(`CRIU is required (OM_REQUIRE_CRIU=1) but unusable: ${found.message}`);
-    }
+Deno.test(criuTest(
+  "imagecheck: a forged set-user-ID-root ghost is refused before criu restore runs",
+  async (binary) => {
     await using tmp = await tempDir("imagecheck-target");
     await Deno.chmod(tmp.path, 0o755);
     const base = `${tmp.path}/job`;
     await Deno.mkdir(base);
-    const images = await dumpNobodyJob(binary!, base);
+    const images = await dumpNobodyJob(binary, base);
     const work = `${base}/work`;
     const { handlers } = targetNode(`${tmp.path}/node`, { criu: binary });
     /** Sends the images in `dir` to the target as job `id` and asks for its restore. */
-    const move = async (id: number, dir: string) => {
-      const files = await imageFiles(dir);
-      const begin = {
-        id,
-        home: 1,
-        user: NOBODY,
-        files,
-        command: ["perl"],
-        fds: [null, null, null],
-      };
-      await handlers.get("mig.begin")!(body(begin), peer);
-      for (const [name, size] of Object.entries(files)) {
-        const bytes = await Deno.readFile(`${dir}/${name}`);
-        for (let offset = 0; offset < Math.max(size, 1); offset += FILE_CHUNK) {
-          const data = bytes.subarray(offset, offset + FILE_CHUNK);
-          await handlers.get("mig.file")!(encodeFileChunk({ id, name, offset }, data), peer);
-        }
-      }
-      return handlers.get("mig.restore")!(body({ id }), peer);
-    };
+    const move = (id: number, dir: string) =>
+      sendImages(handlers, { id, user: NOBODY, dir, command: ["perl"] });
     const workFiles = async () =>
       (await Array.fromAsync(Deno.readDir(work))).map((entry) => entry.name).sort();
     assert.deepEqual(await workFiles(), ["fifo", "out"], "the job's deleted files are gone");
@@ -365,4 +324,5 @@ Deno.test({
     assert.ok(restored.ms > 0);
     await handlers.get("mig.abort")!(body({ id: 85 }), peer);
   },
-});
+  { root: true },
+));

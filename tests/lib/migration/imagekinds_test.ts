@@ -12,7 +12,7 @@ import { checkImages } from "../../../lib/migration/imagecheck.ts";
 import type { CredentialRule } from "../../../lib/migration/credentials.ts";
 import { mappingKindFault } from "../../../lib/migration/imagekinds.ts";
 import { IMG_COMMON_MAGIC, MAGIC } from "../../../lib/criu/images.ts";
-import { findCriu, type Preflight, preflight } from "../../../lib/criu/preflight.ts";
+import { criuTest } from "../../tools/criukit.ts";
 import { tempDir } from "../../tools/tempdir.ts";
 import {
   editField,
@@ -27,24 +27,11 @@ import {
 } from "../../tools/criuimages.ts";
 import { copyImages, dumpNobodyJob, ghostImages } from "../../tools/criujob.ts";
 
-const ROOT = Deno.uid() === 0;
 const nobody: CredentialRule = {
   owner: { name: "nobody", uid: 65534, gid: 65534 },
   groups: new Set([65534]),
   daemon: { inh: 0n, prm: 0n, eff: 0n, bnd: 0n, amb: 0n },
 };
-const binary = findCriu((name) => Deno.env.get(name));
-const required = Deno.env.get("OM_REQUIRE_CRIU") === "1";
-let found: Preflight | Error;
-try {
-  found = binary
-    ? await preflight({ binary, now: () => performance.now() })
-    : new Error("no criu on PATH and OM_CRIU not set");
-} catch (error) {
-  found = error as Error;
-}
-const usable = !(found instanceof Error);
-const skipped = usable || required ? "" : " (SKIPPED: no usable CRIU)";
 
 const LIMITS = { mmapMinAddr: 4096, wmemMax: 212992, rmemMax: 212992, pipeMaxSize: 1048576 };
 
@@ -86,15 +73,11 @@ const b = (n: number, value: Uint8Array | string): Field => ({
   value: typeof value === "string" ? new TextEncoder().encode(value) : value,
 });
 
-Deno.test({
-  name: `imagekinds: a real dump of nobody's job passes, forged kinds fail${skipped}`,
-  ignore: !ROOT || (!usable && !required),
-  async fn() {
-    if (found instanceof Error) {
-      throw new Error(`CRIU is required (OM_REQUIRE_CRIU=1) but unusable: ${found.message}`);
-    }
+Deno.test(criuTest(
+  "imagekinds: a real dump of nobody's job passes, forged kinds fail",
+  async (binary) => {
     await using tmp = await tempDir("imagekinds");
-    const images = await dumpNobodyJob(binary!, tmp.path);
+    const images = await dumpNobodyJob(binary, tmp.path);
     const work = `${tmp.path}/work`;
     const files = await imageFields(`${images}/files.img`);
     const names = (await Array.fromAsync(Deno.readDir(images))).map((entry) => entry.name);
@@ -403,4 +386,5 @@ Deno.test({
       /^hold a pipe of 1073741824 bytes \(pipes-data\.img\), above this node's fs\.pipe-max-size/,
     );
   },
-});
+  { root: true },
+));

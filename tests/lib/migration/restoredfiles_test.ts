@@ -15,14 +15,12 @@ import {
 import type { CredentialRule } from "../../../lib/migration/credentials.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
 import { readProcess } from "../../../lib/base/procs.ts";
-import { encodeFileChunk, FILE_CHUNK } from "../../../lib/migration/files.ts";
-import { imageFiles } from "../../../lib/migration/source.ts";
 import { criuTest } from "../../tools/criukit.ts";
 import { dump } from "../../../lib/criu/run.ts";
 import { startJob } from "../../../lib/criu/startjob.ts";
 import { parseJobUser } from "../../../lib/criu/jobuser.ts";
 import { tempDir } from "../../tools/tempdir.ts";
-import { body, NOBODY, peer, targetNode, text } from "./targetnode.ts";
+import { body, NOBODY, peer, sendImages, targetNode, text } from "./targetnode.ts";
 
 const ROOT = Deno.uid() === 0;
 const NONE = { inh: 0n, prm: 0n, eff: 0n, bnd: 0n, amb: 0n };
@@ -286,24 +284,7 @@ Deno.test(criuTest(
         } catch { /* the dump ended it */ }
         await job.process.status;
       }
-      const files = await imageFiles(images);
-      const begin = {
-        id,
-        home: 1,
-        user: NOBODY,
-        files,
-        command: ["sleep"],
-        fds: [null, null, null],
-      };
-      await handlers.get("mig.begin")!(body(begin), peer);
-      for (const [name, size] of Object.entries(files)) {
-        const bytes = await Deno.readFile(`${images}/${name}`);
-        for (let offset = 0; offset < Math.max(size, 1); offset += FILE_CHUNK) {
-          const data = bytes.subarray(offset, offset + FILE_CHUNK);
-          await handlers.get("mig.file")!(encodeFileChunk({ id, name, offset }, data), peer);
-        }
-      }
-      return handlers.get("mig.restore")!(body({ id }), peer);
+      return sendImages(handlers, { id, user: NOBODY, dir: images, command: ["sleep"] });
     };
 
     // Holding a file nobody may not read: refused before criu opens it, by the images' check

@@ -1,7 +1,8 @@
 /**
  * What the tests of a target's handlers share (migration_test.ts, admission_test.ts,
- * credentials_test.ts): a target node 2 built as lib/node.ts builds one (a Migration of a node with
- * a cluster key, with a deputy of no jobs and no other node), its peer, and request bodies.
+ * credentials_test.ts, restoredfiles_test.ts, imagecheck_test.ts): a target node 2 built as
+ * lib/node.ts builds one (a Migration of a node with a cluster key, with a deputy of no jobs and no
+ * other node), its peer, request bodies, and a source's sending of images.
  */
 import type { Peer } from "../../../lib/channel/handshake.ts";
 import type { Handler } from "../../../lib/channel/server.ts";
@@ -10,6 +11,8 @@ import { Deputy } from "../../../lib/jobs/deputy.ts";
 import { createLogger } from "../../../lib/base/log.ts";
 import { Migration } from "../../../lib/migration/migration.ts";
 import type { JobOwner } from "../../../lib/migration/jobowner.ts";
+import { encodeFileChunk, FILE_CHUNK } from "../../../lib/migration/files.ts";
+import { imageFiles } from "../../../lib/migration/source.ts";
 
 /** A target node 2: a Migration and its channel handlers. */
 export function targetNode(
@@ -84,4 +87,27 @@ export async function finalRoundPages(
     peer,
   );
   return JSON.parse(text(reply)).port;
+}
+
+/**
+ * Sends the images in `dir` to the target as a source would, for job `id` of node 1 run by
+ * `user` (`command` its command line): mig.begin announcing them, each file in FILE_CHUNK
+ * pieces, then mig.restore; resolves with mig.restore's answer.
+ */
+export async function sendImages(
+  handlers: Map<string, Handler>,
+  job: { id: number; user: JobOwner; dir: string; command: string[] },
+): Promise<Uint8Array> {
+  const { id, dir } = job;
+  const files = await imageFiles(dir);
+  const announced = { id, home: 1, user: job.user, files, command: job.command };
+  await handlers.get("mig.begin")!(body({ ...announced, fds: [null, null, null] }), peer);
+  for (const [name, size] of Object.entries(files)) {
+    const bytes = await Deno.readFile(`${dir}/${name}`);
+    for (let offset = 0; offset < Math.max(size, 1); offset += FILE_CHUNK) {
+      const data = bytes.subarray(offset, offset + FILE_CHUNK);
+      await handlers.get("mig.file")!(encodeFileChunk({ id, name, offset }, data), peer);
+    }
+  }
+  return handlers.get("mig.restore")!(body({ id }), peer);
 }
