@@ -4,42 +4,20 @@
  * cpuacct and memory).
  */
 
-/** One line of mountinfo. */
-export interface Mount {
-  /** Field 5: where it is mounted. */
-  readonly point: string;
-  /** The file system type, after the " - " separator. */
-  readonly fstype: string;
-  /** The super block's options (for a cgroup v1 mount, its controllers among them). */
-  readonly superOptions: readonly string[];
-}
+import type { MountInfo } from "../base/mountinfo.ts";
 
-/** Undoes mountinfo's octal escapes (`\040` for a space). */
-function unescape(text: string): string {
-  return text.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
-}
+export { parseMountinfo } from "../base/mountinfo.ts";
 
-/** Parses mountinfo text, in its order (a later mount on the same point hides an earlier one). */
-export function parseMountinfo(text: string): Mount[] {
-  const mounts: Mount[] = [];
-  for (const line of text.split("\n")) {
-    const [left, right] = line.split(" - ");
-    if (!right) continue;
-    const fields = left.split(" ");
-    const [fstype, , options = ""] = right.split(" ");
-    if (fields.length < 5 || !fstype) continue;
-    mounts.push({ point: unescape(fields[4]), fstype, superOptions: options.split(",") });
-  }
-  return mounts;
-}
+/** One line of mountinfo (lib/base/mountinfo.ts). */
+export type Mount = MountInfo;
 
 /** The mount that holds the absolute path `path`: the longest mount point above it, the last such. */
 export function mountOf(mounts: readonly Mount[], path: string): Mount | undefined {
   let best: Mount | undefined;
   for (const mount of mounts) {
-    const point = mount.point === "/" ? "/" : mount.point.replace(/\/$/, "");
+    const point = mount.mountpoint === "/" ? "/" : mount.mountpoint.replace(/\/$/, "");
     const inside = point === "/" || path === point || path.startsWith(`${point}/`);
-    if (inside && (!best || point.length >= best.point.length)) best = mount;
+    if (inside && (!best || point.length >= best.mountpoint.length)) best = mount;
   }
   return best;
 }

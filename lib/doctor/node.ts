@@ -103,7 +103,7 @@ export async function checkStateTree(
   if (!mount) {
     return unchecked("state-tree", `cannot tell which file system ${root} is on`, "none needed");
   }
-  const where = `${root} is on ${mount.fstype} (mounted on ${mount.point})`;
+  const where = `${root} is on ${mount.fstype} (mounted on ${mount.mountpoint})`;
   if (mount.fstype === "tmpfs" || mount.fstype === "ramfs") {
     return passed("state-tree", `${where}: a moved job's images stay in memory`);
   }

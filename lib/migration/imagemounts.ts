@@ -21,44 +21,13 @@
  * This node's mounts are the daemon's own (`/proc/self/mountinfo`): criu restores in the daemon's
  * mount namespace and binds from it.
  */
+import type { MountInfo } from "../base/mountinfo.ts";
 import { AUTODETECTED_MOUNT, Fstype, type MountEntry } from "../criu/images.ts";
 
-/** One line of mountinfo (proc(5)): the fields the rule needs. */
-export interface HostMount {
-  readonly id: number;
-  readonly parent: number;
-  /** The file system's device, `MAJOR:MINOR`. */
-  readonly dev: string;
-  readonly root: string;
-  readonly mountpoint: string;
-  /** The per-mount options (`rw,nosuid,relatime`). */
-  readonly options: readonly string[];
-}
+/** One line of mountinfo (lib/base/mountinfo.ts). */
+export type HostMount = MountInfo;
 
-/** Undoes mountinfo's octal escapes (`\040` for a space). */
-function unescape(text: string): string {
-  return text.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
-}
-
-/** Parses mountinfo text, in its order; lines that do not parse are left out. */
-export function parseMountinfo(text: string): HostMount[] {
-  const mounts: HostMount[] = [];
-  for (const line of text.split("\n")) {
-    const fields = line.split(" ");
-    if (fields.length < 10 || !fields.includes("-")) continue;
-    const [id, parent, dev, root, mountpoint, options] = fields;
-    if (!/^\d+$/.test(id) || !/^\d+$/.test(parent) || !/^\d+:\d+$/.test(dev)) continue;
-    mounts.push({
-      id: Number(id),
-      parent: Number(parent),
-      dev,
-      root: unescape(root),
-      mountpoint: unescape(mountpoint),
-      options: options.split(","),
-    });
-  }
-  return mounts;
-}
+export { parseMountinfo } from "../base/mountinfo.ts";
 
 /** The mount flags (MS_*) that restrict what a mount allows, by their mountinfo names. */
 const RESTRICTIONS: Readonly<Record<string, number>> = {

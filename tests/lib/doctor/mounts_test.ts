@@ -14,8 +14,8 @@ Deno.test("mountOf: the longest mount point above a path, escapes undone", () =>
   const mounts = parseMountinfo(MOUNTINFO);
   assert.equal(mounts.length, 5);
   assert.equal(mountOf(mounts, "/run/om")?.fstype, "tmpfs");
-  assert.equal(mountOf(mounts, "/run/om")?.point, "/run");
-  assert.equal(mountOf(mounts, "/run/my dir/x")?.point, "/run/my dir");
+  assert.equal(mountOf(mounts, "/run/om")?.mountpoint, "/run");
+  assert.equal(mountOf(mounts, "/run/my dir/x")?.mountpoint, "/run/my dir");
   assert.equal(mountOf(mounts, "/running")?.fstype, "ext4", "a prefix that is not a directory");
   assert.equal(mountOf(mounts, "/")?.fstype, "ext4");
 });

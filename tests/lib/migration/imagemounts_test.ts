@@ -113,6 +113,9 @@ Deno.test("imagemounts: mountinfo, plain paths and what a path reaches", () => {
     root: "/home/a b",
     mountpoint: "/srv/space",
     options: ["rw", "nosuid", "relatime"],
+    fstype: "ext4",
+    source: "/dev/vda",
+    superOptions: ["rw", "discard"],
   });
   assert.equal(plainPath("//run/netns"), "/run/netns");
   assert.equal(plainPath("/dev/pts/"), "/dev/pts");
