@@ -363,8 +363,10 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
     } catch (error) {
       await status.close();
       exec.close();
+      await migration.close();
       await local?.close();
       await channel?.close();
+      await deputy.close();
       await daemon.stop();
       pidFile.release();
       throw startFailure(
