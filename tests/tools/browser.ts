@@ -358,9 +358,15 @@ async function runBrowser<T>(
         `no answer after ${startMs / 1000} s`,
       );
     } catch (error) {
+      // The pipe may close (puppeteer's "Target closed") a moment before the exit is seen: an
+      // exit that follows within a second is what to tell.
+      const exited = await withTimeout(child.status, 1000, "").then(
+        (s) => `it exited with status ${s.code}`,
+        () => (error as Error).message,
+      );
+      await withTimeout(stderrDone, 1000, "").catch(() => {});
       throw new Error(
-        `Cannot start Chromium (${where}): ${(error as Error).message}; ` +
-          `its stderr ends: ${stderr.slice(-1500)}`,
+        `Cannot start Chromium (${where}): ${exited}; its stderr ends: ${stderr.slice(-1500)}`,
       );
     }
     const connected = browser;
