@@ -2,7 +2,10 @@
  * A real CRIU dump of an ordinary job of user nobody's, for the tests of the checks of a user's
  * images (tests/lib/migration/imagecheck_test.ts, imagekinds_test.ts), and copies of it to forge.
  */
+import assert from "node:assert/strict";
 import { retryUntil } from "../../lib/base/retry.ts";
+import type { CredentialRule } from "../../lib/migration/credentials.ts";
+import { checkImages } from "../../lib/migration/imagecheck.ts";
 import { dump } from "../../lib/criu/run.ts";
 import { startJob } from "../../lib/criu/startjob.ts";
 import { parseJobUser } from "../../lib/criu/jobuser.ts";
@@ -98,4 +101,25 @@ export async function copyImages(from: string, to: string): Promise<void> {
 export async function ghostImages(dir: string): Promise<string[]> {
   return (await Array.fromAsync(Deno.readDir(dir))).map((entry) => entry.name)
     .filter((name) => name.startsWith("ghost-file-")).sort();
+}
+
+/** What a job of user nobody may hold on a target whose daemon has no capabilities. */
+export const NOBODY_RULE: CredentialRule = {
+  owner: { name: "nobody", uid: 65534, gid: 65534 },
+  groups: new Set([65534]),
+  daemon: { inh: 0n, prm: 0n, eff: 0n, bnd: 0n, amb: 0n },
+};
+
+/**
+ * A checker of forged copies of `images` (made in `base`, one directory each): the copy that
+ * `forge` patches must be refused by checkImages for `rule` with `expected`.
+ */
+export function forgeries(images: string, base: string, rule: CredentialRule = NOBODY_RULE) {
+  let copies = 0;
+  return async (what: string, forge: (dir: string) => Promise<void>, expected: RegExp) => {
+    const dir = `${base}/forged-${++copies}`;
+    await copyImages(images, dir);
+    await forge(dir);
+    assert.match((await checkImages(dir, rule)) ?? "passed", expected, what);
+  };
 }

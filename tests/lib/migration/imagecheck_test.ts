@@ -7,7 +7,6 @@
  */
 import assert from "node:assert/strict";
 import { checkImages } from "../../../lib/migration/imagecheck.ts";
-import type { CredentialRule } from "../../../lib/migration/credentials.ts";
 import { criuTest } from "../../tools/criukit.ts";
 import { parseLimits } from "../../../lib/migration/imagetasks.ts";
 import { tempDir } from "../../tools/tempdir.ts";
@@ -23,14 +22,15 @@ import {
   setField,
 } from "../../tools/criuimages.ts";
 import { body, NOBODY, peer, sendImages, targetNode, text } from "./targetnode.ts";
-import { copyImages, dumpNobodyJob, ghostImages } from "../../tools/criujob.ts";
+import {
+  copyImages,
+  dumpNobodyJob,
+  forgeries,
+  ghostImages,
+  NOBODY_RULE,
+} from "../../tools/criujob.ts";
 
-const NONE = { inh: 0n, prm: 0n, eff: 0n, bnd: 0n, amb: 0n };
-const nobody: CredentialRule = {
-  owner: { name: "nobody", uid: 65534, gid: 65534 },
-  groups: new Set([65534]),
-  daemon: NONE,
-};
+const nobody = NOBODY_RULE;
 
 /** Edits the regular file entries (file_entry.reg, 3) of files.img whose name ends `suffix`. */
 const editReg = (suffix: string, edit: (reg: Field[]) => Field[]) => (fields: Field[]) => {
@@ -78,18 +78,8 @@ Deno.test(criuTest(
       /owned by uid 65534 and gid 65534, not user daemon \(uid 1\)/,
     );
 
-    let copies = 0;
     /** A forged copy of the images: `forge` patches it; the check must fail with `expected`. */
-    const refused = async (
-      what: string,
-      forge: (dir: string) => Promise<void>,
-      expected: RegExp,
-    ) => {
-      const dir = `${tmp.path}/forged-${++copies}`;
-      await copyImages(images, dir);
-      await forge(dir);
-      assert.match((await checkImages(dir, nobody)) ?? "passed", expected, what);
-    };
+    const refused = forgeries(images, tmp.path);
     const eachGhost = (edit: (fields: Field[]) => Field[]) => async (dir: string) => {
       for (const name of await ghostImages(dir)) {
         await patchImage(`${dir}/${name}`, edit, { count: 1 });

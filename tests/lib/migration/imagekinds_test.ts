@@ -9,7 +9,6 @@
  */
 import assert from "node:assert/strict";
 import { checkImages } from "../../../lib/migration/imagecheck.ts";
-import type { CredentialRule } from "../../../lib/migration/credentials.ts";
 import { mappingKindFault } from "../../../lib/migration/imagekinds.ts";
 import { IMG_COMMON_MAGIC, MAGIC } from "../../../lib/criu/images.ts";
 import { criuTest } from "../../tools/criukit.ts";
@@ -25,13 +24,15 @@ import {
   patchImage,
   setField,
 } from "../../tools/criuimages.ts";
-import { copyImages, dumpNobodyJob, ghostImages } from "../../tools/criujob.ts";
+import {
+  copyImages,
+  dumpNobodyJob,
+  forgeries,
+  ghostImages,
+  NOBODY_RULE,
+} from "../../tools/criujob.ts";
 
-const nobody: CredentialRule = {
-  owner: { name: "nobody", uid: 65534, gid: 65534 },
-  groups: new Set([65534]),
-  daemon: { inh: 0n, prm: 0n, eff: 0n, bnd: 0n, amb: 0n },
-};
+const nobody = NOBODY_RULE;
 
 const LIMITS = { mmapMinAddr: 4096, wmemMax: 212992, rmemMax: 212992, pipeMaxSize: 1048576 };
 
@@ -99,17 +100,7 @@ Deno.test(criuTest(
       ));
     assert.equal(await checkImages(images, nobody), undefined);
 
-    let copies = 0;
-    const refused = async (
-      what: string,
-      forge: (dir: string) => Promise<void>,
-      expected: RegExp,
-    ) => {
-      const dir = `${tmp.path}/forged-${++copies}`;
-      await copyImages(images, dir);
-      await forge(dir);
-      assert.match((await checkImages(dir, nobody)) ?? "passed", expected, what);
-    };
+    const refused = forgeries(images, tmp.path);
     const editFiles = (edit: (fields: Field[]) => Field[] | undefined) => (dir: string) =>
       patchImage(`${dir}/files.img`, edit);
     const editReg = (suffix: string, edit: (reg: Field[]) => Field[]) =>
