@@ -57,7 +57,11 @@ Deno.test({
     withLab("load", planLab(3), async (lab) => {
       await startAll(lab, FAST);
       const load = async () => Number((await mosctl(lab, 1, "getload", "2")).out.trim());
-      await retryUntil(async () => (await seen(lab, 1, 2))?.status === "up", 5000);
+      // At the reference speed one busy task is 100 load units, whatever this machine's clock.
+      assert.equal((await mosctl(lab, 2, "setspeed", "10000")).code, 0);
+      await retryUntil(async () => (await seen(lab, 1, 2))?.speed === 10000, 5000, {
+        what: "node 1 to see node 2 at the reference speed",
+      });
       const idle = await load();
       const idleUtil = (await seen(lab, 1, 2))!.util;
       const hog = execInNode(lab, 2, ["sh", "-c", "while :; do :; done"], {
