@@ -211,8 +211,21 @@ export async function runJob(options: RunOptions, ctx: Context): Promise<number>
     }
     // Input and signals on connections of their own: a request waits for the one before it
     // on the same connection, and the output's long poll would hold them up.
-    const [input, control] = await Promise.all([connect(), connect()]);
-    clients.push(input, control);
+    const opened = await Promise.allSettled([connect(), connect()]);
+    for (const each of opened) if (each.status === "fulfilled") clients.push(each.value);
+    const failed = opened.find((each) => each.status === "rejected");
+    if (failed) {
+      // Without its input and signals the job would run on unfollowed: it is stopped, and the
+      // user is told, rather than left with a job no terminal reaches.
+      const killed = await output.request("job.signal", jsonBytes({ id, signal: "SIGKILL" }))
+        .then(() => "it was killed", (error) => `and it could not be killed: ${error.message}`);
+      ctx.err(
+        `om run: Cannot follow job ${id}: ${localFailure(failed.reason, settings.root)}; ${killed}
+`,
+      );
+      return 125;
+    }
+    const [input, control] = clients.slice(1);
     to = { id, control };
     for (const signal of waiting.splice(0)) deliver(signal, to);
     let ended!: () => void;
