@@ -59,9 +59,11 @@ sealed node-to-node channel, so only nodes that hold the key can ask each other)
 logs each command it runs or refuses, with who asked from where.
 
 Each command runs without a shell (use sh -c for pipes and redirections), in /, with standard
-input closed (/dev/null), in a process group of its own, with PATH, HOME=/root, USER, LOGNAME,
-LANG and the node's OM_ROOT and OM_CONFIG in its environment. At the time limit (-t, default
-${DEFAULT_TIMEOUT_S} s per node) its whole process group is killed. A node keeps at most 1 MiB of
+input closed (/dev/null), in a process group and a cgroup of its own, with PATH, HOME=/root,
+USER, LOGNAME, LANG and the node's OM_ROOT and OM_CONFIG in its environment. At the time limit
+(-t, default ${DEFAULT_TIMEOUT_S} s per node) everything it started is killed (all of its cgroup,
+or its process group on a node without cgroup v2); what it leaves running when it ends on its own
+(a service it started) stays. A node keeps at most 1 MiB of
 output per command, standard output and error together; the rest is dropped, and a line says how
 much. Output is shown as text: invalid UTF-8 becomes U+FFFD and control characters (tab aside)
 are written \\xNN. Ctrl-C stops om exec; commands already started run on until they end or

@@ -1,8 +1,9 @@
 /**
  * Runs one command for `om exec` on this node (PROTOCOL.md §13, "Running"): without a shell, from
  * argv, as the daemon's user (root), in `/`, with stdin on /dev/null and a fixed environment; the
- * command leads a process group of its own (`setsid`, which execs it in place), so that at its
- * time limit the whole group is killed (SIGKILL), not only the process asked for. A bare name is
+ * command runs in a cgroup of its own (lib/exec/cgroup.ts) and leads a process group of its own
+ * (`setsid`, which execs it in place), so that at its time limit everything it started is killed
+ * (SIGKILL), what left its group too, not only the process asked for. A bare name is
  * looked up in the fixed PATH, never in anything the asker sent; a name that is not found is
  * status 127 and a file that cannot be executed 126, without starting anything, as a shell says.
  * The output is kept up to a limit (lib/exec/capture.ts) while the pipes are drained to the end, so
@@ -12,6 +13,7 @@
 import type { Clock } from "../base/clock.ts";
 import { CLOSE_FDS } from "../criu/startjob.ts";
 import { OutputCapture } from "./capture.ts";
+import { type CommandCgroup, commandCgroup } from "./cgroup.ts";
 import type { ExecResult } from "./wire.ts";
 import { OUTPUT_LIMIT } from "./wire.ts";
 
@@ -34,7 +36,17 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
   /** Default EXEC_PATH. */
   readonly path?: string;
+  /** Makes the command's cgroup; default commandCgroup (undefined: the process group alone). */
+  readonly cgroup?: () => Promise<CommandCgroup | undefined>;
 }
+
+/**
+ * Perl that puts itself in the cgroup whose `cgroup.procs` is its first argument (when not empty)
+ * before anything else, so that nothing the command starts runs outside it; then CLOSE_FDS.
+ */
+const ENTER_CGROUP = 'my $g = shift; if ($g ne "") { open(my $c, ">", $g) or ' +
+  'die "Cannot enter the command\'s cgroup $g: $!\n"; print $c "$$\n"; ' +
+  'close($c) or die "Cannot enter the command\'s cgroup $g: $!\n" } ';
 
 /** The file `name` runs as: found, or the status and words of a shell that cannot run it. */
 export type Resolved =
@@ -105,12 +117,24 @@ export async function runCommand(
   const perl = await resolveCommand("perl", searchPath);
   if (!("path" in perl)) return unstartable(127, "perl is not on this node");
 
+  const group = await (options.cgroup ?? commandCgroup)();
   let child: Deno.ChildProcess;
   try {
-    // perl closes every descriptor above 2 the daemon inherited without close-on-exec (as a
-    // job's start does), then becomes setsid, which makes the command lead its own group.
+    // perl enters the command's cgroup, closes every descriptor above 2 the daemon inherited
+    // without close-on-exec (as a job's start does), then becomes setsid, which makes the
+    // command lead its own group.
+    const procs = group ? `${group.path}/cgroup.procs` : "";
     child = new Deno.Command(perl.path, {
-      args: ["-e", CLOSE_FDS, "--", setsid.path, "--", found.path, ...argv.slice(1)],
+      args: [
+        "-e",
+        ENTER_CGROUP + CLOSE_FDS,
+        "--",
+        procs,
+        setsid.path,
+        "--",
+        found.path,
+        ...argv.slice(1),
+      ],
       clearEnv: true,
       env: {
         ...options.env,
@@ -126,6 +150,7 @@ export async function runCommand(
       stderr: "piped",
     }).spawn();
   } catch (error) {
+    await group?.release();
     return unstartable(
       error instanceof Deno.errors.NotFound ? 127 : 126,
       `${argv[0]}: ${error instanceof Error ? error.message : String(error)}`,
@@ -144,11 +169,15 @@ export async function runCommand(
     } catch { /* a pipe that fails has ended */ }
   }));
   let timedOut = false;
+  const killAll = () => {
+    killGroup(child.pid);
+    void group?.kill();
+  };
   const cancelTimer = clock.after(options.timeoutMs, () => {
     timedOut = true;
-    killGroup(child.pid);
+    killAll();
   });
-  const abort = () => killGroup(child.pid);
+  const abort = killAll;
   options.signal?.addEventListener("abort", abort);
   if (options.signal?.aborted) abort();
   let status: Deno.CommandStatus;
@@ -159,9 +188,13 @@ export async function runCommand(
     options.signal?.removeEventListener("abort", abort);
   }
   const ended = clock.now();
-  // What the group left behind at the time limit goes too (it was killed with the group, unless
-  // it left the group).
-  if (timedOut) killGroup(child.pid);
+  // What the command left behind at the time limit (or as the daemon stops) goes too; after an
+  // end of its own, what it left running (a service it started) stays, out of its cgroup.
+  if (timedOut || options.signal?.aborted) {
+    killGroup(child.pid);
+    await group?.kill();
+  }
+  await group?.release();
   let stopLinger = () => {};
   const linger = new Promise<void>((resolve) => {
     stopLinger = clock.after(options.afterEndMs ?? AFTER_END_MS, resolve);

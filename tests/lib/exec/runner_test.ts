@@ -3,6 +3,20 @@ import assert from "node:assert/strict";
 import { systemClock } from "../../../lib/base/clock.ts";
 import { resolveCommand, runCommand } from "../../../lib/exec/runner.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
+import { ownCgroupDir } from "../../../lib/exec/cgroup.ts";
+
+const ROOT = Deno.uid() === 0;
+
+/** The cgroups below this process's own whose names start with `prefix`. */
+async function cgroupsNamed(prefix: string): Promise<string[]> {
+  const dir = await ownCgroupDir();
+  const names: string[] = [];
+  if (dir === undefined) return names;
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isDirectory && entry.name.startsWith(prefix)) names.push(entry.name);
+  }
+  return names.sort();
+}
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const run = (argv: string[], options: Partial<Parameters<typeof runCommand>[1]> = {}) =>
@@ -89,6 +103,88 @@ Deno.test("runner: at the time limit the whole process group is killed", async (
   assert.ok(result.ms >= 700);
   // The background sleep was in the group: it is gone too.
   await retryUntil(async () => !await alive(Number(child)), 3000, { what: `pid ${child} to end` });
+});
+
+Deno.test({
+  name: "runner: at the time limit what left the group goes too (its cgroup); its cgroup goes",
+  ignore: !ROOT || !await ownCgroupDir(),
+  fn: async () => {
+    const groups = async () => await cgroupsNamed(`om-exec-${Deno.pid}-`);
+    const before = await groups();
+    // A session of its own (setsid) and a daemon's double fork, both out of the process group.
+    const result = await run(
+      [
+        "sh",
+        "-c",
+        "setsid sleep 61 </dev/null >/dev/null 2>&1 & echo $!; " +
+        "(sh -c 'sleep 62 </dev/null >/dev/null 2>&1 & echo $!' &) ; sleep 0.2; sleep 60",
+      ],
+      { timeoutMs: 700 },
+    );
+    assert.deepEqual(result.outcome, { kind: "timeout", afterMs: 700 });
+    const pids = text(result.stdout).trim().split("\n").map(Number);
+    assert.equal(pids.length, 2, text(result.stdout));
+    for (const pid of pids) {
+      await retryUntil(async () => !await alive(pid), 3000, { what: `pid ${pid} to end` });
+    }
+    assert.deepEqual(await groups(), before, "the command's cgroup is removed");
+  },
+});
+
+Deno.test({
+  name: "runner: what a command leaves running on purpose stays, out of its cgroup",
+  ignore: !ROOT || !await ownCgroupDir(),
+  fn: async () => {
+    const result = await run(["sh", "-c", "setsid sleep 63 </dev/null >/dev/null 2>&1 & echo $!"]);
+    assert.deepEqual(result.outcome, { kind: "exited", code: 0 });
+    const pid = Number(text(result.stdout).trim());
+    try {
+      assert.ok(await alive(pid), "the service it started runs on");
+      // It is back in the daemon's group, and the command's group is gone.
+      const own = (await Deno.readTextFile("/proc/self/cgroup")).split("\n").find((l) =>
+        l.startsWith("0::")
+      );
+      const its = (await Deno.readTextFile(`/proc/${pid}/cgroup`)).split("\n").find((l) =>
+        l.startsWith("0::")
+      );
+      assert.equal(its, own);
+      assert.deepEqual(await cgroupsNamed(`om-exec-${Deno.pid}-`), []);
+    } finally {
+      Deno.kill(pid, "SIGKILL");
+    }
+  },
+});
+
+Deno.test("runner: without a cgroup the process group alone is killed at the time limit", async () => {
+  const result = await run(["sh", "-c", "sleep 60 & echo $!; sleep 60"], {
+    timeoutMs: 500,
+    cgroup: () => Promise.resolve(undefined),
+  });
+  assert.deepEqual(result.outcome, { kind: "timeout", afterMs: 500 });
+  const child = Number(text(result.stdout).trim());
+  await retryUntil(async () => !await alive(child), 3000, { what: `pid ${child} to end` });
+});
+
+Deno.test("runner: a cgroup the command cannot enter: it does not start, and says why", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const result = await run(["sh", "-c", "echo ran"], {
+      cgroup: () =>
+        Promise.resolve({
+          path: `${dir}/missing`,
+          kill: () => Promise.resolve(),
+          release: () => Promise.resolve(),
+        }),
+    });
+    assert.equal(text(result.stdout), "");
+    assert.match(
+      text(result.stderr),
+      /^Cannot enter the command's cgroup .*missing\/cgroup.procs: /,
+    );
+    assert.notEqual(result.outcome.kind === "exited" && result.outcome.code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("runner: output past the limit is dropped and counted; the pipes are drained", async () => {
