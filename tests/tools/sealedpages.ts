@@ -96,6 +96,7 @@ export async function openAnswers(
 ): Promise<{ answers: number[]; ended: boolean }> {
   const keys = await derivePageKeys(link.secret, link.token);
   const opener = new RecordOpener(keys.targetToSource);
+  bytes = bytes.slice(); // records open in place
   const answers: number[] = [];
   let at = 0;
   while (!opener.ended && at + RECORD_HEADER_SIZE <= bytes.length) {

@@ -84,7 +84,8 @@ function records(key: Uint8Array, texts: string[]): Uint8Array[] {
 }
 
 /** The records in `bytes`, opened with `key`: their data, and whether the end came. */
-function opened(key: Uint8Array, bytes: Uint8Array) {
+function opened(key: Uint8Array, sealed: Uint8Array) {
+  const bytes = sealed.slice(); // records open in place
   const opener = new RecordOpener(key);
   const data: Uint8Array[] = [];
   let empty = 0;

@@ -31,7 +31,11 @@ const SECRET = toHex(Uint8Array.from({ length: 32 }, (_, i) => i));
 const TOKEN = "ab".repeat(32);
 
 /** A record's length field and its box. */
-const split = (record: Uint8Array) => [record.subarray(0, 4), record.subarray(4)] as const;
+/** A record's length field and box, in a copy (a record opens in place). */
+const split = (record: Uint8Array) => {
+  const copy = record.slice();
+  return [copy.subarray(0, 4), copy.subarray(4)] as const;
+};
 
 async function keys() {
   return await derivePageKeys(SECRET, TOKEN);
