@@ -5,7 +5,8 @@
  * `mig.file` chunk, lib/migration/files.ts) and 64 KiB frames, beside a plain copy of the same
  * bytes (the floor: the least any handling of a frame costs) and sealing alone (one side's share
  * of the work); for comparison, what node:crypto offers besides WebCrypto (AES-256-GCM and
- * ChaCha20-Poly1305). Each figure is the median of `--rounds` rounds, the ways interleaved in a
+ * ChaCha20-Poly1305), and the page link's ChaCha20-Poly1305 in place (lib/migration/chacha.ts),
+ * OpenSSL's through FFI and node:crypto's. Each figure is the median of `--rounds` rounds, the ways interleaved in a
  * rotating order; each round moves `--mb` MiB through each way.
  *
  *   deno run -A bench/seal.ts [--rounds 7] [--mb 256]
@@ -20,6 +21,7 @@ import {
 import { parseArgs } from "node:util";
 import { deriveSeal, sealIv } from "../lib/channel/seal.ts";
 import { importKey } from "../lib/base/key.ts";
+import { nodeChaCha, openSslChaCha } from "../lib/migration/chacha.ts";
 import { benchMain, machine, median, ratio, renderTable, saveResults } from "./report.ts";
 
 interface SealBenchOptions {
@@ -98,6 +100,17 @@ async function makeWays(): Promise<Map<string, Way>> {
       opener.setAuthTag(tag);
       for (const part of sealed) opener.update(part);
       opener.final();
+    });
+  }
+  // The page link's records (lib/migration/chacha.ts): sealed and opened in place, by OpenSSL
+  // through FFI and by node:crypto, as pageseal.ts does with whichever this node has.
+  const nonce = new Uint8Array(12);
+  const tag = new Uint8Array(16);
+  for (const impl of [openSslChaCha(), nodeChaCha]) {
+    if (!impl) continue;
+    ways.set(`seal+open in place, page link ChaCha20-Poly1305 (${impl.name})`, (frame) => {
+      impl.seal(raw, nonce, HEADER, frame, tag);
+      if (!impl.open(raw, nonce, HEADER, frame, tag)) throw new Error("a record did not open");
     });
   }
   return ways;
