@@ -11,6 +11,7 @@ import { planLab } from "../../lib/lab/plan.ts";
 import { type Lab, nodeRoot } from "../../lib/lab/record.ts";
 import { execInNode } from "../../lib/lab/exec.ts";
 import { retryUntil } from "../../lib/base/retry.ts";
+import { listNodeInfo } from "../../lib/state/nodestate.ts";
 import { omCommand } from "../../lib/base/selfexec.ts";
 import { ROOT, runIn, startAll, withLab } from "../tools/labkit.ts";
 
@@ -111,13 +112,17 @@ async function mosctl(lab: Lab, index: number, ...args: string[]) {
 /** Starts the daemons (with CRIU) and waits for their maps to agree and their figures. */
 async function startCluster(lab: Lab, nodes = NODES): Promise<void> {
   await startAll(lab, [], { OM_CRIU: criu! });
+  // Every node at the reference speed: a busy task is 100 load units whatever this machine's
+  // clock, so the balancer's margins are the same on a faster machine (where a busy task would
+  // weigh less than its margins).
+  for (let index = 1; index <= nodes; index++) await mosctl(lab, index, "setspeed", "10000");
   await retryUntil(
     async () => {
-      const status = await runIn(lab, 1, omCommand(["mosctl", "status"]));
-      return new RegExp(`${nodes} up`).test(status.out);
+      const seen = await listNodeInfo(`${nodeRoot(lab, 1)}/nodes`);
+      return seen.filter((n) => n.status === "up" && n.speed === 10000).length === nodes;
     },
     10_000,
-    { what: "every node's figures on node 1" },
+    { what: "every node's figures, at the reference speed, on node 1" },
   );
 }
 
@@ -204,7 +209,14 @@ Deno.test({
         assert.deepEqual(counts(await homeJobs(lab)), [8, 0, 0, 0]);
         // Node 3 goes quiet: it stops publishing its load, so the others no longer choose it.
         await mosctl(lab, 3, "quiet");
-        await new Promise((resolve) => setTimeout(resolve, 4000));
+        await retryUntil(
+          async () =>
+            (await listNodeInfo(`${nodeRoot(lab, 1)}/nodes`)).find((n) => n.id === 3)?.status ===
+              "down",
+          10_000,
+          { what: "node 1 to see quiet node 3 down" },
+        );
+        await new Promise((resolve) => setTimeout(resolve, 2000));
         assert.deepEqual(counts(await homeJobs(lab)), [8, 0, 0, 0], "lstay keeps them home");
         // nolstay: they spread again, but only to node 4: node 2 still blocks, node 3 is quiet.
         await mosctl(lab, 1, "nolstay");

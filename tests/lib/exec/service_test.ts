@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { systemClock } from "../../../lib/base/clock.ts";
 import { jsonBytes } from "../../../lib/base/json.ts";
 import { createLogger } from "../../../lib/base/log.ts";
+import { retryUntil } from "../../../lib/base/retry.ts";
 import { type ChannelClient, connectChannel } from "../../../lib/channel/client.ts";
 import type { Peer } from "../../../lib/channel/handshake.ts";
 import { serveChannel } from "../../../lib/channel/server.ts";
@@ -227,9 +228,17 @@ Deno.test("service: a node not in the map, one that does not know exec.run, a ti
 
 Deno.test("service: at most maxRunning commands at once; one more is refused as busy", async () => {
   await withTwoNodes({ more2: { maxRunning: 1 } }, async (ask) => {
-    const first = ask({ node: 2, argv: ["sleep", "0.5"], timeoutMs: 5000 });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.deepEqual((await ask({ node: 2, argv: ["true"], timeoutMs: 5000 })).outcome, {
+    const first = ask({ node: 2, argv: ["sleep", "2"], timeoutMs: 5000 });
+    // Once the first runs (a loaded machine may take a while to start it), one more is refused.
+    const refused = await retryUntil(
+      async () => {
+        const outcome = (await ask({ node: 2, argv: ["true"], timeoutMs: 5000 })).outcome;
+        return outcome.kind === "refused" && outcome;
+      },
+      1500,
+      { what: "a second command to be refused while the first runs" },
+    );
+    assert.deepEqual(refused, {
       kind: "refused",
       reason: 'Cannot run "true": busy, 1 commands run here now',
     });

@@ -204,12 +204,15 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
     what: "the unclaimed images to go",
   });
   // criu's page server failed (exit code 1), or, when it ended before the relay had written
-  // everything to it, the relay says the link failed first: a failed link either way.
-  assert.ok(
-    lines.some((line) =>
-      /job 77: its page server ended \((exit code 1|the page link failed: .+)\)/.test(line)
-    ),
-    lines.join("\n"),
+  // everything to it, the relay says the link failed first: a failed link either way. The line
+  // is logged once the images are gone: waited for.
+  await retryUntil(
+    () =>
+      lines.some((line) =>
+        /job 77: its page server ended \((exit code 1|the page link failed: .+)\)/.test(line)
+      ),
+    2000,
+    { what: `the failed page server logged (${lines.join(" | ")})` },
   );
   // A dump that ended well, then nothing: the restore waits until the images go with it.
   await pages("ok");
@@ -219,7 +222,11 @@ Deno.test("migration: a failed page link stops the restore held for it; unclaime
     what: "the unclaimed images to go",
   });
   assert.equal((await restores()).length, 0, "and the restore with them");
-  assert.ok(lines.some((line) => /job 77: its page server ended \(exit code 0\)/.test(line)));
+  await retryUntil(
+    () => lines.some((line) => /job 77: its page server ended \(exit code 0\)/.test(line)),
+    2000,
+    { what: "the page server's end logged" },
+  );
   // A link that broke, then mig.begin: it fails, and takes the images with it at once.
   await pages("cut again");
   await retryUntil(async () => (await restores()).length === 0, 2000, {
