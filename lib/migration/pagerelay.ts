@@ -34,6 +34,7 @@ import {
   RecordSealer,
 } from "./pageseal.ts";
 import { SEAL_TAG_SIZE, SealError } from "../channel/seal.ts";
+import { chacha } from "./chacha.ts";
 import { TimeoutError, withTimeout } from "../base/time.ts";
 
 /**
@@ -100,6 +101,8 @@ export function relayPages(plain: Deno.Conn, sealed: Deno.Conn, options: RelayOp
   const silenceMs = options.silenceMs ?? PAGE_LINK_SILENCE_MS;
   // Several heartbeats within the silence, however short a test makes it.
   const heartbeatMs = options.heartbeatMs ?? Math.min(HEARTBEAT_MS, silenceMs / 4);
+  // The cipher is loaded now, as the link is made, not at the first record: that is frozen time.
+  chacha();
   const sealer = new RecordSealer(options.send);
   const opener = new RecordOpener(options.receive);
   const { peer, local } = options;
@@ -146,7 +149,7 @@ export function relayPages(plain: Deno.Conn, sealed: Deno.Conn, options: RelayOp
   };
 
   // What comes from the link is read into one buffer, record after record: a record is opened
-  // (its plaintext a buffer of its own) before the next is read.
+  // in place and its plaintext written to the local end before the next is read.
   const incoming = new Uint8Array(RECORD_HEADER_SIZE + RECORD_MAX_LENGTH);
   /**
    * Exactly `n` bytes of the link, in `incoming` from `at`; null at its end when none came and

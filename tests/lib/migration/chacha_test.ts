@@ -2,16 +2,23 @@
  * ChaCha20-Poly1305 in place (lib/migration/chacha.ts): OpenSSL's through FFI and node:crypto's
  * make the same bytes (RFC 8439's test vector, and each opens what the other sealed, in views at
  * odd offsets of larger buffers as the page link uses them); a flipped bit of the text, the tag
- * or the AAD, or another nonce, does not open, and leaves no plaintext behind.
+ * or the AAD, or another nonce, does not open, and leaves no plaintext behind. libcrypto comes
+ * only from a system directory only root may change, without its openssl.cnf, and only after a
+ * self-test.
  */
 import assert from "node:assert/strict";
 import {
   type ChaCha,
   chacha,
+  findLibcrypto,
   LIBCRYPTO,
+  libcryptoDirs,
   nodeChaCha,
   openSslChaCha,
+  selfTest,
 } from "../../../lib/migration/chacha.ts";
+
+const ROOT = Deno.uid() === 0;
 
 const hex = (text: string) =>
   Uint8Array.from(text.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
@@ -120,4 +127,88 @@ Deno.test("chacha: wrong sizes of key, nonce or tag are refused before anything"
 
 Deno.test("chacha: a library that does not load gives no OpenSSL, and node:crypto serves", () => {
   assert.equal(openSslChaCha("/nonexistent/libcrypto.so.3"), undefined);
+});
+
+Deno.test("chacha: libcrypto is taken only from a directory and a file that only root may change", async () => {
+  const found = findLibcrypto();
+  assert.ok(found?.startsWith("/"), `an absolute path: ${found}`);
+  const dir = await Deno.makeTempDir();
+  try {
+    const lib = `${dir}/${LIBCRYPTO}`;
+    await Deno.writeFile(lib, new Uint8Array(16));
+    await Deno.chmod(dir, 0o755);
+    await Deno.chmod(lib, 0o644);
+    if (ROOT) assert.equal(findLibcrypto([dir]), lib, "root's, 0644 in a 0755 directory");
+    // Not a library: it does not load, and node:crypto serves.
+    assert.equal(openSslChaCha(lib), undefined);
+    await Deno.chmod(lib, 0o664);
+    assert.equal(findLibcrypto([dir]), undefined, "a group-writable library");
+    await Deno.chmod(lib, 0o644);
+    await Deno.chmod(dir, 0o777);
+    assert.equal(findLibcrypto([dir]), undefined, "a directory others may write");
+    await Deno.chmod(dir, 0o755);
+    if (ROOT) {
+      await Deno.chown(lib, 65534, 65534);
+      assert.equal(findLibcrypto([dir]), undefined, "another user's library");
+    }
+    // Later directories are looked in when the first has none.
+    assert.equal(findLibcrypto(["/nonexistent", ...libcryptoDirs()]), found);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("chacha: the self-test refuses a cipher that seals wrong or opens a forged tag", () => {
+  assert.ok(selfTest(nodeChaCha));
+  if (openssl) assert.ok(selfTest(openssl));
+  const wrong: ChaCha = {
+    ...nodeChaCha,
+    seal: (key, nonce, aad, text, tag) => {
+      nodeChaCha.seal(key, nonce, aad, text, tag);
+      text[0] ^= 1;
+    },
+  };
+  assert.equal(selfTest(wrong), false);
+  const credulous: ChaCha = {
+    ...nodeChaCha,
+    open: (key, nonce, aad, text, tag) => {
+      nodeChaCha.open(key, nonce, aad, text, tag);
+      return true;
+    },
+  };
+  assert.equal(selfTest(credulous), false);
+});
+
+Deno.test({
+  name: "chacha: an openssl.cnf that offers no ChaCha20-Poly1305 (as FIPS mode) is not read",
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      // Only the base provider: ChaCha20-Poly1305 would not be there if the file were read.
+      await Deno.writeTextFile(
+        `${dir}/base-only.cnf`,
+        "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n" +
+          "[provider_sect]\nbase = base_sect\n[base_sect]\nactivate = 1\n",
+      );
+      const script = `${dir}/which.ts`;
+      await Deno.writeTextFile(
+        script,
+        `import { chacha } from ${
+          JSON.stringify(new URL("../../../lib/migration/chacha.ts", import.meta.url).href)
+        };\n` +
+          "console.log(chacha().name);\n",
+      );
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", script],
+        env: { OPENSSL_CONF: `${dir}/base-only.cnf` },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder();
+      assert.equal(out.code, 0, text.decode(out.stderr));
+      assert.equal(text.decode(out.stdout).trim(), "openssl");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
