@@ -44,9 +44,9 @@ export interface RunOptions {
  * Perl that puts itself in the cgroup whose `cgroup.procs` is its first argument (when not empty)
  * before anything else, so that nothing the command starts runs outside it; then CLOSE_FDS.
  */
-const ENTER_CGROUP = 'my $g = shift; if ($g ne "") { open(my $c, ">", $g) or ' +
-  'die "Cannot enter the command\'s cgroup $g: $!\n"; print $c "$$\n"; ' +
-  'close($c) or die "Cannot enter the command\'s cgroup $g: $!\n" } ';
+const ENTER_CGROUP = 'my $g = shift; if ($g ne "") { my $e = "Cannot enter the command\'s ' +
+  'cgroup $g"; sysopen(my $c, $g, 1) or die "$e: $!\n"; ' + // 1: O_WRONLY, never O_CREAT
+  'defined(syswrite($c, "$$\n")) or die "$e: $!\n"; close($c) } ';
 
 /** The file `name` runs as: found, or the status and words of a shell that cannot run it. */
 export type Resolved =
@@ -193,8 +193,9 @@ export async function runCommand(
   if (timedOut || options.signal?.aborted) {
     killGroup(child.pid);
     await group?.kill();
+  } else {
+    await group?.release();
   }
-  await group?.release();
   let stopLinger = () => {};
   const linger = new Promise<void>((resolve) => {
     stopLinger = clock.after(options.afterEndMs ?? AFTER_END_MS, resolve);

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { systemClock } from "../../../lib/base/clock.ts";
 import { resolveCommand, runCommand } from "../../../lib/exec/runner.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
-import { ownCgroupDir } from "../../../lib/exec/cgroup.ts";
+import { commandCgroup, ownCgroupDir, sweepStale } from "../../../lib/exec/cgroup.ts";
+import { readProcess } from "../../../lib/base/procs.ts";
 
 const ROOT = Deno.uid() === 0;
 
@@ -153,6 +154,100 @@ Deno.test({
       Deno.kill(pid, "SIGKILL");
     }
   },
+});
+
+/** The unified hierarchy's mount point (this process's group directory less its path). */
+async function cgroupMount(): Promise<string> {
+  const dir = (await ownCgroupDir())!;
+  const own = (await Deno.readTextFile("/proc/self/cgroup")).split("\n").find((l) =>
+    l.startsWith("0::")
+  )!.slice(3);
+  return own === "/" ? dir : dir.slice(0, dir.length - own.length);
+}
+
+/** sh that makes a group below its own, enters it, and starts a sleep in its own session. */
+const nested = (mount: string, sleep: string) =>
+  `d=${mount}$(sed -n 's/^0:://p' /proc/self/cgroup); mkdir "$d/inner" && ` +
+  `echo $$ > "$d/inner/cgroup.procs" || exit 9; setsid sleep ${sleep} </dev/null >/dev/null 2>&1 & ` +
+  "echo $!";
+
+Deno.test({
+  name:
+    "runner: groups a command made below its own: removed at once, what they hold kept or killed",
+  ignore: !ROOT || !await ownCgroupDir(),
+  fn: async () => {
+    const mount = await cgroupMount();
+    const started = Date.now();
+    const ended = await run(["sh", "-c", nested(mount, "65")]);
+    assert.deepEqual(ended.outcome, { kind: "exited", code: 0 }, text(ended.stderr));
+    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+    const kept = Number(text(ended.stdout).trim());
+    try {
+      assert.ok(await alive(kept), "what it left running on purpose runs on");
+      assert.deepEqual(await cgroupsNamed(`om-exec-${Deno.pid}-`), []);
+    } finally {
+      Deno.kill(kept, "SIGKILL");
+    }
+    const limited = await run(["sh", "-c", `${nested(mount, "66")}; sleep 60`], {
+      timeoutMs: 500,
+    });
+    assert.deepEqual(limited.outcome, { kind: "timeout", afterMs: 500 });
+    const killed = Number(text(limited.stdout).trim());
+    await retryUntil(async () => !await alive(killed), 3000, { what: `pid ${killed} to end` });
+    assert.deepEqual(await cgroupsNamed(`om-exec-${Deno.pid}-`), []);
+  },
+});
+
+Deno.test({
+  name: "runner: a dead daemon's groups are killed and removed; a live one's are not",
+  ignore: !ROOT || !await ownCgroupDir(),
+  fn: async () => {
+    const parent = (await ownCgroupDir())!;
+    const own = await readProcess("/proc", Deno.pid);
+    // A PID no process has (above the kernel's pid_max), and this process with its start time.
+    const dead = `${parent === "/" ? "" : parent}/om-exec-4194304-1-1`;
+    const live = `${parent === "/" ? "" : parent}/om-exec-${Deno.pid}-${own!.startTime}-999`;
+    await Deno.mkdir(dead);
+    await Deno.mkdir(live);
+    const sleeper = new Deno.Command("sh", {
+      args: ["-c", `echo $$ > ${dead}/cgroup.procs && exec sleep 67`],
+    }).spawn();
+    try {
+      await retryUntil(
+        async () => (await Deno.readTextFile(`${dead}/cgroup.procs`)).trim() !== "",
+        3000,
+      );
+      await sweepStale(parent);
+      assert.equal((await sleeper.status).signal, "SIGKILL", "what the dead daemon left is killed");
+      await assert.rejects(Deno.stat(dead), Deno.errors.NotFound);
+      assert.ok(await Deno.stat(live), "a live daemon's group stays");
+    } finally {
+      try {
+        sleeper.kill("SIGKILL");
+      } catch { /* gone */ }
+      await Deno.remove(live).catch(() => {});
+      await Deno.remove(dead).catch(() => {});
+    }
+  },
+});
+
+Deno.test("runner: a directory that is not a cgroup is none: the process group alone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A /proc/self whose unified hierarchy is a plain directory.
+    await Deno.mkdir(`${dir}/self`);
+    await Deno.mkdir(`${dir}/cg`);
+    await Deno.writeTextFile(`${dir}/self/cgroup`, "0::/\n");
+    await Deno.writeTextFile(
+      `${dir}/self/mountinfo`,
+      `40 30 0:35 / ${dir}/cg rw,nosuid - cgroup2 cgroup2 rw\n`,
+    );
+    assert.equal(await ownCgroupDir({ self: `${dir}/self` }), `${dir}/cg`);
+    assert.equal(await commandCgroup({ self: `${dir}/self` }), undefined);
+    assert.deepEqual([...Deno.readDirSync(`${dir}/cg`)], [], "nothing left in it");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("runner: without a cgroup the process group alone is killed at the time limit", async () => {
