@@ -157,7 +157,8 @@ async function balance(
   const placement = jsonOf<JobPlacement>(reply);
   const { from, to, here, there = 0 } = placement;
   if (to === undefined) {
-    ctx.out(`balance: no node is better than node ${from} for job ${id}; it stays\n`);
+    const at = here === null || here === undefined ? "" : ` (load ${perCpu(here)} per CPU there)`;
+    ctx.out(`balance: no node is better than node ${from}${at} for job ${id}; it stays\n`);
     return undefined;
   }
   const where = from === self ? "here" : `on node ${from}`;

@@ -245,7 +245,11 @@ export class Balancer {
       rss: (history?.known ? this.#rss.get(id) : undefined) ?? measured?.rss ?? 0,
       since: job.movedAt,
     }, { from: job.node, exclude: view.exclude });
-    if (!placement) return { from: job.node };
+    if (!placement) {
+      // It stays: the load it stays at, as the balancer sees it, for whoever asks why.
+      const from = view.nodes.find((n) => n.id === job.node);
+      return { from: job.node, here: from ? from.load / Math.max(1, from.cpus) : null };
+    }
     return {
       from: job.node,
       to: placement.to,

@@ -767,14 +767,19 @@ Deno.test({
         });
       const hogs = [hog(2), hog(1)];
       try {
-        // Node 1 sees node 2 and itself busy, node 3 idle.
+        // Node 1 sees node 2 and itself busy, node 3 idle, for long enough: the balancer takes
+        // its own node's load as the lower of its last two figures (lib/balance/balancer.ts), so
+        // one busy figure after an idle one is not yet busy to it.
         let seen = "";
+        let since: number | undefined;
         await retryUntil(
           async () => {
             const nodes = await listNodeInfo(`${nodeRoot(lab, 1)}/nodes`);
             seen = nodes.map((n) => `${n.id}:${n.status}:${n.load}/${n.cpus}`).join(" ");
             const load = (id: number) => nodes.find((n) => n.id === id && n.status === "up")?.load;
-            return (load(1) ?? 0) >= 80 && (load(2) ?? 0) >= 80 && (load(3) ?? 1000) < 20;
+            const busy = (load(1) ?? 0) >= 80 && (load(2) ?? 0) >= 80 && (load(3) ?? 1000) < 20;
+            since = busy ? since ?? Date.now() : undefined;
+            return since !== undefined && Date.now() - since >= 2500;
           },
           20_000,
           { what: "node 1 to see nodes 1 and 2 busy, node 3 idle" },

@@ -131,7 +131,7 @@ Deno.test("place: a target must beat the job's node by the margin, with the job"
       }).place(41);
     // Node 2 at 60: less than node 1 would have without the job (100), but with it, 160, plus
     // half the job (50), is not less than 200.
-    assert.deepEqual(await place(60), { from: 1 });
+    assert.deepEqual(await place(60), { from: 1, here: 200 });
     assert.deepEqual(await place(49), { from: 1, to: 2, reason: "load", here: 200, there: 149 });
   } finally {
     job.kill("SIGKILL");
@@ -222,13 +222,17 @@ Deno.test("om migrate PID balance: skips a blocked node, keeps the margin, says 
     const close = await balance([{ info: figures(1, 200) }, { info: figures(2, 60) }]);
     assert.deepEqual(close, {
       code: 0,
-      out: `balance: no node is better than node 1 for job ${id}; it stays\n`,
+      out: `balance: no node is better than node 1 (load 2.00 per CPU there) for job ${id}; ` +
+        "it stays\n",
       err: "",
     });
     assert.deepEqual(asked, [3], "no move asked");
     // Only the blocked node would do: it stays.
     const only = await balance([{ info: figures(1, 300) }, { info: figures(2, 0), block: true }]);
-    assert.equal(only.out, `balance: no node is better than node 1 for job ${id}; it stays\n`);
+    assert.equal(
+      only.out,
+      `balance: no node is better than node 1 (load 3.00 per CPU there) for job ${id}; it stays\n`,
+    );
     assert.deepEqual(asked, [3], "no move asked");
   } finally {
     await server.close();
