@@ -219,10 +219,8 @@ export async function runJob(options: RunOptions, ctx: Context): Promise<number>
       // user is told, rather than left with a job no terminal reaches.
       const killed = await output.request("job.signal", jsonBytes({ id, signal: "SIGKILL" }))
         .then(() => "it was killed", (error) => `and it could not be killed: ${error.message}`);
-      ctx.err(
-        `om run: Cannot follow job ${id}: ${localFailure(failed.reason, settings.root)}; ${killed}
-`,
-      );
+      const why = localFailure(failed.reason, settings.root);
+      ctx.err(`om run: Cannot follow job ${id}: ${why}; ${killed}\n`);
       return 125;
     }
     const [input, control] = clients.slice(1);
