@@ -20,8 +20,8 @@
  * Both ends seal and open on the daemon's own thread, in place (no copy per record): a record of
  * 1 MiB holds it for about a third of a millisecond with OpenSSL's cipher (lib/migration/chacha.ts;
  * about a millisecond with node:crypto's), and the kernel's socket buffers keep criu, the network
- * and the page receiver busy meanwhile. That is most of what the seal adds to a migration's frozen time
- * (PROTOCOL.md §11.1, "What it costs").
+ * and the page receiver busy meanwhile. What the link adds to a migration's frozen time is now
+ * mostly its copies through the sockets (PROTOCOL.md §11.1, "What it costs").
  */
 import {
   RECORD_DATA_MAX,
