@@ -30,9 +30,13 @@ says how to fix each miss:
   pre-copy     dirty-memory tracking (criu check --feature mem_dirty_track): a job's memory is
                copied while it runs, so it is frozen only for the last of it
   userfaultfd  criu check --feature uffd (CRIU's lazy, post-copy restores)
+  page-cipher  OpenSSL's libcrypto.so.3 seals moved jobs' pages (without it node:crypto does,
+               about 3 times slower, and jobs stay frozen longer)
   tools        perl, unshare and setsid, which every job starts with
   state-tree   the state tree is on tmpfs (a moved job's images land there)
   cgroups      for om lab: cgroup v1 cpu, cpuacct, memory; in a lab node, the node's groups
+  exec-cgroup  cgroup v2 for the daemon: om exec runs each command in a group of its own, and
+               its time limit kills all it started
 A FAIL is something om needs; a warn is optional, or could not be checked (run om doctor as
 root: criu check and other processes' descriptors need it). Exits 0 only when nothing failed.`,
   options: [
