@@ -26,6 +26,7 @@ import type { Handler } from "../channel/server.ts";
 import { sessionUid } from "../jobs/localauth.ts";
 import { refusal } from "./allow.ts";
 import { runCommand } from "./runner.ts";
+import { type CommandCgroup, commandCgroup } from "./cgroup.ts";
 import {
   type ExecResult,
   notRun,
@@ -68,6 +69,8 @@ export interface ExecServiceOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Default MAX_RUNNING. */
   readonly maxRunning?: number;
+  /** Makes a command's cgroup; default commandCgroup (lib/exec/cgroup.ts). */
+  readonly cgroup?: () => Promise<CommandCgroup | undefined>;
 }
 
 /** The argv as the log shows it: JSON, cut to 300 characters with the whole one's digest. */
@@ -84,6 +87,8 @@ export class ExecService {
   readonly #options: ExecServiceOptions;
   #allow: readonly string[];
   #running = 0;
+  /** Whether the log said once that commands run without a cgroup here. */
+  #uncontainedSaid = false;
   readonly #stop = new AbortController();
 
   constructor(options: ExecServiceOptions) {
@@ -241,6 +246,19 @@ export class ExecService {
         clock,
         env: this.#options.env,
         signal: this.#stop.signal,
+        cgroup: async () => {
+          const group = await (this.#options.cgroup ?? commandCgroup)();
+          if (!group && !this.#uncontainedSaid) {
+            this.#uncontainedSaid = true;
+            logger.warn(
+              "exec: commands run here without a cgroup of their own (no cgroup v2 for this " +
+                "daemon, or it may not make a group): at a time limit only a command's process " +
+                "group is killed, and what made a session of its own survives (om doctor: " +
+                "exec-cgroup)",
+            );
+          }
+          return group;
+        },
       });
       logger.info(
         "exec: {argv} asked by {who} ended: {outcome} (status {status}) after {ms} ms, " +

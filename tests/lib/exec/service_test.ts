@@ -245,6 +245,23 @@ Deno.test("service: at most maxRunning commands at once; one more is refused as 
   });
 });
 
+Deno.test("service: commands run without a cgroup are said once in the log", async () => {
+  await withTwoNodes(
+    { more2: { cgroup: () => Promise.resolve(undefined) } },
+    async (ask, logs) => {
+      for (let i = 0; i < 2; i++) {
+        assert.deepEqual((await ask({ node: 2, argv: ["true"], timeoutMs: 5000 })).outcome, {
+          kind: "exited",
+          code: 0,
+        });
+      }
+      const said = logs.two.filter((line) => /without a cgroup of their own/.test(line));
+      assert.equal(said.length, 1, logs.two.join("\n"));
+      assert.match(said[0], /^warning: .*what made a session of its own survives/);
+    },
+  );
+});
+
 Deno.test("service: a new exec_allow applies at once (SIGHUP)", async () => {
   await withTwoNodes({ allow1: [] }, async (ask) => {
     assert.equal((await ask({ node: 1, argv: ["true"], timeoutMs: 5000 })).outcome.kind, "refused");
