@@ -37,7 +37,7 @@ between the interfaces' networks (with loop prevention). With -m only the first 
 
 Signals: SIGUSR1 or SIGUSR2 toggle full debug output (under 'deno run', SIGUSR1 also starts
 Deno's inspector on 127.0.0.1:9229; the compiled om has no such hook, so prefer SIGUSR2 there);
-SIGHUP re-reads the configuration (intervals, debug, exec_allow); SIGTERM or SIGINT send a leave, remove the
+SIGHUP re-reads the configuration (intervals, debug, exec_allow, root_guests); SIGTERM or SIGINT send a leave, remove the
 pid file and exit. Without -n the daemon detaches and logs to syslog (/dev/log, or
 $OM_ROOT/omdiscd.log where there is no syslog).
 
@@ -48,6 +48,10 @@ nodes on TCP port 20302 (PROTOCOL.md §8, §10).
 om exec runs commands on the nodes for root (PROTOCOL.md §13): each node runs only the commands
 its own exec_allow lets it (--exec-allow, OM_EXEC_ALLOW; none by default), and only with a
 cluster key; it logs every command it runs or refuses, with who asked from where.
+
+With --no-root-guests (root_guests = no, OM_ROOT_GUESTS=no) no job of root's comes here from
+another node (its own root jobs come home): with exec_allow empty too, a holder of the cluster key
+is not root here by the key alone (PROTOCOL.md §9.1).
 
 With --http ADDR:PORT (http, OM_HTTP; off by default) it serves the cluster's live status page
 and its read-only JSON API there (PROTOCOL.md §14): bind it to a management address, since it
@@ -143,6 +147,11 @@ debug (OM_DEBUG).`,
       complete: "none",
     },
     {
+      name: "noRootGuests",
+      flags: ["--no-root-guests"],
+      help: "take no root jobs from other nodes (root_guests = no)",
+    },
+    {
       name: "http",
       flags: ["--http"],
       value: "ADDR:PORT",
@@ -208,6 +217,7 @@ function flagSettings(parsed: Parsed): FlagSettings {
       ? undefined
       : String(o.allow).split(",").map((s) => s.trim()).filter(Boolean),
     execAllow: o.execAllow === undefined ? undefined : execAllowFlag(String(o.execAllow)),
+    rootGuests: o.noRootGuests ? false : undefined,
     http: o.http === undefined ? undefined : httpFlag(String(o.http)),
   };
 }
@@ -364,6 +374,7 @@ export async function serve(
         infoInterval: next.infoInterval,
         debug: next.debug,
         execAllow: next.execAllow,
+        rootGuests: next.rootGuests,
       };
       logger.info("SIGHUP: configuration re-read from {file}", { file: settings.configFile });
     } catch (error) {

@@ -81,7 +81,7 @@ _om_complete() {
 # om discover, omdiscd
 _om_spec_discover() {
   case $1 in
-    flags) REPLY='-i --interface -n --nodaemon -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --alpha --debug --key --info-interval --channel-port --allow --exec-allow --http -h --help' ;;
+    flags) REPLY='-i --interface -n --nodaemon -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --alpha --debug --key --info-interval --channel-port --allow --exec-allow --no-root-guests --http -h --help' ;;
     valued) REPLY='-i --interface -m --multicast-ttl --group --port --announce-interval --expire-after --root --config --key --info-interval --channel-port --allow --exec-allow --http' ;;
     value)
       case $2 in

@@ -89,6 +89,7 @@ complete -c om -n '__om_using discover omdiscd' -l info-interval -x -d 'measure 
 complete -c om -n '__om_using discover omdiscd' -l channel-port -x -d 'TCP port of the node-to-node channel (20302)'
 complete -c om -n '__om_using discover omdiscd' -l allow -x -d 'without a key: networks that may use the channel (default: the cluster\'s own)'
 complete -c om -n '__om_using discover omdiscd' -l exec-allow -x -d 'commands om exec may run here: names, absolute paths, * for all (default none)'
+complete -c om -n '__om_using discover omdiscd' -l no-root-guests -d 'take no root jobs from other nodes (root_guests = no)'
 complete -c om -n '__om_using discover omdiscd' -l http -x -d 'serve the status page and its JSON API there (default off)'
 complete -c om -n '__om_using discover omdiscd' -s h -l help -d 'show this help'
 
@@ -110,6 +111,7 @@ complete -c omdiscd -l info-interval -x -d 'measure and publish this node\'s loa
 complete -c omdiscd -l channel-port -x -d 'TCP port of the node-to-node channel (20302)'
 complete -c omdiscd -l allow -x -d 'without a key: networks that may use the channel (default: the cluster\'s own)'
 complete -c omdiscd -l exec-allow -x -d 'commands om exec may run here: names, absolute paths, * for all (default none)'
+complete -c omdiscd -l no-root-guests -d 'take no root jobs from other nodes (root_guests = no)'
 complete -c omdiscd -l http -x -d 'serve the status page and its JSON API there (default off)'
 complete -c omdiscd -s h -l help -d 'show this help'
 

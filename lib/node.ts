@@ -75,7 +75,10 @@ export interface NodeOptions {
 export interface RunningNode {
   readonly id: number;
   readonly address: string;
-  /** Takes the settings a SIGHUP re-read that apply without a restart (intervals, exec_allow). */
+  /**
+   * Takes the settings a SIGHUP re-read that apply without a restart (intervals, exec_allow,
+   * root_guests).
+   */
   reconfigure(settings: Settings): void;
   close(): Promise<void>;
 }
@@ -250,6 +253,8 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
   });
   // The recent moves of this node's jobs, for the status page (lib/web/).
   const moves = new MoveLog({ now: () => systemClock.now() });
+  // Re-read on SIGHUP (reconfigure).
+  let rootGuests = settings.rootGuests;
   const migration: Migration = new Migration({
     nodeId: id,
     moves,
@@ -262,6 +267,7 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
     env,
     keyed: key !== undefined,
     faults: options.faults,
+    rootGuests: () => rootGuests,
   });
   migration.sweepLeftovers();
   // On an openMosix kernel the kernel balances (and there is no exchange to read).
@@ -423,6 +429,7 @@ export async function startNode(settings: Settings, options: NodeOptions): Promi
         infoInterval: next.infoInterval,
       });
       exec.setAllow(next.execAllow);
+      rootGuests = next.rootGuests;
     },
     async close() {
       await balancer?.stop();

@@ -41,6 +41,11 @@ export interface Settings {
    */
   execAllow: string[];
   /**
+   * Whether root's jobs from other nodes may come here (a job moved here whose user is root);
+   * false = only other users' jobs, and this node's own root jobs coming home.
+   */
+  rootGuests: boolean;
+  /**
    * Where `om discover` serves the status page and its JSON API (lib/web/); unset = no page. Bind
    * it to a management address: the page is read-only, but shows every job of the cluster.
    */
@@ -74,6 +79,7 @@ export const DEFAULTS: Readonly<Settings> = {
   channelPort: 20302,
   allow: [],
   execAllow: [],
+  rootGuests: true,
   http: undefined,
   configFile: "/etc/om/om.conf",
 };
@@ -130,6 +136,7 @@ const KEYS: readonly Key[] = [
   },
   { setting: "allow", file: "allow", env: "OM_ALLOW", kind: "list" },
   { setting: "execAllow", file: "exec_allow", env: "OM_EXEC_ALLOW", kind: "patterns" },
+  { setting: "rootGuests", file: "root_guests", env: "OM_ROOT_GUESTS", kind: "boolean" },
   { setting: "http", file: "http", env: "OM_HTTP", kind: "hostport" },
 ];
 

@@ -53,6 +53,8 @@ export interface MigrationOptions {
    * (lib/migration/keyless.ts); its moves fail with NEEDS_KEY before anything is frozen.
    */
   readonly keyed: boolean;
+  /** Whether root's jobs from other nodes may come here (root_guests); default yes. */
+  readonly rootGuests?: () => boolean;
   /** Faults a test makes this node's migrations suffer (lib/migration/faults.ts); none by default. */
   readonly faults?: MigrationFaults;
   /** Where the home enters the moves of this node's jobs (lib/migration/movelog.ts); optional. */
@@ -86,6 +88,7 @@ export class Migration {
     });
     this.#target = new Target(context, {
       env: options.env,
+      rootGuests: options.rootGuests,
       staleMs: options.staleMs,
       links: {
         blocked: options.blocked,

@@ -146,6 +146,8 @@ export interface TargetLinks {
 export interface TargetOptions {
   readonly links: TargetLinks;
   readonly env?: (name: string) => string | undefined;
+  /** Whether root's jobs from other nodes may come here (root_guests); default yes. */
+  readonly rootGuests?: () => boolean;
   /**
    * How long a job taken by mig.begin waits here for mig.restore before its images are dropped
    * (default STALE_INCOMING_MS); tests shorten it.
@@ -522,6 +524,14 @@ export class Target {
    */
   async #admit(id: number, home: number, user: JobOwner): Promise<void> {
     await this.#refuseWhenBlocked();
+    // root's jobs from elsewhere only where root_guests allows them; this node's own come home.
+    const rootGuests = this.#options.rootGuests?.() ?? true;
+    if (!rootGuests && user.uid === 0 && home !== this.#context.nodeId) {
+      throw new Error(
+        `Cannot take job ${id}: node ${this.#context.nodeId} takes no root jobs from other ` +
+          "nodes (root_guests = no)",
+      );
+    }
     // The same user here, or the job does not come (before it is frozen: mig.pages asks first).
     const here = await userNamed(user.name);
     const refused = ownerRefusal(user, { here, nodeId: this.#context.nodeId });

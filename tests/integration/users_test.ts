@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { planLab } from "../../lib/lab/plan.ts";
-import { type Lab, nodeRoot } from "../../lib/lab/record.ts";
+import { findNode, type Lab, nodeRoot } from "../../lib/lab/record.ts";
 import { execInNode } from "../../lib/lab/exec.ts";
 import { findCriu } from "../../lib/criu/preflight.ts";
 import { readJobRecords } from "../../lib/jobs/table.ts";
@@ -190,6 +190,35 @@ Deno.test({
         const expel = await request(lab, home, "node.expel", {});
         assert.match(expel.out, /Operation not permitted \(root only\)/);
         assert.ok((await Deno.stat(`/proc/${sleeper.pid}`)).isDirectory, "root's job lives");
+        // Node 2 takes no root jobs from other nodes (root_guests = no, re-read on SIGHUP): root
+        // may not send its job there, which goes on here; the user's job still moves there.
+        const node2 = findNode(lab, 2);
+        await Deno.writeTextFile(node2.config, "root_guests = no\n", { append: true });
+        const log2 = `${node2.dir}/discover.log`;
+        const reread =
+          (await Deno.readTextFile(log2)).split("SIGHUP: configuration re-read").length;
+        Deno.kill(node2.daemon!.pid, "SIGHUP");
+        await retryUntil(
+          async () =>
+            (await Deno.readTextFile(log2)).split("SIGHUP: configuration re-read").length > reread,
+          10_000,
+          { what: "node 2 to re-read its configuration" },
+        );
+        const kept = await runIn(lab, 1, omCommand(["migrate", String(sleeper.pid), "2"]));
+        assert.equal(kept.code, 1, kept.out);
+        assert.match(
+          kept.err,
+          /node 2 takes no root jobs from other nodes \(root_guests = no\); the job goes on at node 1/,
+        );
+        assert.ok((await Deno.stat(`/proc/${sleeper.pid}`)).isDirectory, "root's job lives on");
+        for (
+          const [to, node, word] of [["home", 1, "home-again"], ["2", 2, "there-again"]] as const
+        ) {
+          const moved = await runIn(lab, 1, om("migrate", String(job.pid), to));
+          assert.equal(moved.code, 0, moved.err);
+          assert.match(moved.out, new RegExp(`node \\d+ -> node ${node}: frozen`));
+          await say(word);
+        }
         // om ps: the user's own job by default (as ps does), root's with -a.
         const pids = async (...args: string[]) => {
           const ps = await runIn(lab, 1, om("ps", "--json", ...args));
@@ -250,7 +279,8 @@ Deno.test({
         await reading;
         assert.equal(
           out,
-          `s3cret\na ${UID}\nthere-user ${UID}\nhome-user ${UID}\nthere-root ${UID}\n`,
+          `s3cret\na ${UID}\nthere-user ${UID}\nhome-user ${UID}\nthere-root ${UID}\n` +
+            `home-again ${UID}\nthere-again ${UID}\n`,
           await stderr,
         );
         assert.equal(status.code, 5, await stderr);

@@ -86,6 +86,19 @@ Deno.test("config: dist/om.conf.sample names every key with its default", async 
   }
 });
 
+Deno.test("config: root_guests is yes by default; no from the file, the environment or the flag", async () => {
+  assert.equal(DEFAULTS.rootGuests, true, "root's jobs come by default, as before");
+  assert.deepEqual(parseConfigFile("root_guests = no\n", "f"), { rootGuests: false });
+  assert.throws(
+    () => parseConfigFile("root_guests = maybe\n", "f"),
+    /root_guests "maybe" is not yes or no/,
+  );
+  const fromEnv = await loadSettings({}, (n) => (n === "OM_ROOT_GUESTS" ? "no" : undefined));
+  assert.equal(fromEnv.rootGuests, false);
+  const fromFlag = await loadSettings({ rootGuests: false }, () => undefined);
+  assert.equal(fromFlag.rootGuests, false);
+});
+
 Deno.test("config: exec_allow is a list of command patterns, each checked", async () => {
   assert.deepEqual(
     parseConfigFile("exec_allow = uptime, mosctl*, /usr/local/bin/*\n", "f"),

@@ -22,6 +22,8 @@ export function targetNode(
     staleMs?: number;
     criu?: string;
     env?: Record<string, string>;
+    /** root_guests: false = root's jobs from other nodes are refused. */
+    rootGuests?: boolean;
   } = {},
 ): { migration: Migration; handlers: Map<string, Handler> } {
   const logger = createLogger(
@@ -39,6 +41,7 @@ export function targetNode(
     keyed: true,
     staleMs: options.staleMs,
     env: (name) => options.env?.[name],
+    rootGuests: options.rootGuests === undefined ? undefined : () => options.rootGuests!,
   });
   return { migration, handlers: migration.channelHandlers() };
 }
