@@ -51,6 +51,8 @@ export const GROUP_PREFIX = "om-exec-";
 
 let made = 0;
 let swept: Promise<void> | undefined;
+/** This process's start time, read once: it names every group it makes. */
+let ownStart: number | undefined;
 
 /**
  * The directory of this process's cgroup in the unified hierarchy, or undefined: none mounted,
@@ -163,7 +165,7 @@ export async function sweepStale(parent: string): Promise<void> {
 export async function commandCgroup(places: CgroupPlaces = {}): Promise<CommandCgroup | undefined> {
   const parent = await ownCgroupDir(places);
   if (parent === undefined) return undefined;
-  const start = await startTimeOf(Deno.pid);
+  const start = ownStart ??= await startTimeOf(Deno.pid);
   if (start === undefined) return undefined;
   await (swept ??= sweepStale(parent));
   let path: string | undefined;

@@ -46,26 +46,28 @@ export async function jobTree(base: string): Promise<void> {
 }
 
 /**
- * Dumps the job of {@linkcode jobTree} in `base`, started by root as om starts a user's job (its
- * own mounts and /proc) and becoming nobody, as nobody's job is dumped; returns its images dir.
+ * Starts `shell` (sh -c, its stdio on /dev/null opened inside its mount namespace: a user's job
+ * holds no file from outside it) as om starts a user's job (its own mounts and /proc), waits until
+ * it runs as nobody and `ready` holds, dumps it into `images` as nobody's job is dumped, and kills
+ * what is left of it. `shell` ends by becoming nobody (setpriv).
  */
-export async function dumpNobodyJob(binary: string, base: string): Promise<string> {
-  await jobTree(base);
-  const job = await startJob(
-    [
-      "sh",
-      "-c",
-      "exec </dev/null >/dev/null 2>&1; " +
-      `exec setpriv --reuid=65534 --regid=65534 --clear-groups perl ${base}/job.pl`,
-    ],
-    { stdout: "null", stderr: "null", cwd: "/", ownMounts: true },
-  );
-  const images = `${base}/images`;
+export async function dumpAsNobody(
+  binary: string,
+  shell: string,
+  images: string,
+  ready: () => Promise<unknown> = () => Promise.resolve(),
+): Promise<void> {
+  const job = await startJob(["sh", "-c", `exec </dev/null >/dev/null 2>&1; ${shell}`], {
+    stdout: "null",
+    stderr: "null",
+    cwd: "/",
+    ownMounts: true,
+  });
   await Deno.mkdir(images);
   try {
     const user = await retryUntil(
       async () => {
-        await Deno.stat(`${base}/work/ready`);
+        await ready();
         return parseJobUser(
           await Deno.readTextFile(`/proc/${job.pid}/status`),
           await Deno.readTextFile("/proc/self/status"),
@@ -74,17 +76,31 @@ export async function dumpNobodyJob(binary: string, base: string): Promise<strin
       5000,
       { what: "the job to be nobody's and ready", intervalMs: 10 },
     );
-    await dump({ binary, now: () => performance.now() }, {
-      pid: job.pid,
-      imagesDir: images,
-      user,
-    });
+    await dump({ binary, now: () => performance.now() }, { pid: job.pid, imagesDir: images, user });
   } finally {
     try {
       Deno.kill(job.pid, "SIGKILL");
     } catch { /* the dump ended it */ }
     await job.process.status;
   }
+}
+
+/** The start of a shell command that becomes nobody and runs what follows it. */
+export const AS_NOBODY = "exec setpriv --reuid=65534 --regid=65534 --clear-groups";
+
+/**
+ * Dumps the job of {@linkcode jobTree} in `base`, started by root as om starts a user's job (its
+ * own mounts and /proc) and becoming nobody, as nobody's job is dumped; returns its images dir.
+ */
+export async function dumpNobodyJob(binary: string, base: string): Promise<string> {
+  await jobTree(base);
+  const images = `${base}/images`;
+  await dumpAsNobody(
+    binary,
+    `${AS_NOBODY} perl ${base}/job.pl`,
+    images,
+    () => Deno.stat(`${base}/work/ready`),
+  );
   await Deno.remove(`${base}/work/ready`);
   return images;
 }

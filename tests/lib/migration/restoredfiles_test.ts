@@ -16,9 +16,7 @@ import type { CredentialRule } from "../../../lib/migration/credentials.ts";
 import { retryUntil } from "../../../lib/base/retry.ts";
 import { readProcess } from "../../../lib/base/procs.ts";
 import { criuTest } from "../../tools/criukit.ts";
-import { dump } from "../../../lib/criu/run.ts";
-import { startJob } from "../../../lib/criu/startjob.ts";
-import { parseJobUser } from "../../../lib/criu/jobuser.ts";
+import { AS_NOBODY, dumpAsNobody } from "../../tools/criujob.ts";
 import { tempDir } from "../../tools/tempdir.ts";
 import { body, NOBODY, peer, sendImages, targetNode, text } from "./targetnode.ts";
 
@@ -248,42 +246,10 @@ Deno.test(criuTest(
     const { handlers } = targetNode(`${tmp.path}/node`, { criu: binary });
     /** Dumps a job of nobody's, started by root after `setup`, and restores it as nobody's. */
     const moveAsNobody = async (id: number, setup: string) => {
-      // Root opens what `setup` says, then becomes nobody, as om starts a user's job
-      // (its own mounts and /proc); dumped as nobody's job is.
-      const job = await startJob(
-        [
-          "sh",
-          "-c",
-          // Its stdio opened again inside its mount namespace: a user's job holds no file from
-          // outside it (CRIU could not dump one).
-          `exec </dev/null >/dev/null 2>&1; ${setup}; ` +
-          "exec setpriv --reuid=65534 --regid=65534 --clear-groups sleep 60",
-        ],
-        { stdout: "null", stderr: "null", cwd: "/", ownMounts: true },
-      );
+      // Root opens what `setup` says, then becomes nobody, as om starts a user's job; dumped as
+      // nobody's job is.
       const images = `${tmp.path}/images-${id}`;
-      await Deno.mkdir(images);
-      try {
-        const user = await retryUntil(
-          async () =>
-            parseJobUser(
-              await Deno.readTextFile(`/proc/${job.pid}/status`),
-              await Deno.readTextFile("/proc/self/status"),
-            ),
-          5000,
-          { what: "the job to be nobody's", intervalMs: 10 },
-        );
-        await dump({ binary: binary!, now: () => performance.now() }, {
-          pid: job.pid,
-          imagesDir: images,
-          user,
-        });
-      } finally {
-        try {
-          Deno.kill(job.pid, "SIGKILL");
-        } catch { /* the dump ended it */ }
-        await job.process.status;
-      }
+      await dumpAsNobody(binary!, `${setup}; ${AS_NOBODY} sleep 60`, images);
       return sendImages(handlers, { id, user: NOBODY, dir: images, command: ["sleep"] });
     };
 
